@@ -1,0 +1,68 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "rounds",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "rounds", targets: ["rounds"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/vapor/vapor.git", from: "4.122.0"),
+        .package(url: "https://github.com/vapor/fluent.git", from: "4.13.0"),
+        .package(url: "https://github.com/vapor/fluent-kit.git", from: "1.57.0"),
+        .package(url: "https://github.com/vapor/fluent-sqlite-driver.git", from: "4.9.0"),
+        .package(url: "https://github.com/vapor/fluent-postgres-driver.git", from: "2.14.0"),
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/leaf.git", from: "4.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+    ],
+    targets: [
+        // Domain vocabulary: ids, clock, errors, roles. Imports nothing of ours.
+        .target(name: "RoundsCore"),
+        // Persistence: Fluent models, migrations, database set-up, audit log, demo seed.
+        .target(
+            name: "RoundsStore",
+            dependencies: [
+                "RoundsCore",
+                .product(name: "Fluent", package: "fluent"),
+                .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "FluentSQLiteDriver", package: "fluent-sqlite-driver"),
+                .product(name: "FluentPostgresDriver", package: "fluent-postgres-driver"),
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Vapor", package: "vapor"),
+            ]
+        ),
+        // HTTP: routes, auth, permissions, templates, i18n, metrics.
+        .target(
+            name: "RoundsWeb",
+            dependencies: [
+                "RoundsCore", "RoundsStore",
+                .product(name: "Vapor", package: "vapor"),
+                .product(name: "Fluent", package: "fluent"),
+                .product(name: "Leaf", package: "leaf"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            resources: [.copy("Resources")]
+        ),
+        .executableTarget(
+            name: "rounds",
+            dependencies: [
+                "RoundsCore", "RoundsStore", "RoundsWeb",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Vapor", package: "vapor"),
+            ]
+        ),
+        .testTarget(
+            name: "RoundsTests",
+            dependencies: [
+                "RoundsCore", "RoundsStore", "RoundsWeb",
+                .product(name: "VaporTesting", package: "vapor"),
+            ]
+        ),
+    ]
+)

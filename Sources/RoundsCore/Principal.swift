@@ -1,0 +1,174 @@
+/// Who is asking: a signed-in person with role assignments, or a system holding an API token.
+/// All permission decisions are made here, from data loaded by the store, so the rules can be
+/// read in one place and tested without HTTP or a database.
+public struct Principal: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case staff
+        case token
+    }
+
+    /// One role held in one department or ward.
+    public struct Assignment: Sendable, Equatable, Hashable {
+        public var role: Role
+        public var departmentID: String
+        public var hospitalID: String
+        public init(role: Role, departmentID: String, hospitalID: String) {
+            self.role = role
+            self.departmentID = departmentID
+            self.hospitalID = hospitalID
+        }
+    }
+
+    /// Where a ward sits, as far as permissions care.
+    public struct WardRef: Sendable, Equatable {
+        public var id: String
+        public var parentDepartmentID: String?
+        public var hospitalID: String
+        public init(id: String, parentDepartmentID: String?, hospitalID: String) {
+            self.id = id
+            self.parentDepartmentID = parentDepartmentID
+            self.hospitalID = hospitalID
+        }
+    }
+
+    public var kind: Kind
+    public var id: String
+    public var displayName: String
+    public var isSuperuser: Bool
+    public var assignments: [Assignment]
+    /// Scopes of an API token; nil for people.
+    public var scopes: Set<TokenScope>?
+    /// A token may be limited to one hospital; nil means the whole group.
+    public var tokenHospitalID: String?
+    public var locale: Locale
+
+    public init(kind: Kind, id: String, displayName: String, isSuperuser: Bool = false,
+                assignments: [Assignment] = [], scopes: Set<TokenScope>? = nil,
+                tokenHospitalID: String? = nil, locale: Locale = .default) {
+        self.kind = kind
+        self.id = id
+        self.displayName = displayName
+        self.isSuperuser = isSuperuser
+        self.assignments = assignments
+        self.scopes = scopes
+        self.tokenHospitalID = tokenHospitalID
+        self.locale = locale
+    }
+
+    /// For audit rows: "staff" or "token", and the id.
+    public var actorKind: String { kind == .staff ? "staff" : "token" }
+
+    public func hasScope(_ scope: TokenScope) -> Bool {
+        scopes?.contains(scope) ?? false
+    }
+
+    private func tokenCovers(hospitalID: String) -> Bool {
+        tokenHospitalID == nil || tokenHospitalID == hospitalID
+    }
+
+    // MARK: Patients
+
+    /// Oversight roles, group administrators and patient-scoped tokens see every patient of a hospital.
+    public func seesAllPatients(ofHospital hospitalID: String) -> Bool {
+        switch kind {
+        case .token:
+            return (hasScope(.patientsRead) || hasScope(.patientsWrite)) && tokenCovers(hospitalID: hospitalID)
+        case .staff:
+            return isSuperuser || assignments.contains { $0.role.seesWholeHospital && $0.hospitalID == hospitalID }
+        }
+    }
+
+    /// Clinical staff see the patients of the wards (or the wards' departments) they work in.
+    public func canViewPatients(in ward: WardRef) -> Bool {
+        if seesAllPatients(ofHospital: ward.hospitalID) { return true }
+        guard kind == .staff else { return false }
+        return assignments.contains { a in
+            a.role.isClinical && (a.departmentID == ward.id || a.departmentID == ward.parentDepartmentID)
+        }
+    }
+
+    /// Admitting, updating and discharging patients: clinical roles on the ward, or a token
+    /// with patients:write (the HIS).
+    public func canWritePatients(in ward: WardRef) -> Bool {
+        switch kind {
+        case .token:
+            return hasScope(.patientsWrite) && tokenCovers(hospitalID: ward.hospitalID)
+        case .staff:
+            if isSuperuser { return true }
+            return assignments.contains { a in
+                (a.role == .administrator && a.hospitalID == ward.hospitalID)
+                    || (a.role.isClinical && (a.departmentID == ward.id || a.departmentID == ward.parentDepartmentID))
+            }
+        }
+    }
+
+    // MARK: Organisation
+
+    public func canReadOrganisation(hospitalID: String) -> Bool {
+        switch kind {
+        case .token:
+            return (hasScope(.organisationRead) || hasScope(.organisationWrite)) && tokenCovers(hospitalID: hospitalID)
+        case .staff:
+            // Every member of staff may see the structure of the hospitals they work in.
+            return isSuperuser || assignments.contains { $0.hospitalID == hospitalID }
+        }
+    }
+
+    public func canManageOrganisation(hospitalID: String) -> Bool {
+        switch kind {
+        case .token:
+            return hasScope(.organisationWrite) && tokenCovers(hospitalID: hospitalID)
+        case .staff:
+            return isSuperuser || assignments.contains { $0.role.managesOrganisation && $0.hospitalID == hospitalID }
+        }
+    }
+
+    /// Creating hospitals and group-wide settings is for group administrators only.
+    public var canManageGroup: Bool {
+        kind == .staff && isSuperuser
+    }
+
+    public func canReadAudit(hospitalID: String?) -> Bool {
+        switch kind {
+        case .token:
+            return hasScope(.auditRead) && (hospitalID.map(tokenCovers(hospitalID:)) ?? (tokenHospitalID == nil))
+        case .staff:
+            if isSuperuser { return true }
+            guard let hospitalID else { return false }
+            return assignments.contains { $0.role.readsAudit && $0.hospitalID == hospitalID }
+        }
+    }
+
+    /// Hospitals whose audit rows this principal may browse; nil means all.
+    public var auditHospitalIDs: Set<String>? {
+        switch kind {
+        case .token:
+            guard hasScope(.auditRead) else { return [] }
+            return tokenHospitalID.map { [$0] }
+        case .staff:
+            if isSuperuser { return nil }
+            return Set(assignments.filter { $0.role.readsAudit }.map(\.hospitalID))
+        }
+    }
+
+    /// API tokens are handed out by administrators, within their own hospitals.
+    public func canManageTokens(hospitalID: String?) -> Bool {
+        guard kind == .staff else { return false }
+        if isSuperuser { return true }
+        guard let hospitalID else { return false }
+        return assignments.contains { $0.role == .administrator && $0.hospitalID == hospitalID }
+    }
+
+    public var administeredHospitalIDs: Set<String>? {
+        if isSuperuser { return nil }
+        return Set(assignments.filter { $0.role.managesOrganisation }.map(\.hospitalID))
+    }
+
+    public var isAdministrator: Bool {
+        kind == .staff && (isSuperuser || assignments.contains { $0.role.managesOrganisation })
+    }
+
+    public var isAuditor: Bool {
+        kind == .staff && (isSuperuser || assignments.contains { $0.role.readsAudit })
+    }
+}

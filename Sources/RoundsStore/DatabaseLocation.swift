@@ -1,0 +1,45 @@
+import Fluent
+import FluentPostgresDriver
+import FluentSQLiteDriver
+import Foundation
+import Vapor
+
+/// Where the data lives. SQLite is the zero-set-up default (one file); a `postgres://` URL
+/// selects PostgreSQL for production and multi-node installations.
+public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
+    case sqlite(path: String)
+    case postgres(url: String)
+
+    /// `DATABASE_URL` wins when set; otherwise the SQLite file at `sqlitePath`.
+    public static func resolve(databaseURL: String?, sqlitePath: String) -> DatabaseLocation {
+        if let url = databaseURL, !url.isEmpty { return .postgres(url: url) }
+        return .sqlite(path: sqlitePath)
+    }
+
+    public var isPostgres: Bool { if case .postgres = self { true } else { false } }
+
+    /// Safe to log: the password is masked.
+    public var description: String {
+        switch self {
+        case .sqlite(let path): return "SQLite \(path)"
+        case .postgres(let url):
+            guard var parts = URLComponents(string: url) else { return "PostgreSQL" }
+            if parts.password != nil { parts.password = "***" }
+            return "PostgreSQL \(parts.string ?? "")"
+        }
+    }
+}
+
+extension Application {
+    /// Registers the database and the store's migrations. Several `rounds` processes may share
+    /// one PostgreSQL; each keeps a small pool per event loop.
+    public func useRoundsDatabase(_ location: DatabaseLocation, poolSizePerEventLoop: Int = 4) throws {
+        switch location {
+        case .sqlite(let path):
+            databases.use(.sqlite(.file(path), sqlLogLevel: .trace), as: .sqlite)
+        case .postgres(let url):
+            databases.use(try .postgres(url: url, maxConnectionsPerEventLoop: poolSizePerEventLoop, sqlLogLevel: .trace), as: .psql)
+        }
+        migrations.add(RoundsMigrations.all)
+    }
+}

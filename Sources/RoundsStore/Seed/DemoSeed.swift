@@ -1,0 +1,136 @@
+import FluentKit
+import Foundation
+import RoundsCore
+
+/// A believable hospital group to try Rounds with: two hospitals, oncology wards and an ICU,
+/// 52 beds, 22 staff with Chinese names, and admitted patients. Running it twice is harmless.
+public struct DemoSeed: Sendable {
+    public static let password = "rounds-demo"
+
+    public struct Login: Sendable, Equatable {
+        public var username: String
+        public var displayName: String
+        public var what: String
+    }
+
+    /// The logins printed by `rounds serve --demo`.
+    public static let logins: [Login] = [
+        Login(username: "admin", displayName: "系统管理员", what: "group administrator"),
+        Login(username: "wang.fang", displayName: "王芳", what: "nurse, 肺癌中心"),
+        Login(username: "li.ming", displayName: "李明", what: "doctor, 肺癌中心"),
+        Login(username: "zhang.li", displayName: "张丽", what: "head nurse, 肺癌中心"),
+        Login(username: "zhu.lin", displayName: "朱琳", what: "quality control, 总院"),
+    ]
+
+    let clock: any RoundsClock
+    let ids: IDGenerator
+    let hasher: PasswordHasher
+
+    public init(clock: any RoundsClock, ids: IDGenerator, hasher: PasswordHasher) {
+        self.clock = clock
+        self.ids = ids
+        self.hasher = hasher
+    }
+
+    /// Returns false when the database already holds an organisation (nothing is changed).
+    @discardableResult
+    public func run(on db: any Database) async throws -> Bool {
+        if try await HospitalGroup.query(on: db).count() > 0 { return false }
+        let now = clock.now()
+        // Everyone shares the demo password: hash it once, not 22 times.
+        let passwordHash = try await hasher.hash(Self.password)
+        try await db.transaction { tx in
+            let group = HospitalGroup(id: ids.next(), name: "华康医疗集团", createdAt: now)
+            try await group.create(on: tx)
+            let main = Hospital(id: ids.next(), groupID: group.id!, code: "HK01", name: "华康医院（总院）", createdAt: now)
+            let east = Hospital(id: ids.next(), groupID: group.id!, code: "HK02", name: "华康医院东院", createdAt: now)
+            try await main.create(on: tx)
+            try await east.create(on: tx)
+
+            func department(_ hospital: Hospital, _ code: String, _ name: String, _ kind: DepartmentKind,
+                            parent: Department? = nil, beds: Int = 0) async throws -> Department {
+                let d = Department(id: ids.next(), hospitalID: hospital.id!, parentID: parent?.id, code: code,
+                                   name: name, kind: kind, createdAt: now)
+                try await d.create(on: tx)
+                for n in stride(from: 1, through: beds, by: 1) {
+                    try await Bed(id: ids.next(), wardID: d.id!, label: "\(n)", sortOrder: n).create(on: tx)
+                }
+                return d
+            }
+            let oncology = try await department(main, "ONC", "肿瘤内科", .department)
+            let lung = try await department(main, "LUNG", "肺癌中心", .ward, parent: oncology, beds: 12)
+            let breast = try await department(main, "BREAST", "乳腺癌中心", .ward, parent: oncology, beds: 10)
+            let gi = try await department(main, "GI", "胃肠肿瘤中心", .ward, parent: oncology, beds: 10)
+            let icu = try await department(main, "ICU", "重症医学科 ICU", .ward, beds: 8)
+            let medicalAffairs = try await department(main, "YWC", "医务处", .department)
+            let quality = try await department(main, "ZKB", "质控办", .department)
+            let it = try await department(main, "XXK", "信息科", .department)
+            let cardio = try await department(east, "CARD", "心内科病区", .ward, beds: 8)
+            let emergency = try await department(east, "EDOBS", "急诊观察室", .ward, beds: 4)
+            let eastOffice = try await department(east, "YZB", "院长办公室", .department)
+
+            var staffByName: [String: Staff] = [:]
+            func person(_ username: String, _ name: String, _ roles: [(Department, Role)], superuser: Bool = false) async throws {
+                let s = Staff(id: ids.next(), username: username, displayName: name, employeeNo: nil,
+                              passwordHash: passwordHash, isSuperuser: superuser, createdAt: now)
+                try await s.create(on: tx)
+                for (d, role) in roles {
+                    try await StaffRole(id: ids.next(), staffID: s.id!, departmentID: d.id!, hospitalID: d.hospitalID, role: role).create(on: tx)
+                }
+                staffByName[username] = s
+            }
+            try await person("admin", "系统管理员", [], superuser: true)
+            try await person("li.ming", "李明", [(lung, .doctor)])
+            try await person("chen.jing", "陈静", [(lung, .doctor)])
+            try await person("zhang.li", "张丽", [(lung, .headNurse)])
+            try await person("wang.fang", "王芳", [(lung, .nurse)])
+            try await person("liu.yang", "刘洋", [(lung, .nurse)])
+            try await person("zhao.min", "赵敏", [(breast, .doctor)])
+            try await person("sun.lin", "孙琳", [(breast, .headNurse)])
+            try await person("zhou.ting", "周婷", [(breast, .nurse)])
+            try await person("wu.qiang", "吴强", [(gi, .doctor)])
+            try await person("zheng.hong", "郑红", [(gi, .headNurse)])
+            try await person("feng.xue", "冯雪", [(gi, .nurse)])
+            try await person("he.wei", "何伟", [(icu, .doctor)])
+            try await person("xu.jing", "许静", [(icu, .headNurse)])
+            try await person("han.mei", "韩梅", [(icu, .nurse)])
+            try await person("yang.guang", "杨光", [(oncology, .consultant)])
+            try await person("ma.jun", "马军", [(medicalAffairs, .medicalAffairs)])
+            try await person("zhu.lin", "朱琳", [(quality, .qualityControl)])
+            try await person("hu.bin", "胡斌", [(it, .it)])
+            try await person("gao.feng", "高峰", [(cardio, .doctor), (emergency, .doctor)])
+            try await person("lin.xiao", "林晓", [(cardio, .nurse)])
+            try await person("luo.jie", "罗杰", [(eastOffice, .administrator)])
+
+            // Patients: (ward, doctor, nurse, how many). Beds from 1 upwards; LUNG bed 12 stays
+            // free for the sample HL7 admission of 王建国.
+            let families = ["张", "王", "李", "赵", "刘", "陈", "杨", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林", "罗"]
+            let givens = ["秀英", "桂兰", "志强", "德明", "玉梅", "建华", "海燕", "国庆", "淑珍", "永刚", "丽华", "春生", "凤英", "振华", "红梅", "宝山"]
+            let allergies = [nil, nil, "青霉素", nil, "磺胺类", nil, nil, "头孢类"]
+            var n = 0
+            for (ward, doctor, nurse, count) in [(lung, "li.ming", "wang.fang", 8), (breast, "zhao.min", "zhou.ting", 6),
+                                                 (gi, "wu.qiang", "feng.xue", 6), (icu, "he.wei", "han.mei", 4),
+                                                 (cardio, "gao.feng", "lin.xiao", 4)] {
+                let beds = try await Bed.query(on: tx).filter(\.$wardID == ward.id!).sort(\.$sortOrder).all()
+                for i in 0..<count {
+                    n += 1
+                    let birthYear = 1940 + (n * 7) % 50
+                    let patient = Patient(id: ids.next(), hospitalID: ward.hospitalID, mrn: String(format: "MRN2%04d", n),
+                                          name: families[n % families.count] + givens[(n * 3) % givens.count],
+                                          gender: n % 2 == 0 ? .female : .male,
+                                          birthDate: String(format: "%04d-%02d-%02d", birthYear, 1 + n % 12, 1 + (n * 5) % 28),
+                                          allergies: allergies[n % allergies.count], createdAt: now)
+                    try await patient.create(on: tx)
+                    try await Encounter(id: ids.next(), patientID: patient.id!, hospitalID: ward.hospitalID,
+                                        visitNumber: String(format: "V2026%05d", n), wardID: ward.id!, bedID: beds[i].id,
+                                        attendingID: staffByName[doctor]?.id, nurseID: staffByName[nurse]?.id,
+                                        admittedAt: now.addingTimeInterval(-Double(n) * 9_000)).create(on: tx)
+                }
+            }
+            try await AuditLog(clock: clock, ids: ids).record(
+                "demo.seed", entityType: "hospital_group", entityID: group.id, detail: "demo organisation created",
+                actorKind: "system", actorID: nil, actorName: "rounds serve --demo", clientAddress: nil, on: tx)
+        }
+        return true
+    }
+}

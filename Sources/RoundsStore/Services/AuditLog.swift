@@ -1,0 +1,138 @@
+import FluentKit
+import Foundation
+import RoundsCore
+
+/// Who asked, and from where: passed to every service call that reads or writes patient data
+/// or changes the organisation, so the audit row can be written in the same transaction.
+public struct RequestContext: Sendable {
+    public var principal: Principal
+    public var clientAddress: String?
+
+    public init(principal: Principal, clientAddress: String?) {
+        self.principal = principal
+        self.clientAddress = clientAddress
+    }
+}
+
+public enum AuditOutcome: String, Sendable, Codable {
+    case success
+    case denied
+    case failure
+}
+
+/// Writes and reads the append-only audit trail.
+public struct AuditLog: Sendable {
+    public let clock: any RoundsClock
+    public let ids: IDGenerator
+
+    public init(clock: any RoundsClock, ids: IDGenerator) {
+        self.clock = clock
+        self.ids = ids
+    }
+
+    /// Records one event. Call inside the transaction of the write it describes.
+    public func record(
+        _ action: String, entityType: String, entityID: String?, patientID: String? = nil,
+        hospitalID: String? = nil, outcome: AuditOutcome = .success, detail: String? = nil,
+        context: RequestContext, on db: any Database
+    ) async throws {
+        try await record(action, entityType: entityType, entityID: entityID, patientID: patientID,
+                         hospitalID: hospitalID, outcome: outcome, detail: detail,
+                         actorKind: context.principal.actorKind, actorID: context.principal.id,
+                         actorName: context.principal.displayName, clientAddress: context.clientAddress, on: db)
+    }
+
+    /// For events without a signed-in principal (failed logins, the system itself).
+    public func record(
+        _ action: String, entityType: String, entityID: String?, patientID: String? = nil,
+        hospitalID: String? = nil, outcome: AuditOutcome = .success, detail: String? = nil,
+        actorKind: String, actorID: String?, actorName: String, clientAddress: String?, on db: any Database
+    ) async throws {
+        let event = AuditEvent()
+        event.id = ids.next()
+        event.at = clock.now()
+        event.actorKind = actorKind
+        event.actorID = actorID
+        event.actorName = actorName
+        event.action = action
+        event.entityType = entityType
+        event.entityID = entityID
+        event.patientID = patientID
+        event.hospitalID = hospitalID
+        event.clientAddress = clientAddress
+        event.outcome = outcome.rawValue
+        event.detail = detail
+        try await event.create(on: db)
+    }
+
+    public struct Filter: Sendable {
+        public var actorID: String?
+        public var action: String?
+        public var entityType: String?
+        public var entityID: String?
+        public var patientID: String?
+        public var outcome: String?
+        public var from: Date?
+        public var to: Date?
+        public var limit: Int
+        /// Newest first; rows older than this id.
+        public var beforeID: String?
+
+        public init(actorID: String? = nil, action: String? = nil, entityType: String? = nil,
+                    entityID: String? = nil, patientID: String? = nil, outcome: String? = nil,
+                    from: Date? = nil, to: Date? = nil, limit: Int = 100, beforeID: String? = nil) {
+            self.actorID = actorID; self.action = action; self.entityType = entityType
+            self.entityID = entityID; self.patientID = patientID; self.outcome = outcome
+            self.from = from; self.to = to; self.limit = limit; self.beforeID = beforeID
+        }
+    }
+
+    /// Audit rows the principal may see, newest first. Browsing the audit log is itself audited.
+    public func search(_ filter: Filter, context: RequestContext, on db: any Database) async throws -> [AuditEvent] {
+        let principal = context.principal
+        guard principal.isAuditor || principal.hasScope(.auditRead) else {
+            try await record("audit.search", entityType: "audit", entityID: nil, outcome: .denied, context: context, on: db)
+            throw RoundsError.forbidden("audit log")
+        }
+        let query = AuditEvent.query(on: db)
+        if let hospitals = principal.auditHospitalIDs {
+            query.filter(\.$hospitalID ~~ Array(hospitals))
+        }
+        if let v = filter.actorID { query.filter(\.$actorID == v) }
+        if let v = filter.action { query.filter(\.$action == v) }
+        if let v = filter.entityType { query.filter(\.$entityType == v) }
+        if let v = filter.entityID { query.filter(\.$entityID == v) }
+        if let v = filter.patientID { query.filter(\.$patientID == v) }
+        if let v = filter.outcome { query.filter(\.$outcome == v) }
+        if let v = filter.from { query.filter(\.$at >= v) }
+        if let v = filter.to { query.filter(\.$at < v) }
+        if let v = filter.beforeID { query.filter(\.$id < v) }
+        let rows = try await query.sort(\.$at, .descending).sort(\.$id, .descending)
+            .limit(max(1, min(filter.limit, 10_000))).all()
+        try await record("audit.search", entityType: "audit", entityID: nil, detail: "\(rows.count) rows",
+                         context: context, on: db)
+        return rows
+    }
+
+    /// RFC 4180 CSV, with a BOM so spreadsheet programs open the Chinese text as UTF-8.
+    public static func csv(_ rows: [AuditEvent]) -> String {
+        let formatter = ISO8601DateFormatter()
+        var out = "\u{FEFF}id,at,actor_kind,actor_id,actor_name,action,entity_type,entity_id,patient_id,hospital_id,client_address,outcome,detail\r\n"
+        for r in rows {
+            let fields: [String?] = [r.id, formatter.string(from: r.at), r.actorKind, r.actorID, r.actorName, r.action,
+                                     r.entityType, r.entityID, r.patientID, r.hospitalID, r.clientAddress, r.outcome, r.detail]
+            out += fields.map { csvField($0 ?? "") }.joined(separator: ",") + "\r\n"
+        }
+        return out
+    }
+
+    static func csvField(_ value: String) -> String {
+        // A leading =, +, - or @ would run as a formula in a spreadsheet.
+        var v = value
+        if let first = v.first, "=+-@".contains(first) { v = "'" + v }
+        if v.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+            return "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        return v
+    }
+}

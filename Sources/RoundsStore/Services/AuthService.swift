@@ -1,0 +1,169 @@
+import Crypto
+import FluentKit
+import Foundation
+import RoundsCore
+
+/// Sign-in with lock-out, loading who someone is, and API tokens.
+public struct AuthService: Sendable {
+    public let clock: any RoundsClock
+    public let ids: IDGenerator
+    public let hasher: PasswordHasher
+    public let audit: AuditLog
+    /// Failed sign-ins in a row before the account locks.
+    public var maxFailedLogins = 5
+    public var lockout: TimeInterval = 15 * 60
+
+    public init(clock: any RoundsClock, ids: IDGenerator, hasher: PasswordHasher, audit: AuditLog) {
+        self.clock = clock
+        self.ids = ids
+        self.hasher = hasher
+        self.audit = audit
+    }
+
+    /// Checks a password. Unknown users and wrong passwords get the same answer; each failure
+    /// counts towards the lock-out, and every attempt is audited.
+    public func login(username: String, password: String, clientAddress: String?, on db: any Database) async throws -> Staff {
+        let now = clock.now()
+        guard let staff = try await Staff.query(on: db).filter(\.$username == username).first(), staff.isActive else {
+            // Spend the same time as a real check so usernames cannot be probed by timing.
+            _ = try? await hasher.verify(password, hash: Self.dummyHash)
+            try await audit.record("auth.login", entityType: "staff", entityID: nil, outcome: .failure,
+                                   detail: "unknown user \(username.prefix(64))", actorKind: "anonymous",
+                                   actorID: nil, actorName: String(username.prefix(64)), clientAddress: clientAddress, on: db)
+            throw RoundsError.badCredentials
+        }
+        if let until = staff.lockedUntil, until > now {
+            try await audit.record("auth.login", entityType: "staff", entityID: staff.id, outcome: .denied,
+                                   detail: "account locked", actorKind: "staff", actorID: staff.id,
+                                   actorName: staff.displayName, clientAddress: clientAddress, on: db)
+            throw RoundsError.accountLocked(minutes: Int((until.timeIntervalSince(now) / 60).rounded(.up)))
+        }
+        guard try await hasher.verify(password, hash: staff.passwordHash) else {
+            staff.failedLogins += 1
+            var detail = "wrong password (\(staff.failedLogins))"
+            let lockingNow = staff.failedLogins >= maxFailedLogins
+            if lockingNow {
+                staff.lockedUntil = now.addingTimeInterval(lockout)
+                staff.failedLogins = 0
+                detail += "; locked"
+            }
+            try await staff.save(on: db)
+            try await audit.record("auth.login", entityType: "staff", entityID: staff.id, outcome: .failure,
+                                   detail: detail, actorKind: "staff", actorID: staff.id,
+                                   actorName: staff.displayName, clientAddress: clientAddress, on: db)
+            if lockingNow {
+                throw RoundsError.accountLocked(minutes: Int(lockout / 60))
+            }
+            throw RoundsError.badCredentials
+        }
+        staff.failedLogins = 0
+        staff.lockedUntil = nil
+        try await staff.save(on: db)
+        try await audit.record("auth.login", entityType: "staff", entityID: staff.id, actorKind: "staff",
+                               actorID: staff.id, actorName: staff.displayName, clientAddress: clientAddress, on: db)
+        return staff
+    }
+
+    /// A bcrypt hash of a random string, so an unknown user costs as much as a known one.
+    static let dummyHash = "$2b$12$C6UzMDM.H6dfI/f/IKxGhu0Qy2bX0hQ2qV1Xv8eQz0Lx0R7uQ8b1W"
+
+    /// Builds the principal for a signed-in person, with all their role assignments.
+    public func principal(forStaffID id: String, on db: any Database) async throws -> Principal? {
+        guard let staff = try await Staff.find(id, on: db), staff.isActive else { return nil }
+        return try await principal(for: staff, on: db)
+    }
+
+    public func principal(for staff: Staff, on db: any Database) async throws -> Principal {
+        let roles = try await StaffRole.query(on: db).filter(\.$staffID == staff.requireID()).all()
+        return Principal(
+            kind: .staff, id: try staff.requireID(), displayName: staff.displayName, isSuperuser: staff.isSuperuser,
+            assignments: roles.map { .init(role: $0.role, departmentID: $0.departmentID, hospitalID: $0.hospitalID) },
+            locale: staff.preferredLocale)
+    }
+
+    // MARK: API tokens
+
+    public struct IssuedToken: Sendable {
+        public var token: APIToken
+        /// The secret, shown to the administrator once and never stored.
+        public var secret: String
+    }
+
+    public func createToken(name: String, scopes: [TokenScope], hospitalID: String?, expiresAt: Date?,
+                            context: RequestContext, on db: any Database) async throws -> IssuedToken {
+        let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty, trimmed.count <= 100 else { throw RoundsError.validation("name: 1 to 100 characters") }
+        guard !scopes.isEmpty else { throw RoundsError.validation("scopes: at least one of \(TokenScope.allCases.map(\.rawValue).joined(separator: ", "))") }
+        guard context.principal.canManageTokens(hospitalID: hospitalID) else {
+            try await audit.record("token.create", entityType: "api_token", entityID: nil, hospitalID: hospitalID,
+                                   outcome: .denied, context: context, on: db)
+            throw RoundsError.forbidden("API tokens are created by administrators, within their hospital")
+        }
+        if let hospitalID, try await Hospital.find(hospitalID, on: db) == nil {
+            throw RoundsError.notFound("hospital", id: hospitalID)
+        }
+        let secret = "rnd_" + Self.randomSecret()
+        let token = APIToken(id: ids.next(), name: trimmed, tokenHash: Self.digest(secret), prefix: String(secret.prefix(10)),
+                             scopes: scopes, hospitalID: hospitalID, createdBy: context.principal.id,
+                             createdAt: clock.now(), expiresAt: expiresAt)
+        try await db.transaction { tx in
+            try await token.create(on: tx)
+            try await audit.record("token.create", entityType: "api_token", entityID: token.id, hospitalID: hospitalID,
+                                   detail: "scopes: \(token.scopes)", context: context, on: tx)
+        }
+        return IssuedToken(token: token, secret: secret)
+    }
+
+    /// Resolves a bearer secret to a principal; nil for unknown, revoked or expired tokens.
+    public func principal(forBearer secret: String, on db: any Database) async throws -> Principal? {
+        guard secret.hasPrefix("rnd_"), secret.count < 200 else { return nil }
+        guard let token = try await APIToken.query(on: db).filter(\.$tokenHash == Self.digest(secret)).first() else { return nil }
+        let now = clock.now()
+        if token.revokedAt != nil { return nil }
+        if let expires = token.expiresAt, expires <= now { return nil }
+        // Only touch last_used_at once a minute, to keep token-authenticated reads cheap.
+        if token.lastUsedAt.map({ now.timeIntervalSince($0) > 60 }) ?? true {
+            token.lastUsedAt = now
+            try await token.save(on: db)
+        }
+        return Principal(kind: .token, id: try token.requireID(), displayName: "token:\(token.name)",
+                         scopes: token.scopeSet, tokenHospitalID: token.hospitalID)
+    }
+
+    public func listTokens(context: RequestContext, on db: any Database) async throws -> [APIToken] {
+        let principal = context.principal
+        guard principal.isAdministrator else { throw RoundsError.forbidden("API tokens") }
+        let query = APIToken.query(on: db).sort(\.$createdAt, .descending)
+        if let hospitals = principal.administeredHospitalIDs {
+            query.filter(\.$hospitalID ~~ Array(hospitals))
+        }
+        return try await query.all()
+    }
+
+    public func revokeToken(id: String, context: RequestContext, on db: any Database) async throws -> APIToken {
+        guard let token = try await APIToken.find(id, on: db) else { throw RoundsError.notFound("API token", id: id) }
+        guard context.principal.canManageTokens(hospitalID: token.hospitalID) else {
+            try await audit.record("token.revoke", entityType: "api_token", entityID: id, hospitalID: token.hospitalID,
+                                   outcome: .denied, context: context, on: db)
+            throw RoundsError.forbidden("API token \(id)")
+        }
+        guard token.revokedAt == nil else { return token }
+        token.revokedAt = clock.now()
+        try await db.transaction { tx in
+            try await token.save(on: tx)
+            try await audit.record("token.revoke", entityType: "api_token", entityID: id, hospitalID: token.hospitalID,
+                                   context: context, on: tx)
+        }
+        return token
+    }
+
+    static func digest(_ secret: String) -> String {
+        SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func randomSecret() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        return String((0..<40).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] })
+    }
+}

@@ -1,0 +1,29 @@
+import Foundation
+import RoundsCore
+import RoundsStore
+
+/// Everything `configure` needs to know, decided by the command line or the tests.
+public struct RoundsConfiguration: Sendable {
+    public var database: DatabaseLocation
+    public var clock: any RoundsClock
+    public var ids: IDGenerator
+    /// Bcrypt cost; 12 in production, lower in tests.
+    public var bcryptCost: Int
+    /// Mark cookies `Secure` (set when Rounds is served over HTTPS).
+    public var secureCookies: Bool
+    /// Believe X-Forwarded-For for the client address (only behind a reverse proxy you run).
+    public var trustProxyHeaders: Bool
+    public var runMigrations: Bool
+
+    public init(database: DatabaseLocation, clock: any RoundsClock = SystemClock(), ids: IDGenerator? = nil,
+                bcryptCost: Int = 12, secureCookies: Bool = false, trustProxyHeaders: Bool = false,
+                runMigrations: Bool = true) {
+        self.database = database
+        self.clock = clock
+        self.ids = ids ?? .uuidV7(clock: clock)
+        self.bcryptCost = bcryptCost
+        self.secureCookies = secureCookies
+        self.trustProxyHeaders = trustProxyHeaders
+        self.runMigrations = runMigrations
+    }
+}

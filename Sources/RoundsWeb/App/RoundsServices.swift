@@ -1,0 +1,52 @@
+import RoundsCore
+import RoundsStore
+import Vapor
+
+/// The services of the app, built once from the configuration and shared by every request.
+public struct RoundsServices: Sendable {
+    public let configuration: RoundsConfiguration
+    public let audit: AuditLog
+    public let auth: AuthService
+    public let sessions: SessionService
+    public let organisation: OrganisationService
+    public let patients: PatientService
+    public let catalogue: Catalogue
+
+    init(_ configuration: RoundsConfiguration) throws {
+        self.configuration = configuration
+        let clock = configuration.clock, ids = configuration.ids
+        let hasher = PasswordHasher(cost: configuration.bcryptCost)
+        audit = AuditLog(clock: clock, ids: ids)
+        auth = AuthService(clock: clock, ids: ids, hasher: hasher, audit: audit)
+        sessions = SessionService(clock: clock)
+        organisation = OrganisationService(clock: clock, ids: ids, hasher: hasher, audit: audit)
+        patients = PatientService(clock: clock, ids: ids, audit: audit)
+        catalogue = try Catalogue.load()
+    }
+}
+
+extension Application {
+    private struct ServicesKey: StorageKey { typealias Value = RoundsServices }
+
+    public var rounds: RoundsServices {
+        get {
+            guard let services = storage[ServicesKey.self] else { fatalError("configure(_:_:) has not run") }
+            return services
+        }
+        set { storage[ServicesKey.self] = newValue }
+    }
+}
+
+extension Request {
+    public var rounds: RoundsServices { application.rounds }
+
+    /// The client's address for the audit log. X-Forwarded-For is used only when configured,
+    /// because anyone can send that header.
+    public var clientAddress: String? {
+        if rounds.configuration.trustProxyHeaders,
+           let forwarded = headers.first(name: "X-Forwarded-For")?.split(separator: ",").first {
+            return forwarded.trimmingCharacters(in: .whitespaces)
+        }
+        return remoteAddress?.ipAddress
+    }
+}

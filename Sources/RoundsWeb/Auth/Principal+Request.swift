@@ -1,0 +1,80 @@
+import RoundsCore
+import RoundsStore
+import Vapor
+
+extension Request {
+    private struct PrincipalKey: StorageKey { typealias Value = Principal }
+    private struct SessionKey: StorageKey { typealias Value = WebSession }
+
+    /// Who is asking, if anyone; set by `PrincipalMiddleware`.
+    public var principal: Principal? {
+        get { storage[PrincipalKey.self] }
+        set { storage[PrincipalKey.self] = newValue }
+    }
+
+    /// The browser session behind `principal`, when signed in with a cookie (not a token).
+    public var webSession: WebSession? {
+        get { storage[SessionKey.self] }
+        set { storage[SessionKey.self] = newValue }
+    }
+
+    /// The principal and client address, as services want them. Throws 401 when anonymous.
+    public func context() throws -> RequestContext {
+        guard let principal else { throw RoundsError.unauthenticated }
+        return RequestContext(principal: principal, clientAddress: clientAddress)
+    }
+
+    /// The language to answer in: the person's choice, else the language cookie, else
+    /// Accept-Language, else zh-CN.
+    public var locale: RoundsCore.Locale {
+        if let principal, principal.kind == .staff { return principal.locale }
+        if let cookie = cookies[WebCookies.locale]?.string, let locale = RoundsCore.Locale(tag: cookie) { return locale }
+        if let header = headers.first(name: .acceptLanguage)?.split(separator: ",").first,
+           let locale = RoundsCore.Locale(tag: String(header)) { return locale }
+        return .default
+    }
+
+    /// JSON API calls are answered with problem JSON; page requests with pages and redirects.
+    public var wantsJSON: Bool {
+        url.path.hasPrefix("/api/") || !(headers.first(name: .accept)?.contains("text/html") ?? false)
+    }
+}
+
+enum WebCookies {
+    static let session = "rounds_session"
+    static let loginCSRF = "rounds_login_csrf"
+    static let locale = "rounds_locale"
+}
+
+/// Resolves the bearer token or session cookie into a principal. It does not reject anyone:
+/// routes that need a principal say so with `RequireSignIn`.
+struct PrincipalMiddleware: AsyncMiddleware {
+    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        let services = request.rounds
+        if let bearer = request.headers.bearerAuthorization {
+            guard let principal = try await services.auth.principal(forBearer: bearer.token, on: request.db) else {
+                throw RoundsError(code: "invalid_token", status: 401, zh: "API 令牌无效、已过期或已吊销",
+                                  en: "The API token is invalid, expired or revoked")
+            }
+            request.principal = principal
+        } else if let secret = request.cookies[WebCookies.session]?.string,
+                  let session = try await services.sessions.find(secret: secret, on: request.db),
+                  let principal = try await services.auth.principal(forStaffID: session.staffID, on: request.db) {
+            request.principal = principal
+            request.webSession = session
+        }
+        return try await next.respond(to: request)
+    }
+}
+
+/// Guards a route group: anonymous page requests go to the sign-in page, API calls get 401.
+struct RequireSignIn: AsyncMiddleware {
+    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        guard request.principal != nil else {
+            if request.wantsJSON { throw RoundsError.unauthenticated }
+            let target = request.url.path == "/" ? "" : "?next=" + (request.url.path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? "")
+            return request.redirect(to: "/login" + target)
+        }
+        return try await next.respond(to: request)
+    }
+}

@@ -1,0 +1,64 @@
+import Leaf
+import RoundsCore
+import RoundsStore
+import Vapor
+
+/// What every page template receives: the string table, who is signed in, the CSRF token for
+/// forms, what the navigation may show, and the page's own data under `data`.
+struct Page<Data: Encodable>: Encodable {
+    struct Me: Encodable {
+        var id: String
+        var name: String
+        var isAdmin: Bool
+        var isAuditor: Bool
+        var isGroupAdmin: Bool
+    }
+
+    var t: [String: String]
+    var locale: String
+    var otherLocale: String
+    var title: String
+    var me: Me?
+    var csrf: String?
+    var flash: String?
+    var error: String?
+    var data: Data
+}
+
+struct Empty: Encodable {}
+
+extension Request {
+    /// Renders a template inside the shared layout.
+    func page<D: Encodable>(_ template: String, title: String, data: D, flash: String? = nil,
+                            error: String? = nil, status: HTTPStatus = .ok) async throws -> Response {
+        let locale = self.locale
+        let t = rounds.catalogue.table(locale)
+        let me = principal.map {
+            Page<D>.Me(id: $0.id, name: $0.displayName, isAdmin: $0.isAdministrator, isAuditor: $0.isAuditor,
+                       isGroupAdmin: $0.canManageGroup)
+        }
+        let context = Page(t: t, locale: locale.rawValue, otherLocale: locale == .en ? "zh-CN" : "en",
+                           title: t[title] ?? title, me: me, csrf: webSession?.csrfToken, flash: flash, error: error, data: data)
+        let view = try await self.view.render(template, context)
+        let response = try await view.encodeResponse(status: status, for: self)
+        response.headers.replaceOrAdd(name: .contentType, value: "text/html; charset=utf-8")
+        // Patient data must not linger in shared caches or the back-forward cache of a ward PC.
+        response.headers.replaceOrAdd(name: .cacheControl, value: "no-store")
+        return response
+    }
+}
+
+enum ErrorPage {
+    struct Data: Encodable {
+        var status: Int
+        var code: String
+        var message: String
+        var detail: String?
+    }
+
+    static func render(_ error: RoundsError, request: Request) async throws -> Response {
+        let data = Data(status: error.status, code: error.code, message: error.message(locale: request.locale), detail: error.detail)
+        return try await request.page("error", title: "error_title", data: data,
+                                      status: HTTPResponseStatus(statusCode: error.status))
+    }
+}
