@@ -24,12 +24,13 @@ extension Request {
         return RequestContext(principal: principal, clientAddress: clientAddress)
     }
 
-    /// The language to answer in: the person's choice, else the language cookie, else
-    /// Accept-Language, else zh-CN.
+    /// The language to answer in: the person's choice, else the language cookie, else zh-CN.
+    /// Pages ignore Accept-Language on purpose: ward PCs often run an English OS while their
+    /// users expect Chinese; API clients may ask for English with the header.
     public var locale: RoundsCore.Locale {
         if let principal, principal.kind == .staff { return principal.locale }
         if let cookie = cookies[WebCookies.locale]?.string, let locale = RoundsCore.Locale(tag: cookie) { return locale }
-        if let header = headers.first(name: .acceptLanguage)?.split(separator: ",").first,
+        if wantsJSON, let header = headers.first(name: .acceptLanguage)?.split(separator: ",").first,
            let locale = RoundsCore.Locale(tag: String(header)) { return locale }
         return .default
     }
