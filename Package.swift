@@ -19,10 +19,22 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.34.0"),
     ],
     targets: [
         // Domain vocabulary: ids, clock, errors, roles. Imports nothing of ours.
         .target(name: "RoundsCore"),
+        // HL7 v2: parser, encoder, escaping, character sets, ACKs, MLLP framing, listener and client.
+        .target(
+            name: "RoundsHL7",
+            dependencies: [
+                "RoundsCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // Persistence: Fluent models, migrations, database set-up, audit log, demo seed.
         .target(
             name: "RoundsStore",
@@ -60,7 +72,7 @@ let package = Package(
         .testTarget(
             name: "RoundsTests",
             dependencies: [
-                "RoundsCore", "RoundsStore", "RoundsWeb",
+                "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7",
                 .product(name: "VaporTesting", package: "vapor"),
             ]
         ),

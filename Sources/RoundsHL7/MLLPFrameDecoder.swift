@@ -1,0 +1,86 @@
+import NIOCore
+
+/// MLLP framing: <VT> message <FS><CR>. Bytes outside a frame are dropped (and reported);
+/// a frame over the size limit is dropped whole and reported, and the connection stays usable.
+public enum MLLPFrame: Sendable, Equatable {
+    case message([UInt8])
+    case tooLarge(size: Int)
+    case junk(count: Int)
+}
+
+public struct MLLPFrameDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = MLLPFrame
+
+    public static let startBlock: UInt8 = 0x0B
+    public static let endBlock: UInt8 = 0x1C
+    public static let carriageReturn: UInt8 = 0x0D
+
+    let maximumSize: Int
+    /// Inside an over-sized frame: skipping to its end, having seen this many bytes.
+    private var skipping: Int?
+
+    public init(maximumSize: Int) {
+        self.maximumSize = maximumSize
+    }
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        if let skipped = skipping {
+            if let end = buffer.readableBytesView.firstIndex(of: Self.endBlock) {
+                let consumed = end - buffer.readerIndex + 1
+                buffer.moveReaderIndex(forwardBy: consumed)
+                if buffer.readableBytesView.first == Self.carriageReturn { buffer.moveReaderIndex(forwardBy: 1) }
+                skipping = nil
+                context.fireChannelRead(wrapInboundOut(.tooLarge(size: skipped + consumed)))
+                return .continue
+            }
+            skipping = skipped + buffer.readableBytes
+            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+            return .needMoreData
+        }
+        guard let first = buffer.readableBytesView.first else { return .needMoreData }
+        if first != Self.startBlock {
+            // Junk before a frame (a stray CR/LF between frames is common and harmless).
+            let junk = buffer.readableBytesView.firstIndex(of: Self.startBlock).map { $0 - buffer.readerIndex } ?? buffer.readableBytes
+            buffer.moveReaderIndex(forwardBy: junk)
+            let onlyWhitespace = junk <= 2
+            if !onlyWhitespace { context.fireChannelRead(wrapInboundOut(.junk(count: junk))) }
+            return .continue
+        }
+        let view = buffer.readableBytesView
+        guard let end = view.firstIndex(of: Self.endBlock) else {
+            if buffer.readableBytes - 1 > maximumSize {
+                skipping = buffer.readableBytes
+                buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+            }
+            return .needMoreData
+        }
+        // The CR after FS is expected but not waited for: a sender that omits it still gets its ACK.
+        let payloadLength = end - buffer.readerIndex - 1
+        buffer.moveReaderIndex(forwardBy: 1)
+        let payload = buffer.readBytes(length: payloadLength) ?? []
+        buffer.moveReaderIndex(forwardBy: 1)  // FS
+        if buffer.readableBytesView.first == Self.carriageReturn { buffer.moveReaderIndex(forwardBy: 1) }
+        if payload.count > maximumSize {
+            context.fireChannelRead(wrapInboundOut(.tooLarge(size: payload.count)))
+        } else {
+            context.fireChannelRead(wrapInboundOut(.message(payload)))
+        }
+        return .continue
+    }
+
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        // A truncated frame at close: nothing to acknowledge to (the peer is gone).
+        buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+        return .needMoreData
+    }
+}
+
+public enum MLLP {
+    /// Wraps a payload in an MLLP frame.
+    public static func frame(_ payload: [UInt8]) -> [UInt8] {
+        [MLLPFrameDecoder.startBlock] + payload + [MLLPFrameDecoder.endBlock, MLLPFrameDecoder.carriageReturn]
+    }
+
+    public static let defaultPort = 2575
+    public static let defaultMaximumSize = 10 * 1024 * 1024
+}

@@ -1,0 +1,106 @@
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// Who sent a frame, for the message store and the audit log.
+public struct MLLPPeer: Sendable {
+    public var address: String
+}
+
+/// The MLLP server: many connections, many messages per connection, answered in order.
+/// Each frame goes to `handler`, whose answer (an ACK, unframed) is written back before the
+/// next frame of that connection is read, so a sender never sees ACKs out of order.
+public final class MLLPListener: Sendable {
+    public typealias Handler = @Sendable (MLLPFrame, MLLPPeer) async -> [UInt8]?
+    typealias Connection = NIOAsyncChannel<MLLPFrame, ByteBuffer>
+
+    private let server: NIOAsyncChannel<Connection, Never>
+    private let handler: Handler
+    public let port: Int
+
+    public struct Options: Sendable {
+        public var host: String
+        public var port: Int
+        public var maximumMessageSize: Int
+        /// A connection with no data for this long is closed.
+        public var idleTimeout: TimeAmount
+        public var tls: NIOSSLContext?
+
+        public init(host: String = "0.0.0.0", port: Int = MLLP.defaultPort, maximumMessageSize: Int = MLLP.defaultMaximumSize,
+                    idleTimeout: TimeAmount = .minutes(10), tls: NIOSSLContext? = nil) {
+            self.host = host
+            self.port = port
+            self.maximumMessageSize = maximumMessageSize
+            self.idleTimeout = idleTimeout
+            self.tls = tls
+        }
+    }
+
+    private init(server: NIOAsyncChannel<Connection, Never>, port: Int, handler: @escaping Handler) {
+        self.server = server
+        self.port = port
+        self.handler = handler
+    }
+
+    /// Binds the port (0 picks a free one; see `port`). Call `run()` to serve.
+    public static func bind(_ options: Options, handler: @escaping Handler) async throws -> MLLPListener {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: options.host, port: options.port) { child in
+                child.eventLoop.makeCompletedFuture {
+                    let pipeline = child.pipeline.syncOperations
+                    if let tls = options.tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
+                    try pipeline.addHandler(IdleStateHandler(readTimeout: options.idleTimeout))
+                    try pipeline.addHandler(CloseWhenIdle())
+                    try pipeline.addHandler(ByteToMessageHandler(MLLPFrameDecoder(maximumSize: options.maximumMessageSize)))
+                    return try Connection(wrappingChannelSynchronously: child)
+                }
+            }
+        let port = server.channel.localAddress?.port ?? options.port
+        return MLLPListener(server: server, port: port, handler: handler)
+    }
+
+    /// Serves until `close()` (or cancellation).
+    public func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            try await server.executeThenClose { connections in
+                for try await connection in connections {
+                    group.addTask { await self.serve(connection) }
+                }
+            }
+        }
+    }
+
+    public func close() async {
+        try? await server.channel.close()
+    }
+
+    private func serve(_ connection: Connection) async {
+        let peer = MLLPPeer(address: connection.channel.remoteAddress?.ipAddress ?? "unknown")
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                for try await frame in inbound {
+                    if let answer = await handler(frame, peer) {
+                        try await outbound.write(ByteBuffer(bytes: MLLP.frame(answer)))
+                    }
+                }
+            }
+        } catch {
+            // A peer that hangs up mid-frame or times out: nothing more to tell it.
+        }
+    }
+}
+
+/// Closes a connection that has been silent for the idle timeout.
+final class CloseWhenIdle: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+}
