@@ -48,13 +48,26 @@ let package = Package(
                 .product(name: "Vapor", package: "vapor"),
             ]
         ),
+        // Integration engine: inbound pipeline (store → map → outbox → ACK), outbound queue, simulator.
+        .target(
+            name: "RoundsIntegration",
+            dependencies: [
+                "RoundsCore", "RoundsStore", "RoundsHL7",
+                .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // HTTP: routes, auth, permissions, templates, i18n, metrics.
         .target(
             name: "RoundsWeb",
             dependencies: [
-                "RoundsCore", "RoundsStore",
+                "RoundsCore", "RoundsStore", "RoundsHL7", "RoundsIntegration",
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),
+                .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Leaf", package: "leaf"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -64,15 +77,16 @@ let package = Package(
         .executableTarget(
             name: "rounds",
             dependencies: [
-                "RoundsCore", "RoundsStore", "RoundsWeb",
+                "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7", "RoundsIntegration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Vapor", package: "vapor"),
             ]
         ),
         .testTarget(
             name: "RoundsTests",
             dependencies: [
-                "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7",
+                "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7", "RoundsIntegration",
                 .product(name: "VaporTesting", package: "vapor"),
             ]
         ),

@@ -164,6 +164,22 @@ public struct Principal: Sendable, Equatable {
         return Set(assignments.filter { $0.role.managesOrganisation }.map(\.hospitalID))
     }
 
+    /// The HL7 message store and outbound queue: IT and administrators, or an integration token.
+    public var canUseIntegration: Bool {
+        switch kind {
+        case .token: return hasScope(.integration)
+        case .staff: return isSuperuser || assignments.contains { $0.role.managesOrganisation }
+        }
+    }
+
+    /// Hospitals whose messages this principal sees in the message store; nil means all.
+    public var integrationHospitalIDs: Set<String>? {
+        switch kind {
+        case .token: return tokenHospitalID.map { [$0] }
+        case .staff: return administeredHospitalIDs
+        }
+    }
+
     public var isAdministrator: Bool {
         kind == .staff && (isSuperuser || assignments.contains { $0.role.managesOrganisation })
     }

@@ -92,4 +92,6 @@ public enum Gender: String, Sendable, CaseIterable, Codable {
 public enum EncounterStatus: String, Sendable, Codable {
     case active
     case discharged
+    /// Admission cancelled by the HIS (ADT^A11): the stay never happened.
+    case cancelled
 }

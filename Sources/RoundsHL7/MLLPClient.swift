@@ -32,7 +32,7 @@ public enum MLLPClient {
             while let frame = try await inbound.next() {
                 switch frame {
                 case .message(let ack): return ack
-                case .junk: continue
+                case .junk, .truncated: continue
                 case .tooLarge(let size): throw MLLPClientError.frame("acknowledgement of \(size) bytes is over the limit")
                 }
             }

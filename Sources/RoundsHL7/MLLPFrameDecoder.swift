@@ -6,6 +6,8 @@ public enum MLLPFrame: Sendable, Equatable {
     case message([UInt8])
     case tooLarge(size: Int)
     case junk(count: Int)
+    /// The connection closed inside a frame: the bytes after the start block, with no end.
+    case truncated([UInt8])
 }
 
 public struct MLLPFrameDecoder: ByteToMessageDecoder {
@@ -69,7 +71,16 @@ public struct MLLPFrameDecoder: ByteToMessageDecoder {
     }
 
     public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        // A truncated frame at close: nothing to acknowledge to (the peer is gone).
+        // The peer closed inside a frame: no one to acknowledge to, but the bytes are reported so
+        // they can be kept (stored as rejected) rather than silently lost.
+        while buffer.readableBytes > 0 {
+            if case .continue = try decode(context: context, buffer: &buffer) { continue }
+            break
+        }
+        if skipping == nil, buffer.readableBytesView.first == Self.startBlock {
+            buffer.moveReaderIndex(forwardBy: 1)
+            context.fireChannelRead(wrapInboundOut(.truncated(buffer.readBytes(length: buffer.readableBytes) ?? [])))
+        }
         buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
         return .needMoreData
     }

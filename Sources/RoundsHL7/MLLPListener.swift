@@ -11,7 +11,14 @@ public struct MLLPPeer: Sendable {
 /// Each frame goes to `handler`, whose answer (an ACK, unframed) is written back before the
 /// next frame of that connection is read, so a sender never sees ACKs out of order.
 public final class MLLPListener: Sendable {
-    public typealias Handler = @Sendable (MLLPFrame, MLLPPeer) async -> [UInt8]?
+    /// What to do after a frame: answer it, say nothing, or hang up (the sender then resends).
+    public enum Answer: Sendable {
+        case reply([UInt8])
+        case nothing
+        case close
+    }
+
+    public typealias Handler = @Sendable (MLLPFrame, MLLPPeer) async -> Answer
     typealias Connection = NIOAsyncChannel<MLLPFrame, ByteBuffer>
 
     private let server: NIOAsyncChannel<Connection, Never>
@@ -82,8 +89,10 @@ public final class MLLPListener: Sendable {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 for try await frame in inbound {
-                    if let answer = await handler(frame, peer) {
-                        try await outbound.write(ByteBuffer(bytes: MLLP.frame(answer)))
+                    switch await handler(frame, peer) {
+                    case .reply(let answer): try await outbound.write(ByteBuffer(bytes: MLLP.frame(answer)))
+                    case .nothing: continue
+                    case .close: return
                     }
                 }
             }

@@ -33,3 +33,9 @@ extension Hospital {
         Dictionary(try await Hospital.query(on: db).all().map { ($0.id!, $0.name) }, uniquingKeysWith: { a, _ in a })
     }
 }
+
+extension OutboundMessage {
+    public static func recent(limit: Int = 200, on db: any Database) async throws -> [OutboundMessage] {
+        try await OutboundMessage.query(on: db).sort(\.$createdAt, .descending).limit(limit).all()
+    }
+}

@@ -22,6 +22,8 @@ public final class Hospital: Model, @unchecked Sendable {
     @Field(key: "code") public var code: String
     @Field(key: "name") public var name: String
     @Field(key: "created_at") public var createdAt: Date
+    /// The facility name other systems use for this hospital in HL7 (MSH-4, PV1-3-4), e.g. "ARION".
+    @OptionalField(key: "hl7_facility") public var hl7Facility: String?
 
     public init() {}
     public init(id: String, groupID: String, code: String, name: String, createdAt: Date) {

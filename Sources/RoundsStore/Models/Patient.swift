@@ -14,6 +14,8 @@ public final class Patient: Model, @unchecked Sendable {
     @OptionalField(key: "birth_date") public var birthDate: String?
     @OptionalField(key: "allergies") public var allergies: String?
     @Field(key: "created_at") public var createdAt: Date
+    /// Set when the HIS merged this record into another (ADT^A40); the survivor's id.
+    @OptionalField(key: "merged_into") public var mergedInto: String?
 
     public init() {}
     public init(id: String, hospitalID: String, mrn: String, name: String, gender: Gender,

@@ -17,6 +17,8 @@ public final class Staff: Model, @unchecked Sendable {
     @Field(key: "failed_logins") public var failedLogins: Int
     @OptionalField(key: "locked_until") public var lockedUntil: Date?
     @Field(key: "created_at") public var createdAt: Date
+    /// The person's id in the HIS (XCN-1 in HL7 messages), e.g. "D001".
+    @OptionalField(key: "hl7_id") public var hl7ID: String?
 
     public init() {}
     public init(id: String, username: String, displayName: String, employeeNo: String? = nil,

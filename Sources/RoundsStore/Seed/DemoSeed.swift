@@ -3,7 +3,7 @@ import Foundation
 import RoundsCore
 
 /// A believable hospital group to try Rounds with: two hospitals, oncology wards and an ICU,
-/// 52 beds, 22 staff with Chinese names, and admitted patients. Running it twice is harmless.
+/// 52 beds, 23 staff with Chinese names, and admitted patients. Running it twice is harmless.
 public struct DemoSeed: Sendable {
     public static let password = "rounds-demo"
 
@@ -22,6 +22,14 @@ public struct DemoSeed: Sendable {
         Login(username: "zhu.lin", displayName: "朱琳", what: "quality control, 总院"),
     ]
 
+    /// The name of demo patient n (MRN2000n), as family and given name: the feed simulator
+    /// sends the same names in its messages.
+    public static func patientName(_ n: Int) -> (family: String, given: String) {
+        let families = ["张", "王", "李", "赵", "刘", "陈", "杨", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林", "罗"]
+        let givens = ["秀英", "桂兰", "志强", "德明", "玉梅", "建华", "海燕", "国庆", "淑珍", "永刚", "丽华", "春生", "凤英", "振华", "红梅", "宝山"]
+        return (families[n % families.count], givens[(n * 3) % givens.count])
+    }
+
     let clock: any RoundsClock
     let ids: IDGenerator
     let hasher: PasswordHasher
@@ -37,12 +45,13 @@ public struct DemoSeed: Sendable {
     public func run(on db: any Database) async throws -> Bool {
         if try await HospitalGroup.query(on: db).count() > 0 { return false }
         let now = clock.now()
-        // Everyone shares the demo password: hash it once, not 22 times.
+        // Everyone shares the demo password: hash it once, not 23 times.
         let passwordHash = try await hasher.hash(Self.password)
         try await db.transaction { tx in
             let group = HospitalGroup(id: ids.next(), name: "华康医疗集团", createdAt: now)
             try await group.create(on: tx)
             let main = Hospital(id: ids.next(), groupID: group.id!, code: "HK01", name: "华康医院（总院）", createdAt: now)
+            main.hl7Facility = "ARION"  // what the demo HIS and the sample messages call it
             let east = Hospital(id: ids.next(), groupID: group.id!, code: "HK02", name: "华康医院东院", createdAt: now)
             try await main.create(on: tx)
             try await east.create(on: tx)
@@ -70,9 +79,11 @@ public struct DemoSeed: Sendable {
             let eastOffice = try await department(east, "YZB", "院长办公室", .department)
 
             var staffByName: [String: Staff] = [:]
-            func person(_ username: String, _ name: String, _ roles: [(Department, Role)], superuser: Bool = false) async throws {
-                let s = Staff(id: ids.next(), username: username, displayName: name, employeeNo: nil,
+            func person(_ username: String, _ name: String, _ roles: [(Department, Role)], superuser: Bool = false,
+                        hl7: String? = nil) async throws {
+                let s = Staff(id: ids.next(), username: username, displayName: name, employeeNo: hl7,
                               passwordHash: passwordHash, isSuperuser: superuser, createdAt: now)
+                s.hl7ID = hl7
                 try await s.create(on: tx)
                 for (d, role) in roles {
                     try await StaffRole(id: ids.next(), staffID: s.id!, departmentID: d.id!, hospitalID: d.hospitalID, role: role).create(on: tx)
@@ -80,32 +91,31 @@ public struct DemoSeed: Sendable {
                 staffByName[username] = s
             }
             try await person("admin", "系统管理员", [], superuser: true)
-            try await person("li.ming", "李明", [(lung, .doctor)])
-            try await person("chen.jing", "陈静", [(lung, .doctor)])
-            try await person("zhang.li", "张丽", [(lung, .headNurse)])
-            try await person("wang.fang", "王芳", [(lung, .nurse)])
-            try await person("liu.yang", "刘洋", [(lung, .nurse)])
-            try await person("zhao.min", "赵敏", [(breast, .doctor)])
-            try await person("sun.lin", "孙琳", [(breast, .headNurse)])
-            try await person("zhou.ting", "周婷", [(breast, .nurse)])
-            try await person("wu.qiang", "吴强", [(gi, .doctor)])
-            try await person("zheng.hong", "郑红", [(gi, .headNurse)])
-            try await person("feng.xue", "冯雪", [(gi, .nurse)])
-            try await person("he.wei", "何伟", [(icu, .doctor)])
-            try await person("xu.jing", "许静", [(icu, .headNurse)])
-            try await person("han.mei", "韩梅", [(icu, .nurse)])
-            try await person("yang.guang", "杨光", [(oncology, .consultant)])
+            try await person("li.ming", "李明", [(lung, .doctor)], hl7: "D001")
+            try await person("chen.jing", "陈静", [(lung, .doctor)], hl7: "D021")
+            try await person("zhang.li", "张丽", [(lung, .headNurse)], hl7: "N007")
+            try await person("wang.fang", "王芳", [(lung, .nurse)], hl7: "N012")
+            try await person("liu.yang", "刘洋", [(lung, .nurse)], hl7: "N013")
+            try await person("zhao.min", "赵敏", [(breast, .doctor)], hl7: "D002")
+            try await person("sun.lin", "孙琳", [(breast, .headNurse)], hl7: "N020")
+            try await person("zhou.ting", "周婷", [(breast, .nurse)], hl7: "N021")
+            try await person("wu.qiang", "吴强", [(gi, .doctor)], hl7: "D003")
+            try await person("zheng.hong", "郑红", [(gi, .headNurse)], hl7: "N030")
+            try await person("feng.xue", "冯雪", [(gi, .nurse)], hl7: "N031")
+            try await person("he.wei", "何伟", [(icu, .doctor)], hl7: "D008")
+            try await person("xu.jing", "许静", [(icu, .headNurse)], hl7: "N040")
+            try await person("han.mei", "韩梅", [(icu, .nurse)], hl7: "N041")
+            try await person("zhao.qiang", "赵强", [(icu, .doctor)], hl7: "D009")
+            try await person("yang.guang", "杨光", [(oncology, .consultant)], hl7: "D010")
             try await person("ma.jun", "马军", [(medicalAffairs, .medicalAffairs)])
             try await person("zhu.lin", "朱琳", [(quality, .qualityControl)])
             try await person("hu.bin", "胡斌", [(it, .it)])
-            try await person("gao.feng", "高峰", [(cardio, .doctor), (emergency, .doctor)])
-            try await person("lin.xiao", "林晓", [(cardio, .nurse)])
+            try await person("gao.feng", "高峰", [(cardio, .doctor), (emergency, .doctor)], hl7: "E001")
+            try await person("lin.xiao", "林晓", [(cardio, .nurse)], hl7: "E101")
             try await person("luo.jie", "罗杰", [(eastOffice, .administrator)])
 
             // Patients: (ward, doctor, nurse, how many). Beds from 1 upwards; LUNG bed 12 stays
             // free for the sample HL7 admission of 王建国.
-            let families = ["张", "王", "李", "赵", "刘", "陈", "杨", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林", "罗"]
-            let givens = ["秀英", "桂兰", "志强", "德明", "玉梅", "建华", "海燕", "国庆", "淑珍", "永刚", "丽华", "春生", "凤英", "振华", "红梅", "宝山"]
             let allergies = [nil, nil, "青霉素", nil, "磺胺类", nil, nil, "头孢类"]
             var n = 0
             for (ward, doctor, nurse, count) in [(lung, "li.ming", "wang.fang", 8), (breast, "zhao.min", "zhou.ting", 6),
@@ -116,7 +126,7 @@ public struct DemoSeed: Sendable {
                     n += 1
                     let birthYear = 1940 + (n * 7) % 50
                     let patient = Patient(id: ids.next(), hospitalID: ward.hospitalID, mrn: String(format: "MRN2%04d", n),
-                                          name: families[n % families.count] + givens[(n * 3) % givens.count],
+                                          name: Self.patientName(n).family + Self.patientName(n).given,
                                           gender: n % 2 == 0 ? .female : .male,
                                           birthDate: String(format: "%04d-%02d-%02d", birthYear, 1 + n % 12, 1 + (n * 5) % 28),
                                           allergies: allergies[n % allergies.count], createdAt: now)

@@ -1,5 +1,6 @@
 import Foundation
 import RoundsCore
+import RoundsIntegration
 import RoundsStore
 
 /// Everything `configure` needs to know, decided by the command line or the tests.
@@ -14,10 +15,12 @@ public struct RoundsConfiguration: Sendable {
     /// Believe X-Forwarded-For for the client address (only behind a reverse proxy you run).
     public var trustProxyHeaders: Bool
     public var runMigrations: Bool
+    /// The MLLP listener and outbound worker; nil runs the web server alone (tests, `migrate`).
+    public var integration: IntegrationService.Settings?
 
     public init(database: DatabaseLocation, clock: any RoundsClock = SystemClock(), ids: IDGenerator? = nil,
                 bcryptCost: Int = 12, secureCookies: Bool = false, trustProxyHeaders: Bool = false,
-                runMigrations: Bool = true) {
+                runMigrations: Bool = true, integration: IntegrationService.Settings? = nil) {
         self.database = database
         self.clock = clock
         self.ids = ids ?? .uuidV7(clock: clock)
@@ -25,5 +28,6 @@ public struct RoundsConfiguration: Sendable {
         self.secureCookies = secureCookies
         self.trustProxyHeaders = trustProxyHeaders
         self.runMigrations = runMigrations
+        self.integration = integration
     }
 }

@@ -13,7 +13,7 @@ public enum RoundsRunner {
             if demo {
                 let seeded = try await DemoSeed(clock: configuration.clock, ids: configuration.ids,
                                                 hasher: PasswordHasher(cost: configuration.bcryptCost)).run(on: app.db)
-                print(seeded ? "Demo hospital group created: 华康医疗集团, 2 hospitals, 6 wards, 52 beds, 22 staff, 28 patients."
+                print(seeded ? "Demo hospital group created: 华康医疗集团, 2 hospitals, 6 wards, 52 beds, 23 staff, 28 patients."
                              : "The database already has an organisation; the demo seed was skipped.")
                 print("Demo logins (password: \(DemoSeed.password)):")
                 for login in DemoSeed.logins {

@@ -1,4 +1,5 @@
 import RoundsCore
+import RoundsIntegration
 import RoundsStore
 import Vapor
 
@@ -11,8 +12,11 @@ public struct RoundsServices: Sendable {
     public let organisation: OrganisationService
     public let patients: PatientService
     public let catalogue: Catalogue
+    public let hl7: InboundPipeline
+    public let outbound: OutboundQueue
+    public let messages: MessageStore
 
-    init(_ configuration: RoundsConfiguration) throws {
+    init(_ configuration: RoundsConfiguration, logLevel: Logger.Level = .info) throws {
         self.configuration = configuration
         let clock = configuration.clock, ids = configuration.ids
         let hasher = PasswordHasher(cost: configuration.bcryptCost)
@@ -22,6 +26,13 @@ public struct RoundsServices: Sendable {
         organisation = OrganisationService(clock: clock, ids: ids, hasher: hasher, audit: audit)
         patients = PatientService(clock: clock, ids: ids, audit: audit)
         catalogue = try Catalogue.load()
+        var hl7Logger = Logger(label: "rounds.hl7")
+        hl7Logger.logLevel = logLevel
+        hl7 = InboundPipeline(clock: clock, ids: ids, logger: hl7Logger)
+        hl7Logger = Logger(label: "rounds.hl7.outbound")
+        hl7Logger.logLevel = logLevel
+        outbound = OutboundQueue(clock: clock, ids: ids, logger: hl7Logger)
+        messages = MessageStore(audit: audit)
     }
 }
 

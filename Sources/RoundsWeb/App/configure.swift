@@ -2,7 +2,9 @@ import Fluent
 import Leaf
 import LeafKit
 import RoundsCore
+import RoundsIntegration
 import RoundsStore
+import SQLKit
 import Vapor
 
 /// Wires the app: database and migrations, services, middleware, templates, routes.
@@ -10,10 +12,15 @@ public func configure(_ app: Application, _ configuration: RoundsConfiguration) 
     RoundsMetrics.bootstrapOnce()
     try app.useRoundsDatabase(configuration.database)
     RoundsMetrics.dbPool.set(to: 4)
+    if !configuration.database.isPostgres, let sql = app.db as? any SQLDatabase {
+        // Write-ahead log: readers (web pages) no longer block the HL7 writer, and commits stay
+        // durable (synchronous stays FULL: an ACK is only sent for what is on disk).
+        try await sql.raw("PRAGMA journal_mode=WAL").run()
+    }
     if configuration.runMigrations {
         try await app.autoMigrate()
     }
-    app.rounds = try RoundsServices(configuration)
+    app.rounds = try RoundsServices(configuration, logLevel: app.logger.logLevel)
 
     ContentConfiguration.global.use(encoder: JSONEncoder.custom(dates: .iso8601, format: [.sortedKeys]), for: .json)
     ContentConfiguration.global.use(decoder: JSONDecoder.custom(dates: .iso8601), for: .json)
@@ -32,6 +39,26 @@ public func configure(_ app: Application, _ configuration: RoundsConfiguration) 
     app.middleware.use(CSRFMiddleware())
 
     try registerRoutes(app)
+
+    if let settings = configuration.integration {
+        let services = app.rounds
+        let integration = IntegrationService(settings: settings, pipeline: services.hl7, outbound: services.outbound,
+                                             logger: app.logger, database: { [unowned app] in app.db })
+        app.lifecycle.use(IntegrationLifecycle(service: integration))
+    }
+}
+
+/// Starts the MLLP listener and outbound worker with the server, stops them with it.
+struct IntegrationLifecycle: LifecycleHandler {
+    let service: IntegrationService
+
+    func didBootAsync(_ application: Application) async throws {
+        try await service.start()
+    }
+
+    func shutdownAsync(_ application: Application) async {
+        await service.stop()
+    }
 }
 
 func registerRoutes(_ app: Application) throws {
@@ -51,7 +78,10 @@ func registerRoutes(_ app: Application) throws {
         response.headers.contentType = .json
         return response
     }
-    APIRoutes(api: APIBuilder(routes: v1.grouped(RequireSignIn()), registry: app.openAPI, prefix: "/api/v1")).register()
+    let api = APIBuilder(routes: v1.grouped(RequireSignIn()), registry: app.openAPI, prefix: "/api/v1")
+    APIRoutes(api: api).register()
+    IntegrationRoutes(api: api).register()
+    IntegrationPages().register(signedIn)
 }
 
 /// Conservative browser headers: no framing, no sniffing, scripts only from Rounds itself.

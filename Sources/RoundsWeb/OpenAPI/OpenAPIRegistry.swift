@@ -48,7 +48,7 @@ struct APIBuilder {
     func on<R: AsyncResponseEncodable>(
         _ method: HTTPMethod, _ path: PathComponent..., summary: String, tag: String,
         body: (any APISchema.Type)? = nil, returns response: (any APISchema.Type)? = nil, array: Bool = false,
-        status: Int = 200, query: [String] = [], contentType: String = "application/json",
+        status: Int = 200, query: [String] = [], contentType: String = "application/json", maxBody: ByteCount? = nil,
         use handler: @escaping @Sendable (Request) async throws -> R
     ) -> Route {
         let openAPIPath = prefix + "/" + path.map { component -> String in
@@ -59,6 +59,6 @@ struct APIBuilder {
         }.joined(separator: "/")
         registry.add(.init(method: method, path: openAPIPath, summary: summary, tag: tag, body: body, response: response,
                            responseIsArray: array, status: status, query: query, responseContentType: contentType))
-        return routes.on(method, path, body: body == nil ? .collect : .collect(maxSize: "1mb"), use: handler)
+        return routes.on(method, path, body: .collect(maxSize: maxBody ?? "1mb"), use: handler)
     }
 }

@@ -1,0 +1,163 @@
+import FluentKit
+import Foundation
+import RoundsCore
+import RoundsHL7
+import RoundsStore
+
+/// Why a readable message could not be applied: it is stored with status "error" and the
+/// sender gets an AE with this text, to fix and resend.
+public struct MappingError: Error, Sendable, CustomStringConvertible {
+    public var text: String
+    /// HL7 table 0357: 101 required field missing, 103 table value not found, 204 unknown key…
+    public var code: String
+
+    public init(_ text: String, code: String = "207") {
+        self.text = text
+        self.code = code
+    }
+
+    public var description: String { text }
+}
+
+/// Everything a mapper needs while applying one message, inside its transaction.
+struct MappingContext {
+    let db: any Database
+    let message: HL7Message
+    let messageID: String
+    let now: Date
+    let ids: IDGenerator
+    let audit: AuditLog
+    let rules: [CriticalValueRule]
+    /// "hl7:HIS@ARION", the actor of audit rows.
+    let actor: String
+    let peer: String?
+    /// Filled in by mappers for the message store (patient search).
+    var patientID: String?
+    var patientMRN: String?
+    var hospitalID: String?
+    var events: [OutboxEvent] = []
+
+    func value(_ path: String) -> String? {
+        guard let v = message[path], !v.isEmpty else { return nil }
+        return v
+    }
+
+    func require(_ path: String, _ what: String) throws -> String {
+        guard let v = value(path) else { throw MappingError("\(path) (\(what)) is required", code: "101") }
+        return v
+    }
+
+    /// Writes a patient-data audit row attributed to the sending system.
+    func audit(_ action: String, entityType: String, entityID: String?, patientID: String?, detail: String? = nil) async throws {
+        try await audit.record(action, entityType: entityType, entityID: entityID, patientID: patientID, hospitalID: hospitalID,
+                               detail: detail, actorKind: "system", actorID: nil, actorName: actor, clientAddress: peer, on: db)
+    }
+
+    /// Queues an outbox event in this transaction.
+    mutating func emit(_ kind: String, patientID: String?, encounterID: String?, payload: some Encodable) throws {
+        let event = OutboxEvent()
+        event.id = ids.next()
+        event.kind = kind
+        event.patientID = patientID
+        event.encounterID = encounterID
+        event.hospitalID = hospitalID
+        event.sourceMessageID = messageID
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        event.payload = String(decoding: try encoder.encode(payload), as: UTF8.self)
+        event.createdAt = now
+        events.append(event)
+    }
+
+    // MARK: Resolving references
+
+    /// The hospital a message is about: PV1-3-4 (the facility of the bed), else MSH-4.
+    mutating func resolveHospital() async throws -> Hospital {
+        let facility = value("PV1-3-4") ?? value("MSH-4") ?? ""
+        let hospitals = try await Hospital.query(on: db).all()
+        if let match = hospitals.first(where: { $0.hl7Facility?.caseInsensitiveCompare(facility) == .orderedSame })
+            ?? hospitals.first(where: { $0.code.caseInsensitiveCompare(facility) == .orderedSame }) {
+            hospitalID = match.id
+            return match
+        }
+        if hospitals.count == 1 {
+            hospitalID = hospitals[0].id
+            return hospitals[0]
+        }
+        throw MappingError("unknown facility '\(facility)': set it as the HL7 facility of a hospital", code: "103")
+    }
+
+    /// PID-3: the repetition typed MR (medical record number), else the first.
+    func medicalRecordNumber() throws -> String {
+        var repetition = 1
+        while let id = value("PID-3(\(repetition))-1") {
+            if value("PID-3(\(repetition))-5") == "MR" { return id }
+            repetition += 1
+        }
+        guard let first = value("PID-3(1)-1") else { throw MappingError("PID-3 (patient identifier) is required", code: "101") }
+        return first
+    }
+
+    /// A person name from an XPN (family, given) or XCN (id, family, given) field.
+    static func personName(family: String?, given: String?) -> String {
+        let family = family ?? "", given = given ?? ""
+        let isCJK = (family + given).unicodeScalars.contains { (0x3400...0x9FFF).contains($0.value) }
+        if isCJK { return family + given }
+        return [given, family].filter { !$0.isEmpty }.joined(separator: " ")
+    }
+
+    /// HL7 DTM ("20261121083000", "202611210830", "20261121", with or without +0800) to a Date,
+    /// in the hospital's time zone when no offset is given.
+    static func date(_ text: String?, timeZone: TimeZone = TimeZone(identifier: "Asia/Shanghai") ?? .current) -> Date? {
+        guard var text, text.count >= 8 else { return nil }
+        var zone = timeZone
+        if let sign = text.lastIndex(where: { $0 == "+" || $0 == "-" }), text.distance(from: sign, to: text.endIndex) == 5 {
+            let offset = text[text.index(after: sign)...]
+            if let hh = Int(offset.prefix(2)), let mm = Int(offset.suffix(2)) {
+                let seconds = (hh * 3600 + mm * 60) * (text[sign] == "-" ? -1 : 1)
+                zone = TimeZone(secondsFromGMT: seconds) ?? zone
+            }
+            text = String(text[..<sign])
+        }
+        if let dot = text.firstIndex(of: ".") { text = String(text[..<dot]) }
+        let digits = Array(text)
+        guard digits.allSatisfy(\.isNumber) else { return nil }
+        func n(_ from: Int, _ length: Int) -> Int? {
+            guard digits.count >= from + length else { return nil }
+            return Int(String(digits[from..<(from + length)]))
+        }
+        var c = DateComponents()
+        c.year = n(0, 4); c.month = n(4, 2); c.day = n(6, 2)
+        c.hour = n(8, 2) ?? 0; c.minute = n(10, 2) ?? 0; c.second = n(12, 2) ?? 0
+        guard let m = c.month, (1...12).contains(m), let d = c.day, (1...31).contains(d) else { return nil }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        return calendar.date(from: c)
+    }
+
+    /// yyyyMMdd → yyyy-MM-dd.
+    static func isoDate(_ text: String?) -> String? {
+        guard let text, text.count >= 8, text.prefix(8).allSatisfy(\.isNumber) else { return nil }
+        let d = Array(text)
+        return "\(String(d[0..<4]))-\(String(d[4..<6]))-\(String(d[6..<8]))"
+    }
+
+    /// Finds a member of staff by their HIS id (XCN-1); creates an account that cannot sign in
+    /// when the HIS names someone Rounds does not know yet, so the care team is never lost.
+    func staff(xcn path: String) async throws -> Staff? {
+        guard let hisID = value("\(path)-1") else { return nil }
+        if let known = try await Staff.query(on: db).filter(\.$hl7ID == hisID).first() { return known }
+        let name = Self.personName(family: value("\(path)-2"), given: value("\(path)-3"))
+        let username = "his." + hisID.lowercased().filter { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_") }
+        if let existing = try await Staff.query(on: db).filter(\.$username == username).first() { return existing }
+        let staff = Staff(id: ids.next(), username: username, displayName: name.isEmpty ? hisID : name, employeeNo: hisID,
+                          passwordHash: "!", createdAt: now)  // "!" never verifies: no sign-in until an admin sets up the account
+        staff.isActive = false
+        staff.hl7ID = hisID
+        try await staff.create(on: db)
+        try await audit.record("staff.create", entityType: "staff", entityID: staff.id, detail: "from HL7: \(hisID) \(name)",
+                               actorKind: "system", actorID: nil, actorName: actor, clientAddress: peer, on: db)
+        return staff
+    }
+}

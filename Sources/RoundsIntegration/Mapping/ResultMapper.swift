@@ -1,0 +1,181 @@
+import FluentKit
+import Foundation
+import RoundsCore
+import RoundsHL7
+import RoundsStore
+
+/// ORU^R01 results and MDM^T0x / report-style ORU documents. Numeric and coded OBX become
+/// observations (critical by flag HH/LL/AA or by the configured rules); text and encapsulated
+/// OBX become a report with its PDF kept as an attachment.
+enum ResultMapper {
+    struct ResultEvent: Encodable {
+        var orderNumber: String?
+        var panel: String?
+        var observations: [ObservationPayload]
+    }
+
+    struct ObservationPayload: Encodable {
+        var observationID: String
+        var code: String
+        var name: String
+        var value: String
+        var unit: String?
+        var referenceRange: String?
+        var flag: String?
+        var critical: Bool
+        var criticalReason: String?
+        var observedAt: Date?
+    }
+
+    struct ReportEvent: Encodable {
+        var reportID: String
+        var documentNumber: String
+        var title: String
+        var text: String
+        var attachmentID: String?
+        var author: String?
+    }
+
+    static let reportValueTypes: Set<String> = ["TX", "FT", "ED", "RP"]
+    static let criticalFlags: Set<String> = ["HH", "LL", "AA", ">", "<"]
+
+    static func apply(_ ctx: inout MappingContext) async throws {
+        let hospital = try await ctx.resolveHospital()
+        let patient = try await ADTMapper.upsertPatient(&ctx, hospital: hospital, refresh: false)
+        let encounter = try await ADTMapper.activeEncounter(ctx, patient: patient)
+        let isDocument = ctx.message.messageType == "MDM"
+        let obxCount = ctx.message.segments(named: "OBX").count
+        guard obxCount > 0 || isDocument else { throw MappingError("no OBX segment: a result message needs at least one", code: "100") }
+
+        var observations: [ObservationPayload] = []
+        var reportLines: [String] = []
+        var attachment: Attachment?
+        for n in 1...max(obxCount, 1) where obxCount > 0 {
+            let obx = "OBX(\(n))"
+            let type = (ctx.value("\(obx)-2") ?? "ST").uppercased()
+            if reportValueTypes.contains(type) {
+                if type == "ED" {
+                    attachment = try encapsulatedData(ctx, obx: obx, patientID: patient.id!)
+                } else {
+                    var repetition = 1
+                    while let line = ctx.value("\(obx)-5(\(repetition))") {
+                        reportLines.append(line)
+                        repetition += 1
+                    }
+                }
+                continue
+            }
+            guard let value = ctx.value("\(obx)-5") else { continue }
+            let code = ctx.value("\(obx)-3-1") ?? ""
+            let unit = ctx.value("\(obx)-6-1")
+            let flag = ctx.value("\(obx)-8")?.uppercased()
+            var reason: String?
+            if let flag, criticalFlags.contains(flag) { reason = "abnormal flag \(flag)" }
+            if reason == nil, let number = Double(value.trimmingCharacters(in: .whitespaces)),
+               let rule = ctx.rules.first(where: { rule in
+                   rule.code == code && (unit.map { $0.caseInsensitiveCompare(rule.unit) == .orderedSame } ?? true)
+               }) {
+                if let low = rule.low, number < low { reason = "below \(trim(low)) \(rule.unit)" }
+                if let high = rule.high, number > high { reason = "above \(trim(high)) \(rule.unit)" }
+            }
+            let observation = Observation()
+            observation.id = ctx.ids.next()
+            observation.patientID = patient.id!
+            observation.encounterID = encounter?.id
+            observation.orderNumber = ctx.value("OBR-2-1") ?? ctx.value("OBR-3-1")
+            observation.code = code
+            observation.name = ctx.value("\(obx)-3-2") ?? code
+            observation.value = value
+            observation.unit = unit
+            observation.referenceRange = ctx.value("\(obx)-7")
+            observation.abnormalFlag = flag
+            observation.isCritical = reason != nil
+            observation.observedAt = MappingContext.date(ctx.value("\(obx)-14")) ?? MappingContext.date(ctx.value("OBR-7"))
+            observation.sourceMessageID = ctx.messageID
+            observation.createdAt = ctx.now
+            try await observation.create(on: ctx.db)
+            observations.append(ObservationPayload(observationID: observation.id!, code: code, name: observation.name, value: value, unit: unit,
+                                                   referenceRange: observation.referenceRange, flag: flag, critical: reason != nil,
+                                                   criticalReason: reason, observedAt: observation.observedAt))
+        }
+
+        if !observations.isEmpty {
+            try await ctx.audit("observation.create", entityType: "observation", entityID: observations.first?.observationID,
+                                patientID: patient.id, detail: "\(observations.count) results")
+            try ctx.emit("observation.result", patientID: patient.id, encounterID: encounter?.id,
+                         payload: ResultEvent(orderNumber: ctx.value("OBR-2-1"), panel: ctx.value("OBR-4-2"), observations: observations))
+            for critical in observations where critical.critical {
+                try ctx.emit("observation.critical", patientID: patient.id, encounterID: encounter?.id, payload: critical)
+            }
+        }
+
+        if isDocument || !reportLines.isEmpty || attachment != nil {
+            if let attachment { try await attachment.create(on: ctx.db) }
+            let report = ClinicalReport()
+            report.id = ctx.ids.next()
+            report.patientID = patient.id!
+            report.encounterID = encounter?.id
+            report.documentNumber = ctx.value("TXA-12-1") ?? ctx.value("OBR-3-1") ?? ctx.value("OBR-2-1") ?? ctx.messageID
+            report.title = ctx.value("TXA-2-2") ?? ctx.value("OBR-4-2") ?? ctx.value("TXA-2-1") ?? "Report"
+            report.text = reportLines.joined(separator: "\n")
+            report.attachmentID = attachment?.id
+            let author = MappingContext.personName(family: ctx.value("TXA-9-2") ?? ctx.value("TXA-5-2"), given: ctx.value("TXA-9-3") ?? ctx.value("TXA-5-3"))
+            report.author = author.isEmpty ? nil : author
+            report.status = ctx.value("TXA-17") ?? ctx.value("OBR-25") ?? "F"
+            report.sourceMessageID = ctx.messageID
+            report.createdAt = ctx.now
+            try await report.create(on: ctx.db)
+            try await ctx.audit("report.create", entityType: "report", entityID: report.id, patientID: patient.id, detail: report.title)
+            try ctx.emit("report.received", patientID: patient.id, encounterID: encounter?.id, payload: ReportEvent(
+                reportID: report.id!, documentNumber: report.documentNumber, title: report.title, text: report.text,
+                attachmentID: attachment?.id, author: report.author))
+        }
+    }
+
+    /// ED: source ^ type ^ subtype ^ encoding ^ data. Base64 and hex are decoded; anything else
+    /// is refused rather than stored as something it is not.
+    static func encapsulatedData(_ ctx: MappingContext, obx: String, patientID: String) throws -> Attachment {
+        let type = (ctx.value("\(obx)-5-2") ?? "application").lowercased()
+        let subtype = (ctx.value("\(obx)-5-3") ?? "octet-stream").lowercased()
+        let encoding = (ctx.value("\(obx)-5-4") ?? "Base64").lowercased()
+        let text = ctx.value("\(obx)-5-5") ?? ""
+        let data: Data
+        switch encoding {
+        case "base64":
+            guard let decoded = Data(base64Encoded: text, options: .ignoreUnknownCharacters), !decoded.isEmpty else {
+                throw MappingError("\(obx)-5-5 is not valid Base64", code: "102")
+            }
+            data = decoded
+        case "hex":
+            var bytes: [UInt8] = []
+            var i = text.startIndex
+            while i < text.endIndex, let j = text.index(i, offsetBy: 2, limitedBy: text.endIndex), let b = UInt8(text[i..<j], radix: 16) {
+                bytes.append(b)
+                i = j
+            }
+            guard i == text.endIndex, !bytes.isEmpty else { throw MappingError("\(obx)-5-5 is not valid hex", code: "102") }
+            data = Data(bytes)
+        default:
+            throw MappingError("\(obx)-5-4 encoding '\(encoding)' is not supported (Base64 or Hex)", code: "102")
+        }
+        let contentType = subtype == "pdf" ? "application/pdf" : "\(type)/\(subtype)"
+        if contentType == "application/pdf" && !data.starts(with: Array("%PDF".utf8)) {
+            throw MappingError("\(obx)-5 says PDF but the data is not a PDF", code: "102")
+        }
+        let attachment = Attachment()
+        attachment.id = ctx.ids.next()
+        attachment.patientID = patientID
+        attachment.sourceMessageID = ctx.messageID
+        attachment.contentType = contentType
+        attachment.filename = "\(ctx.value("TXA-12-1") ?? ctx.messageID).\(subtype)"
+        attachment.data = data
+        attachment.size = data.count
+        attachment.createdAt = ctx.now
+        return attachment
+    }
+}
+
+/// 6.2 → "6.2", 50.0 → "50".
+func trim(_ value: Double) -> String {
+    value == value.rounded() ? String(Int(value)) : String(value)
+}

@@ -1,0 +1,179 @@
+import FluentKit
+import Foundation
+
+/// Every HL7 message in or out, stored with its raw bytes before it is acknowledged.
+public final class HL7MessageRecord: Model, @unchecked Sendable {
+    public static let schema = "hl7_messages"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    /// "in" or "out".
+    @Field(key: "direction") public var direction: String
+    /// MSH-3@MSH-4 of the sender ("HIS@ARION"); the key for duplicate control ids.
+    @Field(key: "sender") public var sender: String
+    @OptionalField(key: "control_id") public var controlID: String?
+    /// "ADT^A01"; empty when the message could not be read.
+    @Field(key: "message_type") public var messageType: String
+    @OptionalField(key: "version") public var version: String?
+    @Field(key: "charset") public var charset: String
+    @Field(key: "raw") public var raw: Data
+    @Field(key: "size") public var size: Int
+    /// accepted | error | rejected | duplicate (inbound); pending | sent | dead (outbound).
+    @Field(key: "status") public var status: String
+    @OptionalField(key: "ack_code") public var ackCode: String?
+    @OptionalField(key: "error") public var error: String?
+    @OptionalField(key: "patient_mrn") public var patientMRN: String?
+    @OptionalField(key: "patient_id") public var patientID: String?
+    @OptionalField(key: "hospital_id") public var hospitalID: String?
+    @OptionalField(key: "peer") public var peer: String?
+    @OptionalField(key: "replay_of") public var replayOf: String?
+    /// How many times the sender delivered this control id again (acknowledged, not processed).
+    @Field(key: "duplicate_count") public var duplicateCount: Int
+    @Field(key: "received_at") public var receivedAt: Date
+
+    public init() {}
+}
+
+/// Guards "one sender, one control id, processed once" with a primary key, so two connections
+/// delivering the same message at the same moment cannot both process it.
+public final class HL7ControlID: Model, @unchecked Sendable {
+    public static let schema = "hl7_control_ids"
+    /// sender + "\u{1F}" + control id.
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "message_id") public var messageID: String
+
+    public init() {}
+    public init(sender: String, controlID: String, messageID: String) {
+        self.id = sender + "\u{1F}" + controlID
+        self.messageID = messageID
+    }
+}
+
+/// Clinical events for the rest of Rounds (patient groups, alerts, automations), written in the
+/// same transaction as the message and the records they describe (transactional outbox).
+public final class OutboxEvent: Model, @unchecked Sendable {
+    public static let schema = "outbox_events"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "kind") public var kind: String
+    @OptionalField(key: "patient_id") public var patientID: String?
+    @OptionalField(key: "encounter_id") public var encounterID: String?
+    @OptionalField(key: "hospital_id") public var hospitalID: String?
+    @OptionalField(key: "source_message_id") public var sourceMessageID: String?
+    /// JSON.
+    @Field(key: "payload") public var payload: String
+    @Field(key: "created_at") public var createdAt: Date
+    @OptionalField(key: "dispatched_at") public var dispatchedAt: Date?
+
+    public init() {}
+}
+
+/// A file that came with a message (a pathology PDF) or, later, with a chat message.
+public final class Attachment: Model, @unchecked Sendable {
+    public static let schema = "attachments"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @OptionalField(key: "patient_id") public var patientID: String?
+    @OptionalField(key: "source_message_id") public var sourceMessageID: String?
+    @Field(key: "content_type") public var contentType: String
+    @Field(key: "filename") public var filename: String
+    @Field(key: "data") public var data: Data
+    @Field(key: "size") public var size: Int
+    @Field(key: "created_at") public var createdAt: Date
+
+    public init() {}
+}
+
+/// An order as the HIS last described it (new, changed, discontinued).
+public final class ClinicalOrder: Model, @unchecked Sendable {
+    public static let schema = "clinical_orders"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "patient_id") public var patientID: String
+    @OptionalField(key: "encounter_id") public var encounterID: String?
+    @Field(key: "placer_number") public var placerNumber: String
+    @OptionalField(key: "filler_number") public var fillerNumber: String?
+    /// active | discontinued | cancelled
+    @Field(key: "status") public var status: String
+    @Field(key: "code") public var code: String
+    @Field(key: "description") public var description: String
+    /// Dose, unit, frequency, notes, as JSON.
+    @Field(key: "details") public var details: String
+    @OptionalField(key: "ordered_by") public var orderedBy: String?
+    @Field(key: "updated_at") public var updatedAt: Date
+
+    public init() {}
+}
+
+/// One result value (OBX) with its abnormal flag and whether it is critical.
+public final class Observation: Model, @unchecked Sendable {
+    public static let schema = "observations"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "patient_id") public var patientID: String
+    @OptionalField(key: "encounter_id") public var encounterID: String?
+    @OptionalField(key: "order_number") public var orderNumber: String?
+    @Field(key: "code") public var code: String
+    @Field(key: "name") public var name: String
+    @Field(key: "value") public var value: String
+    @OptionalField(key: "unit") public var unit: String?
+    @OptionalField(key: "reference_range") public var referenceRange: String?
+    @OptionalField(key: "abnormal_flag") public var abnormalFlag: String?
+    @Field(key: "is_critical") public var isCritical: Bool
+    @OptionalField(key: "observed_at") public var observedAt: Date?
+    @Field(key: "source_message_id") public var sourceMessageID: String
+    @Field(key: "created_at") public var createdAt: Date
+
+    public init() {}
+}
+
+/// A pathology, imaging or other document report, with its text and optional PDF.
+public final class ClinicalReport: Model, @unchecked Sendable {
+    public static let schema = "clinical_reports"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "patient_id") public var patientID: String
+    @OptionalField(key: "encounter_id") public var encounterID: String?
+    @Field(key: "document_number") public var documentNumber: String
+    @Field(key: "title") public var title: String
+    @Field(key: "text") public var text: String
+    @OptionalField(key: "attachment_id") public var attachmentID: String?
+    @OptionalField(key: "author") public var author: String?
+    @Field(key: "status") public var status: String
+    @Field(key: "source_message_id") public var sourceMessageID: String
+    @Field(key: "created_at") public var createdAt: Date
+
+    public init() {}
+}
+
+/// A configurable critical-value rule: a result for `code` (in `unit`) below `low` or above
+/// `high` is critical even when the lab did not flag it.
+public final class CriticalValueRule: Model, @unchecked Sendable {
+    public static let schema = "critical_value_rules"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "code") public var code: String
+    @Field(key: "name") public var name: String
+    @Field(key: "unit") public var unit: String
+    @OptionalField(key: "low") public var low: Double?
+    @OptionalField(key: "high") public var high: Double?
+
+    public init() {}
+    public init(id: String, code: String, name: String, unit: String, low: Double?, high: Double?) {
+        self.id = id; self.code = code; self.name = name; self.unit = unit; self.low = low; self.high = high
+    }
+}
+
+/// A message waiting to go out over MLLP, with its retry state. Survives restarts.
+public final class OutboundMessage: Model, @unchecked Sendable {
+    public static let schema = "hl7_outbound"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "host") public var host: String
+    @Field(key: "port") public var port: Int
+    @Field(key: "raw") public var raw: Data
+    @OptionalField(key: "control_id") public var controlID: String?
+    @Field(key: "message_type") public var messageType: String
+    /// pending | sent | dead
+    @Field(key: "status") public var status: String
+    @Field(key: "attempts") public var attempts: Int
+    @Field(key: "next_attempt_at") public var nextAttemptAt: Date
+    @OptionalField(key: "claimed_until") public var claimedUntil: Date?
+    @OptionalField(key: "last_error") public var lastError: String?
+    @OptionalField(key: "ack_code") public var ackCode: String?
+    @Field(key: "created_at") public var createdAt: Date
+    @OptionalField(key: "sent_at") public var sentAt: Date?
+
+    public init() {}
+}
