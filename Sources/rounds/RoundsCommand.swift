@@ -253,14 +253,25 @@ struct Simulate: AsyncParsableCommand {
     @Flag(help: "Print one line per message.")
     var verbose = false
 
+    @Option(help: "Write the messages to this file (one per line, segments separated by CR) instead of sending them; needs --count.")
+    var output: String?
+
     func validate() throws {
         guard rate > 0, rate <= 100_000 else { throw ValidationError("--rate must be above 0 (and at most 100000)") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if output != nil, count == nil { throw ValidationError("--output needs --count") }
     }
 
     func run() async throws {
         var simulator = FeedSimulator(seed: seed ?? UInt64.random(in: 0...UInt64.max),
                                       runTag: String(Int(Date().timeIntervalSince1970) % 100_000))
+        if let output, let count {
+            var text = ""
+            for _ in 0..<count { text += simulator.next(at: Date()) + "\n" }
+            try text.write(toFile: output, atomically: true, encoding: .utf8)
+            print("wrote \(count) messages to \(output)")
+            return
+        }
         let interval = 1 / rate
         let start = Date()
         var produced = 0

@@ -1,0 +1,120 @@
+"""Starting and stopping a real `rounds` process for the Python-driven tests.
+
+The binary comes from ROUNDS_BIN (default: .build/debug/rounds, built by `swift build`).
+"""
+import http.cookiejar
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLES = os.path.join(ROOT, "Tests", "RoundsTests", "Fixtures", "hl7")
+
+
+def binary():
+    path = os.environ.get("ROUNDS_BIN", os.path.join(ROOT, ".build", "debug", "rounds"))
+    assert os.path.exists(path), f"{path} not found: run `swift build` first"
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Rounds:
+    """One `rounds serve` process on loopback ports, restartable on the same database."""
+
+    def __init__(self, workdir=None, database_url=None, extra=()):
+        self.workdir = workdir or tempfile.mkdtemp(prefix="rounds-py-")
+        self.http_port = free_port()
+        self.mllp_port = free_port()
+        self.database_url = database_url
+        self.extra = list(extra)
+        self.proc = None
+        self.base = f"http://127.0.0.1:{self.http_port}"
+        self.log_path = os.path.join(self.workdir, "server.log")
+
+    def start(self, demo=True, timeout=90):
+        args = [binary(), "serve", "--db", os.path.join(self.workdir, "rounds.sqlite"), "--port", str(self.http_port),
+                "--mllp-host", "127.0.0.1", "--mllp-port", str(self.mllp_port), "--bcrypt-cost", "6",
+                "--demo-feed-rate", "0"] + (["--demo"] if demo else []) + self.extra
+        env = dict(os.environ)
+        env.pop("DATABASE_URL", None)
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(args, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.base + "/healthz", timeout=2) as r:
+                    if r.status == 200 and self._mllp_open():
+                        return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("rounds did not start:\n" + open(self.log_path).read()[-4000:])
+            time.sleep(0.2)
+
+    def _mllp_open(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.mllp_port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def kill(self):
+        """SIGKILL: no shutdown, no flush — a crash."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class Session:
+    """A signed-in web session (cookie + CSRF token), for the JSON API."""
+
+    def __init__(self, base, username, password="rounds-demo"):
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        page = self.opener.open(base + "/login").read().decode()
+        token = re.search(r'name="_csrf" value="([^"]+)"', page).group(1)
+        body = urllib.parse.urlencode({"username": username, "password": password, "_csrf": token}).encode()
+        self.opener.open(urllib.request.Request(base + "/login", data=body, method="POST"))
+        home = self.opener.open(base + "/").read().decode()
+        match = re.search(r'<meta name="csrf-token" content="([^"]+)"', home)
+        assert match, "sign-in failed"
+        self.csrf = match.group(1)
+
+    def get(self, path):
+        request = urllib.request.Request(self.base + path, headers={"Accept": "application/json"})
+        with self.opener.open(request) as r:
+            return json.loads(r.read())
+
+    def post(self, path, payload):
+        request = urllib.request.Request(self.base + path, data=json.dumps(payload).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", "Accept": "application/json",
+                                                  "X-CSRF-Token": self.csrf})
+        with self.opener.open(request) as r:
+            return r.status, json.loads(r.read())
