@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import Logging
+import Metrics
 import RoundsCore
 import RoundsHL7
 import RoundsStore
@@ -38,6 +39,15 @@ public struct InboundPipeline: Sendable {
 
     /// Processes one message. Returns nil only when the message could not be stored.
     public func receive(_ bytes: [UInt8], peer: String?, replayOf: String? = nil, on db: any Database) async -> Receipt? {
+        let started = DispatchTime.now()
+        let receipt = await process(bytes, peer: peer, replayOf: replayOf, on: db)
+        // Exported on /metrics: rounds_hl7_messages_total{outcome=…} and the time to an answer.
+        Counter(label: "rounds_hl7_messages_total", dimensions: [("outcome", receipt?.outcome.rawValue ?? "not_stored")]).increment()
+        Metrics.Timer(label: "rounds_hl7_processing_seconds").recordInterval(since: started)
+        return receipt
+    }
+
+    private func process(_ bytes: [UInt8], peer: String?, replayOf: String?, on db: any Database) async -> Receipt? {
         let now = clock.now()
         let parsed: HL7Message
         let charset: HL7Charset

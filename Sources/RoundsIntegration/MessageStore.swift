@@ -59,7 +59,8 @@ public struct MessageStore: Sendable {
         if let v = filter.from { query.filter(\.$receivedAt >= v) }
         if let v = filter.to { query.filter(\.$receivedAt < v) }
         if let v = filter.beforeID { query.filter(\.$id < v) }
-        let rows = try await query.sort(\.$receivedAt, .descending).sort(\.$id, .descending)
+        // Ids grow with arrival (UUIDv7, monotonic), so newest-first by id pages cleanly with `before`.
+        let rows = try await query.sort(\.$id, .descending)
             .limit(max(1, min(filter.limit, 5000))).all()
         try await audit.record("hl7.message.list", entityType: "hl7_message", entityID: nil, detail: "\(rows.count) messages",
                                context: context, on: db)

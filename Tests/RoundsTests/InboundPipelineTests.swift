@@ -300,4 +300,34 @@ import Vapor
             #expect(try await Self.events("observation.critical", app).count > 0)
         }
     }
+
+    @Test(arguments: Backend.all)
+    func pharmacyAndGeneralOrdersAreMappedToo(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            _ = try await Self.receive(app, fixture: "adt_a01_utf8.hl7")
+            let rde = ["MSH|^~\\&|HIS|ARION|ROUNDS|ARION|20261121170000||RDE^O11^RDE_O11|RX1|P|2.5",
+                       "PID|1||MRN10001^^^ARION^MR||王^建国", "PV1|1|I|LUNG^12^1^ARION||||D001^李^明",
+                       "ORC|NW|RX7001^HIS|||||||20261121165500|N007^张^丽||D001^李^明",
+                       "RXE|^Q12H|ENOX^依诺肝素^LOCAL|40||mg"].joined(separator: "\r")
+            #expect(try await Self.receive(app, Array(rde.utf8)).outcome == .accepted)
+            let rx = try #require(try await ClinicalOrder.query(on: app.db).filter(\.$placerNumber == "RX7001").first())
+            #expect(rx.description == "依诺肝素" && rx.status == "active" && rx.orderedBy == "李明")
+            #expect(rx.details.contains("\"frequency\":\"Q12H\""))
+
+            let omg = ["MSH|^~\\&|HIS|ARION|ROUNDS|ARION|20261121171000||OMG^O19^OMG_O19|CT1|P|2.5",
+                       "PID|1||MRN10001^^^ARION^MR||王^建国", "PV1|1|I|LUNG^12^1^ARION",
+                       "ORC|NW|IMG3001^HIS", "OBR|1|IMG3001^HIS||CTCHEST^胸部CT平扫^LOCAL|S",
+                       "NTE|1||请评估肺部病灶"].joined(separator: "\r")
+            #expect(try await Self.receive(app, Array(omg.utf8)).outcome == .accepted)
+            let ct = try #require(try await ClinicalOrder.query(on: app.db).filter(\.$placerNumber == "IMG3001").first())
+            #expect(ct.description == "胸部CT平扫" && ct.details.contains("请评估肺部病灶"))
+
+            // Discontinue the injection: status and the change are recorded.
+            let dc = rde.replacingOccurrences(of: "ORC|NW", with: "ORC|DC").replacingOccurrences(of: "|RX1|", with: "|RX2|")
+            #expect(try await Self.receive(app, Array(dc.utf8)).outcome == .accepted)
+            #expect(try await ClinicalOrder.find(rx.id, on: app.db)?.status == "discontinued")
+            let event = try #require(try await Self.events("order.discontinued", app).first)
+            #expect(event.payload.contains("\"status\":[\"active\",\"discontinued\"]"))
+        }
+    }
 }

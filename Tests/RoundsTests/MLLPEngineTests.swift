@@ -128,6 +128,33 @@ import Vapor
         }
     }
 
+    /// Random bytes and mutated messages inside MLLP frames, over one connection: every frame
+    /// gets an ACK, the process stays up, and a valid message afterwards is still accepted.
+    @Test func fuzzedFramesAreAllAnswered() async throws {
+        try await TestApp.with(.sqlite) { app, _ in
+            let (service, port) = try await Self.start(app)
+            var random = SeededGenerator(seed: 77)
+            let sample = try HL7Fixtures.bytes("oru_r01_critical_k.hl7")
+            try await MLLPClient.withConnection(host: "127.0.0.1", port: port) { session in
+                for round in 0..<60 {
+                    var bytes: [UInt8]
+                    if round % 2 == 0 {
+                        // No start or end block inside, or the frame would be split differently.
+                        bytes = (0..<Int.random(in: 1...300, using: &random)).map { _ in UInt8.random(in: 0x1D...0xFF, using: &random) }
+                    } else {
+                        bytes = sample
+                        for _ in 0..<4 { bytes[Int.random(in: 0..<bytes.count, using: &random)] = UInt8.random(in: 0x20...0x7E, using: &random) }
+                    }
+                    let (code, _) = try Self.ackCode(try await session.send(bytes))
+                    #expect(["AA", "AE", "AR"].contains(code ?? ""), "round \(round)")
+                }
+                let (code, _) = try Self.ackCode(try await session.send(HL7Fixtures.bytes("adt_a01_utf8.hl7")))
+                #expect(code == "AA")
+            }
+            await service.stop()
+        }
+    }
+
     @Test func idleConnectionsAreClosed() async throws {
         try await TestApp.with(.sqlite) { app, _ in
             let (service, port) = try await Self.start(app, idle: 1)

@@ -68,5 +68,16 @@ import Testing
         #expect(first < second)
         #expect(first.count == 36)
         #expect(Array(first)[14] == "7")
+        // Within one millisecond (a frozen clock) they still only grow, and keep the RFC variant.
+        var previous = second
+        for _ in 0..<5000 {
+            let id = ids.next()
+            #expect(id > previous)
+            #expect("89ab".contains(Array(id)[19]))
+            previous = id
+        }
+        // A clock that steps back does not make ids go back.
+        clock.advance(by: -10)
+        #expect(ids.next() > previous)
     }
 }

@@ -5,9 +5,10 @@
   with that package's `start_hl7_server`.
 """
 import asyncio
-import glob
 import os
+import shutil
 import subprocess
+import sys
 import threading
 import time
 
@@ -23,6 +24,9 @@ EXPECTED = {
     "oru_r01_critical_k.hl7": "AA", "mdm_t02_pathology_pdf.hl7": "AA",
     "custom_delimiters.hl7": "AE",  # facility SITE is not a hospital of the demo group
 }
+# The package's own command; its entry point directly when pip put it outside PATH.
+MLLP_SEND = [shutil.which("mllp_send")] if shutil.which("mllp_send") else \
+    [sys.executable, "-c", "import sys; from hl7.client import mllp_send; sys.exit(mllp_send())"]
 ORDER = ["adt_a01_utf8.hl7", "adt_a02_transfer.hl7", "orm_o01_change.hl7", "oru_r01_critical_k.hl7",
          "mdm_t02_pathology_pdf.hl7", "custom_delimiters.hl7"]
 
@@ -45,7 +49,7 @@ def test_mllp_send_delivers_the_samples_and_reads_our_acks(rounds, tmp_path):
         # mllp_send reads MLLP-framed input (its --loose mode only knows the default delimiters).
         framed = tmp_path / (name + ".mllp")
         framed.write_bytes(b"\x0b" + read_message(path).encode("utf-8") + b"\x1c\r")
-        out = subprocess.run(["mllp_send", "-f", str(framed), "-p", str(rounds.mllp_port), "127.0.0.1"],
+        out = subprocess.run(MLLP_SEND + ["-f", str(framed), "-p", str(rounds.mllp_port), "127.0.0.1"],
                              capture_output=True, timeout=60)
         assert out.returncode == 0, out.stderr.decode()
         ack = hl7.parse(out.stdout.decode("utf-8").strip().strip("\x0b\x1c").replace("\n", "\r"))

@@ -20,6 +20,7 @@ public struct DemoSeed: Sendable {
         Login(username: "li.ming", displayName: "李明", what: "doctor, 肺癌中心"),
         Login(username: "zhang.li", displayName: "张丽", what: "head nurse, 肺癌中心"),
         Login(username: "zhu.lin", displayName: "朱琳", what: "quality control, 总院"),
+        Login(username: "hu.bin", displayName: "胡斌", what: "IT, 总院 (HL7 message store)"),
     ]
 
     /// The name of demo patient n (MRN2000n), as family and given name: the feed simulator
