@@ -14,6 +14,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/fluent-sqlite-driver.git", from: "4.9.0"),
         .package(url: "https://github.com/vapor/fluent-postgres-driver.git", from: "2.14.0"),
         .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
         .package(url: "https://github.com/vapor/leaf.git", from: "4.5.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
@@ -45,6 +47,8 @@ let package = Package(
                 .product(name: "FluentSQLiteDriver", package: "fluent-sqlite-driver"),
                 .product(name: "FluentPostgresDriver", package: "fluent-postgres-driver"),
                 .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Vapor", package: "vapor"),
             ]
         ),
@@ -61,11 +65,20 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // Patient groups: members from the care team, messages, bot cards, read receipts.
+        .target(
+            name: "RoundsChat",
+            dependencies: [
+                "RoundsCore", "RoundsStore",
+                .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "SQLKit", package: "sql-kit"),
+            ]
+        ),
         // HTTP: routes, auth, permissions, templates, i18n, metrics.
         .target(
             name: "RoundsWeb",
             dependencies: [
-                "RoundsCore", "RoundsStore", "RoundsHL7", "RoundsIntegration",
+                "RoundsCore", "RoundsStore", "RoundsHL7", "RoundsIntegration", "RoundsChat",
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),
                 .product(name: "SQLKit", package: "sql-kit"),
@@ -87,7 +100,7 @@ let package = Package(
         .testTarget(
             name: "RoundsTests",
             dependencies: [
-                "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7", "RoundsIntegration",
+                "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7", "RoundsIntegration", "RoundsChat",
                 .product(name: "VaporTesting", package: "vapor"),
             ]
         ),

@@ -7,19 +7,6 @@ import RoundsStore
 /// ADT: admissions, transfers, discharges, updates, their cancellations, and merges → Patient
 /// and Encounter rows plus outbox events.
 enum ADTMapper {
-    struct PatientEvent: Encodable {
-        var event: String
-        var mrn: String
-        var name: String
-        var wardCode: String?
-        var bed: String?
-        var fromWardCode: String?
-        var fromBed: String?
-        var attendingID: String?
-        var nurseID: String?
-        var visitNumber: String?
-        var at: Date
-    }
 
     static func apply(_ ctx: inout MappingContext) async throws {
         let trigger = ctx.message.triggerEvent
@@ -140,8 +127,8 @@ enum ADTMapper {
     }
 
     static func event(_ ctx: MappingContext, _ name: String, patient: Patient, encounter: Encounter?, location: Location?,
-                      from: Location? = nil) -> PatientEvent {
-        PatientEvent(event: name, mrn: patient.mrn, name: patient.name, wardCode: location?.ward.code, bed: location?.bed?.label ?? location?.bedText,
+                      from: Location? = nil) -> ClinicalEvent.PatientMoved {
+        ClinicalEvent.PatientMoved(event: name, mrn: patient.mrn, name: patient.name, wardCode: location?.ward.code, bed: location?.bed?.label ?? location?.bedText,
                      fromWardCode: from?.ward.code, fromBed: from?.bed?.label ?? from?.bedText,
                      attendingID: encounter?.attendingID, nurseID: encounter?.nurseID, visitNumber: encounter?.visitNumber,
                      at: MappingContext.date(ctx.value("EVN-2")) ?? ctx.now)

@@ -67,6 +67,7 @@ struct MappingContext {
         encoder.dateEncodingStrategy = .iso8601
         event.payload = String(decoding: try encoder.encode(payload), as: UTF8.self)
         event.createdAt = now
+        event.attempts = 0
         events.append(event)
     }
 

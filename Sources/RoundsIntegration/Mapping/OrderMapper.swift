@@ -7,20 +7,6 @@ import RoundsStore
 /// ORM^O01, OMG^O19, RDE^O11: each ORC starts an order; ORC-1 says what happens to it
 /// (NW new, XO change, CA cancel, DC discontinue). The outbox event carries what changed.
 enum OrderMapper {
-    struct OrderEvent: Encodable {
-        var control: String
-        var placerNumber: String
-        var code: String
-        var description: String
-        var status: String
-        var details: [String: String]
-        /// For changes: field → [before, after].
-        var changes: [String: [String]]
-        var orderedBy: String?
-        var enteredBy: String?
-        var at: Date
-    }
-
     static func apply(_ ctx: inout MappingContext) async throws {
         let hospital = try await ctx.resolveHospital()
         let patient = try await ADTMapper.upsertPatient(&ctx, hospital: hospital, refresh: false)
@@ -123,7 +109,7 @@ enum OrderMapper {
         default: "order.discontinued"
         }
         try await ctx.audit(kindName, entityType: "order", entityID: order.id, patientID: patient.id, detail: "\(placer) \(order.description)")
-        try ctx.emit(kindName, patientID: patient.id, encounterID: encounter?.id, payload: OrderEvent(
+        try ctx.emit(kindName, patientID: patient.id, encounterID: encounter?.id, payload: ClinicalEvent.OrderChanged(
             control: control, placerNumber: placer, code: order.code, description: order.description, status: status,
             details: details, changes: changes, orderedBy: orderedBy.isEmpty ? nil : orderedBy,
             enteredBy: enteredBy.isEmpty ? nil : enteredBy, at: at))

@@ -8,34 +8,6 @@ import RoundsStore
 /// observations (critical by flag HH/LL/AA or by the configured rules); text and encapsulated
 /// OBX become a report with its PDF kept as an attachment.
 enum ResultMapper {
-    struct ResultEvent: Encodable {
-        var orderNumber: String?
-        var panel: String?
-        var observations: [ObservationPayload]
-    }
-
-    struct ObservationPayload: Encodable {
-        var observationID: String
-        var code: String
-        var name: String
-        var value: String
-        var unit: String?
-        var referenceRange: String?
-        var flag: String?
-        var critical: Bool
-        var criticalReason: String?
-        var observedAt: Date?
-    }
-
-    struct ReportEvent: Encodable {
-        var reportID: String
-        var documentNumber: String
-        var title: String
-        var text: String
-        var attachmentID: String?
-        var author: String?
-    }
-
     static let reportValueTypes: Set<String> = ["TX", "FT", "ED", "RP"]
     static let criticalFlags: Set<String> = ["HH", "LL", "AA", ">", "<"]
 
@@ -47,7 +19,7 @@ enum ResultMapper {
         let obxCount = ctx.message.segments(named: "OBX").count
         guard obxCount > 0 || isDocument else { throw MappingError("no OBX segment: a result message needs at least one", code: "100") }
 
-        var observations: [ObservationPayload] = []
+        var observations: [ClinicalEvent.ObservationResult] = []
         var reportLines: [String] = []
         var attachment: Attachment?
         for n in 1...max(obxCount, 1) where obxCount > 0 {
@@ -94,7 +66,7 @@ enum ResultMapper {
             observation.sourceMessageID = ctx.messageID
             observation.createdAt = ctx.now
             try await observation.create(on: ctx.db)
-            observations.append(ObservationPayload(observationID: observation.id!, code: code, name: observation.name, value: value, unit: unit,
+            observations.append(ClinicalEvent.ObservationResult(observationID: observation.id!, code: code, name: observation.name, value: value, unit: unit,
                                                    referenceRange: observation.referenceRange, flag: flag, critical: reason != nil,
                                                    criticalReason: reason, observedAt: observation.observedAt))
         }
@@ -103,7 +75,7 @@ enum ResultMapper {
             try await ctx.audit("observation.create", entityType: "observation", entityID: observations.first?.observationID,
                                 patientID: patient.id, detail: "\(observations.count) results")
             try ctx.emit("observation.result", patientID: patient.id, encounterID: encounter?.id,
-                         payload: ResultEvent(orderNumber: ctx.value("OBR-2-1"), panel: ctx.value("OBR-4-2"), observations: observations))
+                         payload: ClinicalEvent.ResultsReported(orderNumber: ctx.value("OBR-2-1"), panel: ctx.value("OBR-4-2"), observations: observations))
             for critical in observations where critical.critical {
                 try ctx.emit("observation.critical", patientID: patient.id, encounterID: encounter?.id, payload: critical)
             }
@@ -126,7 +98,7 @@ enum ResultMapper {
             report.createdAt = ctx.now
             try await report.create(on: ctx.db)
             try await ctx.audit("report.create", entityType: "report", entityID: report.id, patientID: patient.id, detail: report.title)
-            try ctx.emit("report.received", patientID: patient.id, encounterID: encounter?.id, payload: ReportEvent(
+            try ctx.emit("report.received", patientID: patient.id, encounterID: encounter?.id, payload: ClinicalEvent.ReportReceived(
                 reportID: report.id!, documentNumber: report.documentNumber, title: report.title, text: report.text,
                 attachmentID: attachment?.id, author: report.author))
         }

@@ -61,6 +61,9 @@ public final class OutboxEvent: Model, @unchecked Sendable {
     @Field(key: "payload") public var payload: String
     @Field(key: "created_at") public var createdAt: Date
     @OptionalField(key: "dispatched_at") public var dispatchedAt: Date?
+    /// Failed dispatch attempts, and the last error (see `OutboxDispatcher`).
+    @Field(key: "attempts") public var attempts: Int
+    @OptionalField(key: "last_error") public var lastError: String?
 
     public init() {}
 }

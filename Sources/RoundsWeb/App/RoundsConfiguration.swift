@@ -17,6 +17,8 @@ public struct RoundsConfiguration: Sendable {
     public var runMigrations: Bool
     /// The MLLP listener and outbound worker; nil runs the web server alone (tests, `migrate`).
     public var integration: IntegrationService.Settings?
+    /// How often the realtime feed looks for new messages without being woken.
+    public var feedSafetyTick: Duration = .seconds(1)
 
     public init(database: DatabaseLocation, clock: any RoundsClock = SystemClock(), ids: IDGenerator? = nil,
                 bcryptCost: Int = 12, secureCookies: Bool = false, trustProxyHeaders: Bool = false,

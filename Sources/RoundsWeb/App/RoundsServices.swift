@@ -1,3 +1,5 @@
+import Fluent
+import RoundsChat
 import RoundsCore
 import RoundsIntegration
 import RoundsStore
@@ -15,6 +17,9 @@ public struct RoundsServices: Sendable {
     public let hl7: InboundPipeline
     public let outbound: OutboundQueue
     public let messages: MessageStore
+    public let chat: ChatService
+    public let outbox: OutboxDispatcher
+    public let notifier: ChangeNotifier
 
     init(_ configuration: RoundsConfiguration, logLevel: Logger.Level = .info) throws {
         self.configuration = configuration
@@ -33,6 +38,11 @@ public struct RoundsServices: Sendable {
         hl7Logger.logLevel = logLevel
         outbound = OutboundQueue(clock: clock, ids: ids, logger: hl7Logger)
         messages = MessageStore(audit: audit)
+        notifier = ChangeNotifier()
+        chat = ChatService(clock: clock, ids: ids, audit: audit, notifier: notifier)
+        var outboxLogger = Logger(label: "rounds.outbox")
+        outboxLogger.logLevel = logLevel
+        outbox = OutboxDispatcher(clock: clock, logger: outboxLogger)
     }
 }
 
@@ -59,5 +69,18 @@ extension Request {
             return forwarded.trimmingCharacters(in: .whitespaces)
         }
         return remoteAddress?.ipAddress
+    }
+}
+
+extension RoundsServices {
+    /// Delivers pending clinical events to the modules that act on them (patient groups today).
+    @discardableResult
+    public func dispatchOutbox(on db: any Database) async throws -> Int {
+        let chat = self.chat
+        let count = try await outbox.dispatchPending(on: db) { event, tx in
+            try await chat.handle(event, on: tx)
+        }
+        if count > 0 { notifier.broadcastLocally("chat") }
+        return count
     }
 }

@@ -1,6 +1,7 @@
 import Fluent
 import Leaf
 import LeafKit
+import RoundsChat
 import RoundsCore
 import RoundsIntegration
 import RoundsStore
@@ -11,6 +12,7 @@ import Vapor
 public func configure(_ app: Application, _ configuration: RoundsConfiguration) async throws {
     RoundsMetrics.bootstrapOnce()
     try app.useRoundsDatabase(configuration.database)
+    app.migrations.add(ChatMigrations.all)
     RoundsMetrics.dbPool.set(to: 4)
     if !configuration.database.isPostgres, let sql = app.db as? any SQLDatabase {
         // Write-ahead log: readers (web pages) no longer block the HL7 writer, and commits stay
@@ -40,11 +42,52 @@ public func configure(_ app: Application, _ configuration: RoundsConfiguration) 
 
     try registerRoutes(app)
 
+    let feed = ChatFeed(clock: configuration.clock, notifier: app.rounds.notifier, logger: app.logger,
+                        safetyTick: configuration.feedSafetyTick, database: { [unowned app] in app.db })
+    app.chatFeed = feed
+    var postgresURL: String?
+    if case .postgres(let url) = configuration.database { postgresURL = url }
+    app.lifecycle.use(RealtimeLifecycle(feed: feed, notifier: app.rounds.notifier, postgresURL: postgresURL))
+
     if let settings = configuration.integration {
         let services = app.rounds
         let integration = IntegrationService(settings: settings, pipeline: services.hl7, outbound: services.outbound,
                                              logger: app.logger, database: { [unowned app] in app.db })
         app.lifecycle.use(IntegrationLifecycle(service: integration))
+        app.lifecycle.use(OutboxWorker(services: services, database: { [unowned app] in app.db }, logger: app.logger))
+    }
+}
+
+/// Delivers outbox events (patient groups and cards) in the background while the server runs.
+final class OutboxWorker: LifecycleHandler, @unchecked Sendable {
+    let services: RoundsServices
+    let database: @Sendable () -> any Database
+    let logger: Logger
+    private var task: Task<Void, Never>?
+
+    init(services: RoundsServices, database: @escaping @Sendable () -> any Database, logger: Logger) {
+        self.services = services
+        self.database = database
+        self.logger = logger
+    }
+
+    func didBootAsync(_ application: Application) async throws {
+        let services = self.services, database = self.database, logger = self.logger
+        task = Task {
+            while !Task.isCancelled {
+                do {
+                    if try await services.dispatchOutbox(on: database()) > 0 { continue }
+                } catch {
+                    logger.warning("outbox dispatch failed: \(error)")
+                }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    func shutdownAsync(_ application: Application) async {
+        task?.cancel()
+        _ = await task?.value
     }
 }
 
@@ -81,6 +124,8 @@ func registerRoutes(_ app: Application) throws {
     let api = APIBuilder(routes: v1.grouped(RequireSignIn()), registry: app.openAPI, prefix: "/api/v1")
     APIRoutes(api: api).register()
     IntegrationRoutes(api: api).register()
+    ChatRoutes(api: api).register()
+    RealtimeRoutes().register(v1.grouped(RequireSignIn()), registry: app.openAPI)
     IntegrationPages().register(signedIn)
 }
 

@@ -1,0 +1,66 @@
+import FluentKit
+import SQLKit
+
+struct CreateChat: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(ChatGroup.schema)
+            .field("id", .string, .identifier(auto: false))
+            .field("kind", .string, .required)
+            .field("hospital_id", .string, .required)
+            .field("ward_id", .string)
+            .field("patient_id", .string)
+            .field("encounter_id", .string)
+            .field("name", .string, .required)
+            .field("status", .string, .required)
+            .field("previous_group_id", .string)
+            .field("created_at", .datetime, .required)
+            .field("archived_at", .datetime)
+            .unique(on: "encounter_id")
+            .create()
+        try await database.schema(ChatMember.schema)
+            .field("id", .string, .identifier(auto: false))
+            .field("group_id", .string, .required)
+            .field("staff_id", .string, .required)
+            .field("reason", .string, .required)
+            .field("added_at", .datetime, .required)
+            .field("last_read_message_id", .string)
+            .unique(on: "group_id", "staff_id")
+            .create()
+        try await database.schema(ChatMessage.schema)
+            .field("id", .string, .identifier(auto: false))
+            .field("group_id", .string, .required)
+            .field("kind", .string, .required)
+            .field("sender_id", .string)
+            .field("sender_name", .string, .required)
+            .field("text", .string, .required)
+            .field("card", .string)
+            .field("reply_to_id", .string)
+            .field("source_event_id", .string)
+            .field("created_at", .datetime, .required)
+            .unique(on: "source_event_id")
+            .create()
+        try await database.schema(ChatReceipt.schema)
+            .field("id", .string, .identifier(auto: false))
+            .field("message_id", .string, .required)
+            .field("group_id", .string, .required)
+            .field("staff_id", .string, .required)
+            .field("read_at", .datetime, .required)
+            .unique(on: "message_id", "staff_id")
+            .create()
+        guard let sql = database as? any SQLDatabase else { return }
+        try await sql.create(index: "chat_messages_group").on(ChatMessage.schema).column("group_id").column("id").run()
+        try await sql.create(index: "chat_members_staff").on(ChatMember.schema).column("staff_id").run()
+        try await sql.create(index: "chat_groups_patient").on(ChatGroup.schema).column("patient_id").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        for schema in [ChatReceipt.schema, ChatMessage.schema, ChatMember.schema, ChatGroup.schema] {
+            try await database.schema(schema).delete()
+        }
+    }
+}
+
+/// The chat module's migrations, run after the store's.
+public enum ChatMigrations {
+    public static var all: [any Migration] { [CreateChat()] }
+}

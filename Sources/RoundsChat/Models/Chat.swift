@@ -1,0 +1,102 @@
+import FluentKit
+import Foundation
+
+/// A conversation. Today every group is a patient group: one per stay, created on admission
+/// with the care team, archived (read-only, still searchable) on discharge.
+public final class ChatGroup: Model, @unchecked Sendable {
+    public static let schema = "chat_groups"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "kind") public var kind: String
+    @Field(key: "hospital_id") public var hospitalID: String
+    @OptionalField(key: "ward_id") public var wardID: String?
+    @OptionalField(key: "patient_id") public var patientID: String?
+    @OptionalField(key: "encounter_id") public var encounterID: String?
+    /// "bed · patient name · MRN", kept current on transfer.
+    @Field(key: "name") public var name: String
+    /// active or archived.
+    @Field(key: "status") public var status: String
+    /// The group of the patient's previous stay (re-admission).
+    @OptionalField(key: "previous_group_id") public var previousGroupID: String?
+    @Field(key: "created_at") public var createdAt: Date
+    @OptionalField(key: "archived_at") public var archivedAt: Date?
+
+    public init() {}
+
+    public var isArchived: Bool { status == "archived" }
+}
+
+/// Someone in a group, why they are there, and how far they have read.
+public final class ChatMember: Model, @unchecked Sendable {
+    public static let schema = "chat_members"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "group_id") public var groupID: String
+    @Field(key: "staff_id") public var staffID: String
+    /// attending, responsible_nurse, head_nurse, ward_nurse, added.
+    @Field(key: "reason") public var reason: String
+    @Field(key: "added_at") public var addedAt: Date
+    /// Id of the newest message this member has read.
+    @OptionalField(key: "last_read_message_id") public var lastReadMessageID: String?
+
+    public init() {}
+}
+
+/// A message: text from a person, a structured card from a bot, or a system note.
+public final class ChatMessage: Model, @unchecked Sendable {
+    public static let schema = "chat_messages"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "group_id") public var groupID: String
+    /// text, card or system.
+    @Field(key: "kind") public var kind: String
+    @OptionalField(key: "sender_id") public var senderID: String?
+    @Field(key: "sender_name") public var senderName: String
+    @Field(key: "text") public var text: String
+    /// For cards: `Card` as JSON.
+    @OptionalField(key: "card") public var card: String?
+    @OptionalField(key: "reply_to_id") public var replyToID: String?
+    /// The outbox event a card came from (one card per event).
+    @OptionalField(key: "source_event_id") public var sourceEventID: String?
+    @Field(key: "created_at") public var createdAt: Date
+
+    public init() {}
+}
+
+/// "Read by": one row per (message, reader), written when a member reads up to it.
+public final class ChatReceipt: Model, @unchecked Sendable {
+    public static let schema = "chat_receipts"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "message_id") public var messageID: String
+    @Field(key: "group_id") public var groupID: String
+    @Field(key: "staff_id") public var staffID: String
+    @Field(key: "read_at") public var readAt: Date
+
+    public init() {}
+}
+
+/// A bot card: title, severity (its colour), fields, and buttons.
+public struct Card: Codable, Sendable, Equatable {
+    public enum Severity: String, Codable, Sendable { case info, success, warning, critical }
+
+    public struct Field: Codable, Sendable, Equatable {
+        public var label: String
+        public var value: String
+        public init(_ label: String, _ value: String) { self.label = label; self.value = value }
+    }
+
+    public struct Button: Codable, Sendable, Equatable {
+        public var label: String
+        /// A link inside Rounds, or nil for an action button.
+        public var url: String?
+        /// An action name that calls back into Rounds (e.g. "acknowledge").
+        public var action: String?
+        public init(label: String, url: String? = nil, action: String? = nil) { self.label = label; self.url = url; self.action = action }
+    }
+
+    public var title: String
+    public var severity: Severity
+    public var fields: [Field]
+    public var buttons: [Button]
+
+    public init(title: String, severity: Severity, fields: [Field], buttons: [Button]) {
+        self.title = title; self.severity = severity; self.fields = fields; self.buttons = buttons
+    }
+}

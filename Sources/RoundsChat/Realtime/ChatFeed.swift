@@ -1,0 +1,189 @@
+import FluentKit
+import Foundation
+import Logging
+import RoundsCore
+import RoundsStore
+
+/// Pushes new messages, read receipts and typing to the open clients (WebSockets) of every
+/// member of a group. When woken (`ChangeNotifier`, or every second regardless) it reads what
+/// arrived recently and sends each item once to each connected member. Clients that were away
+/// catch up through the messages API with `after=<last id seen>`.
+public actor ChatFeed {
+    /// What a client receives (JSON text frames).
+    public struct Event: Codable, Sendable {
+        public var type: String  // message, receipt, typing
+        public var groupId: String
+        public var message: Message?
+        public var receipt: Receipt?
+        public var staffId: String?
+        public var name: String?
+    }
+
+    public struct Message: Codable, Sendable {
+        public var id: String
+        public var kind: String
+        public var senderId: String?
+        public var senderName: String
+        public var text: String
+        public var card: Card?
+        public var replyToId: String?
+        public var createdAt: Date
+
+        init(_ m: ChatMessage) {
+            id = m.id ?? ""; kind = m.kind; senderId = m.senderID; senderName = m.senderName; text = m.text
+            card = m.card.flatMap { try? JSONDecoder().decode(Card.self, from: Data($0.utf8)) }
+            replyToId = m.replyToID; createdAt = m.createdAt
+        }
+    }
+
+    public struct Receipt: Codable, Sendable {
+        public var messageId: String
+        public var staffId: String
+        public var name: String
+        public var readAt: Date
+    }
+
+    public typealias Send = @Sendable (String) async -> Void
+
+    private struct Client {
+        var staffID: String
+        var send: Send
+    }
+
+    private var clients: [UUID: Client] = [:]
+    private var sentMessages: [String: Date] = [:]
+    private var sentReceipts: [String: Date] = [:]
+    private let clock: any RoundsClock
+    private let notifier: ChangeNotifier
+    private let database: @Sendable () -> any Database
+    private let logger: Logger
+    /// How far back each look reaches: covers transactions that commit out of id order.
+    private let window: TimeInterval = 10
+    private var loop: Task<Void, Never>?
+    /// How often to look without being woken (a lost wake-up costs at most this).
+    private let safetyTick: Duration
+
+    public init(clock: any RoundsClock, notifier: ChangeNotifier, logger: Logger, safetyTick: Duration = .seconds(1),
+                database: @escaping @Sendable () -> any Database) {
+        self.clock = clock
+        self.safetyTick = safetyTick
+        self.notifier = notifier
+        self.logger = logger
+        self.database = database
+    }
+
+    public var connectedClients: Int { clients.count }
+
+    /// Starts watching (idempotent).
+    public func start() {
+        guard loop == nil else { return }
+        let (listenerID, wakes) = notifier.updates()
+        let notifier = self.notifier, tick = safetyTick
+        loop = Task { [weak self] in
+            // A regular look, in case a wake-up was lost.
+            let ticker = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: tick)
+                    notifier.broadcastLocally("")
+                }
+            }
+            for await payload in wakes {
+                guard let self else { break }
+                await self.wake(payload)
+            }
+            ticker.cancel()
+            notifier.stop(listenerID)
+        }
+    }
+
+    public func stop() {
+        loop?.cancel()
+        loop = nil
+        clients.removeAll()
+    }
+
+    public func connect(staffID: String, send: @escaping Send) -> UUID {
+        let id = UUID()
+        clients[id] = Client(staffID: staffID, send: send)
+        return id
+    }
+
+    public func disconnect(_ id: UUID) {
+        clients.removeValue(forKey: id)
+    }
+
+    private func wake(_ payload: String) async {
+        if payload.hasPrefix("typing:") {
+            await deliverTyping(payload)
+            return
+        }
+        guard !clients.isEmpty else { return }
+        do { try await deliverRecent() } catch { logger.warning("chat feed: \(error)") }
+    }
+
+    /// "typing:<groupId>:<staffId>:<name>", sent by a client; not stored.
+    private func deliverTyping(_ payload: String) async {
+        let parts = payload.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 4 else { return }
+        let event = Event(type: "typing", groupId: parts[1], staffId: parts[2], name: parts[3])
+        do {
+            let members = Set(try await ChatMember.query(on: database()).filter(\.$groupID == parts[1]).all(\.$staffID))
+            await send(event, to: members.subtracting([parts[2]]))
+        } catch { logger.warning("chat feed typing: \(error)") }
+    }
+
+    private func deliverRecent() async throws {
+        let db = database()
+        let floor = Self.idFloor(clock.now().addingTimeInterval(-window))
+        let messages = try await ChatMessage.query(on: db).filter(\.$id > floor).sort(\.$id).limit(1000).all()
+            .filter { sentMessages[$0.id!] == nil }
+        let receipts = try await ChatReceipt.query(on: db).filter(\.$id > floor).sort(\.$id).limit(5000).all()
+            .filter { sentReceipts[$0.id!] == nil }
+        guard !messages.isEmpty || !receipts.isEmpty else { return prune() }
+        let groupIDs = Set(messages.map(\.groupID)).union(receipts.map(\.groupID))
+        let members = try await ChatMember.query(on: db).filter(\.$groupID ~~ Array(groupIDs)).all()
+        var membersByGroup: [String: Set<String>] = [:]
+        for m in members { membersByGroup[m.groupID, default: []].insert(m.staffID) }
+        let now = clock.now()
+        for message in messages {
+            sentMessages[message.id!] = now
+            await send(Event(type: "message", groupId: message.groupID, message: Message(message)), to: membersByGroup[message.groupID] ?? [])
+        }
+        if !receipts.isEmpty {
+            let readers = try await Staff.query(on: db).filter(\.$id ~~ Array(Set(receipts.map(\.staffID)))).all()
+            let names = Dictionary(readers.map { ($0.id!, $0.displayName) }, uniquingKeysWith: { a, _ in a })
+            for receipt in receipts {
+                sentReceipts[receipt.id!] = now
+                let payload = Receipt(messageId: receipt.messageID, staffId: receipt.staffID, name: names[receipt.staffID] ?? "", readAt: receipt.readAt)
+                await send(Event(type: "receipt", groupId: receipt.groupID, receipt: payload), to: membersByGroup[receipt.groupID] ?? [])
+            }
+        }
+        prune()
+    }
+
+    private func send(_ event: Event, to staff: Set<String>) async {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(event) else { return }
+        let text = String(decoding: data, as: UTF8.self)
+        for client in clients.values where staff.contains(client.staffID) {
+            await client.send(text)
+        }
+    }
+
+    /// Forget what fell out of the window (it will not be read again).
+    private func prune() {
+        let limit = clock.now().addingTimeInterval(-2 * window)
+        sentMessages = sentMessages.filter { $0.value > limit }
+        sentReceipts = sentReceipts.filter { $0.value > limit }
+    }
+
+    /// The smallest UUIDv7 id of a moment: ids made after it sort above.
+    static func idFloor(_ date: Date) -> String {
+        let millis = UInt64(max(0, date.timeIntervalSince1970 * 1000))
+        let hex = String(millis, radix: 16)
+        let padded = String(repeating: "0", count: max(0, 12 - hex.count)) + hex
+        return "\(padded.prefix(8))-\(padded.suffix(4))-0000-0000-000000000000"
+    }
+}

@@ -1,0 +1,393 @@
+import FluentKit
+import Foundation
+import RoundsCore
+import RoundsStore
+import SQLKit
+
+/// Patient groups and their messages. Clinical events from the outbox open, extend and archive
+/// groups and post cards; people read, write and leave read receipts. Every read and write is
+/// audited, and refused attempts too.
+public struct ChatService: Sendable {
+    public let clock: any RoundsClock
+    public let ids: IDGenerator
+    public let audit: AuditLog
+    /// Wakes the realtime feeds of every process when a message or receipt is committed.
+    public let notifier: ChangeNotifier
+    /// Longest text message, in characters.
+    public static let maximumTextLength = 4000
+
+    public init(clock: any RoundsClock, ids: IDGenerator, audit: AuditLog, notifier: ChangeNotifier = ChangeNotifier()) {
+        self.clock = clock
+        self.ids = ids
+        self.audit = audit
+        self.notifier = notifier
+    }
+
+    // MARK: Clinical events → groups and cards
+
+    /// Acts on one outbox event (inside the dispatcher's transaction). Unknown kinds are ignored.
+    public func handle(_ event: OutboxEvent, on db: any Database) async throws {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let payload = Data(event.payload.utf8)
+        switch event.kind {
+        case "patient.admitted":
+            try await openGroup(for: event, on: db)
+        case "patient.transferred":
+            try await transfer(event, try decoder.decode(ClinicalEvent.PatientMoved.self, from: payload), on: db)
+        case "patient.discharged", "admission.cancelled":
+            try await archive(event, on: db)
+        case "order.created", "order.changed", "order.cancelled", "order.discontinued":
+            let order = try decoder.decode(ClinicalEvent.OrderChanged.self, from: payload)
+            try await postCard(Self.orderCard(event.kind, order, patientID: event.patientID), for: event, on: db)
+        case "observation.result":
+            let results = try decoder.decode(ClinicalEvent.ResultsReported.self, from: payload)
+            try await postCard(Self.resultCard(results, patientID: event.patientID), for: event, on: db)
+        case "report.received":
+            let report = try decoder.decode(ClinicalEvent.ReportReceived.self, from: payload)
+            try await postCard(Self.reportCard(report, patientID: event.patientID), for: event, on: db)
+        default:
+            return
+        }
+        try await notifier.notify("chat", on: db)
+    }
+
+    /// Creates the group of a new stay with its care team (idempotent per stay).
+    func openGroup(for event: OutboxEvent, on db: any Database) async throws {
+        guard let encounterID = event.encounterID, let encounter = try await Encounter.find(encounterID, on: db),
+              let patient = try await Patient.find(encounter.patientID, on: db) else { return }
+        if try await ChatGroup.query(on: db).filter(\.$encounterID == encounterID).first() != nil { return }
+        let previous = try await ChatGroup.query(on: db).filter(\.$patientID == patient.id!).sort(\.$id, .descending).first()
+        let group = ChatGroup()
+        group.id = ids.next()
+        group.kind = "patient"
+        group.hospitalID = encounter.hospitalID
+        group.wardID = encounter.wardID
+        group.patientID = patient.id
+        group.encounterID = encounterID
+        group.name = try await Self.groupName(patient: patient, encounter: encounter, on: db)
+        group.status = "active"
+        group.previousGroupID = previous?.id
+        group.createdAt = clock.now()
+        try await group.create(on: db)
+        try await addCareTeam(of: encounter, to: group, on: db)
+        let ward = try await Department.find(encounter.wardID, on: db)
+        try await postSystem("\(patient.name) 入院 \(ward?.name ?? "")" + (previous == nil ? "" : "（再次入院，可查看上次住院的群）"),
+                             to: group, sourceEventID: event.id, on: db)
+    }
+
+    func transfer(_ event: OutboxEvent, _ moved: ClinicalEvent.PatientMoved, on db: any Database) async throws {
+        guard let encounterID = event.encounterID, let encounter = try await Encounter.find(encounterID, on: db),
+              let patient = try await Patient.find(encounter.patientID, on: db),
+              let group = try await ChatGroup.query(on: db).filter(\.$encounterID == encounterID).first() else { return }
+        group.wardID = encounter.wardID
+        group.name = try await Self.groupName(patient: patient, encounter: encounter, on: db)
+        try await group.save(on: db)
+        // The new ward's team joins; the previous team stays, so the history keeps its readers.
+        try await addCareTeam(of: encounter, to: group, on: db)
+        let ward = try await Department.find(encounter.wardID, on: db)
+        try await postSystem("转科：\(moved.fromWardCode ?? "?") \(moved.fromBed ?? "") → \(ward?.name ?? "") \(moved.bed ?? "")",
+                             to: group, sourceEventID: event.id, on: db)
+    }
+
+    func archive(_ event: OutboxEvent, on db: any Database) async throws {
+        guard let encounterID = event.encounterID,
+              let group = try await ChatGroup.query(on: db).filter(\.$encounterID == encounterID).first(), !group.isArchived else { return }
+        try await postSystem(event.kind == "patient.discharged" ? "出院，群已归档（只读）" : "入院已取消，群已归档（只读）",
+                             to: group, sourceEventID: event.id, on: db)
+        group.status = "archived"
+        group.archivedAt = clock.now()
+        try await group.save(on: db)
+    }
+
+    /// Attending doctor, responsible nurse, and the ward's head nurses and nurses.
+    func addCareTeam(of encounter: Encounter, to group: ChatGroup, on db: any Database) async throws {
+        var wanted: [(String, String)] = []
+        if let attending = encounter.attendingID { wanted.append((attending, "attending")) }
+        if let nurse = encounter.nurseID { wanted.append((nurse, "responsible_nurse")) }
+        let roles = try await StaffRole.query(on: db).filter(\.$departmentID == encounter.wardID).all()
+        for role in roles where role.role == .headNurse { wanted.append((role.staffID, "head_nurse")) }
+        for role in roles where role.role == .nurse { wanted.append((role.staffID, "ward_nurse")) }
+        let existing = Set(try await ChatMember.query(on: db).filter(\.$groupID == group.id!).all(\.$staffID))
+        var added = existing
+        for (staffID, reason) in wanted where !added.contains(staffID) {
+            guard let staff = try await Staff.find(staffID, on: db), staff.isActive else { continue }
+            let member = ChatMember()
+            member.id = ids.next()
+            member.groupID = group.id!
+            member.staffID = staffID
+            member.reason = reason
+            member.addedAt = clock.now()
+            try await member.create(on: db)
+            added.insert(staffID)
+        }
+    }
+
+    static func groupName(patient: Patient, encounter: Encounter, on db: any Database) async throws -> String {
+        var bed: Bed?
+        if let bedID = encounter.bedID { bed = try await Bed.find(bedID, on: db) }
+        return [bed.map { "\($0.label)床" }, patient.name, patient.mrn].compactMap { $0 }.joined(separator: " · ")
+    }
+
+    private func postSystem(_ text: String, to group: ChatGroup, sourceEventID: String?, on db: any Database) async throws {
+        let message = ChatMessage()
+        message.id = ids.next()
+        message.groupID = group.id!
+        message.kind = "system"
+        message.senderName = "Rounds"
+        message.text = text
+        message.createdAt = clock.now()
+        // System notes do not claim the event: the card or state change is what the event is for.
+        try await message.create(on: db)
+    }
+
+    /// Posts a card to the patient's current group (the active one; else the latest).
+    func postCard(_ card: Card, for event: OutboxEvent, on db: any Database) async throws {
+        guard let patientID = event.patientID else { return }
+        let groups = try await ChatGroup.query(on: db).filter(\.$patientID == patientID).sort(\.$id, .descending).all()
+        guard let group = groups.first(where: { $0.encounterID == event.encounterID && event.encounterID != nil })
+            ?? groups.first(where: { !$0.isArchived }) ?? groups.first else { return }
+        if try await ChatMessage.query(on: db).filter(\.$sourceEventID == event.id).first() != nil { return }
+        let message = ChatMessage()
+        message.id = ids.next()
+        message.groupID = group.id!
+        message.kind = "card"
+        message.senderName = "Rounds"
+        message.text = card.title
+        message.card = String(decoding: try JSONEncoder().encode(card), as: UTF8.self)
+        message.sourceEventID = event.id
+        message.createdAt = clock.now()
+        try await message.create(on: db)
+    }
+
+    static let orderTitles = ["order.created": "新医嘱", "order.changed": "医嘱变更", "order.cancelled": "医嘱取消", "order.discontinued": "医嘱停止"]
+    static let fieldNames = ["dose": "剂量", "unit": "单位", "frequency": "频次", "route": "途径", "note": "备注", "status": "状态",
+                             "description": "名称", "priority": "优先级"]
+
+    static func orderCard(_ kind: String, _ order: ClinicalEvent.OrderChanged, patientID: String?) -> Card {
+        var fields = [Card.Field("医嘱", "\(order.description) (\(order.placerNumber))")]
+        if order.changes.isEmpty {
+            for key in order.details.keys.sorted() { fields.append(.init(fieldNames[key] ?? key, order.details[key]!)) }
+        } else {
+            for key in order.changes.keys.sorted() {
+                let change = order.changes[key]!
+                fields.append(.init(fieldNames[key] ?? key, "\(change.first ?? "") → \(change.last ?? "")"))
+            }
+        }
+        if let by = order.orderedBy { fields.append(.init("医生", by)) }
+        if let by = order.enteredBy { fields.append(.init("录入", by)) }
+        fields.append(.init("时间", Self.format(order.at)))
+        let severity: Card.Severity = kind == "order.created" ? .info : .warning
+        return Card(title: "\(orderTitles[kind] ?? "医嘱") · \(order.description)", severity: severity, fields: fields,
+                    buttons: patientID.map { [Card.Button(label: "查看医嘱", url: "/patients/\($0)#orders")] } ?? [])
+    }
+
+    static func resultCard(_ results: ClinicalEvent.ResultsReported, patientID: String?) -> Card {
+        let fields = results.observations.map { o in
+            Card.Field(o.name, [o.value, o.unit, o.flag.map { "[\($0)]" }].compactMap { $0 }.joined(separator: " "))
+        }
+        let critical = results.observations.contains(where: \.critical)
+        let abnormal = results.observations.contains { ($0.flag ?? "N") != "N" && !($0.flag ?? "").isEmpty }
+        return Card(title: "检验结果 · \(results.panel ?? results.observations.first?.name ?? "")",
+                    severity: critical ? .critical : (abnormal ? .warning : .info), fields: fields,
+                    buttons: patientID.map { [Card.Button(label: "查看结果", url: "/patients/\($0)#results")] } ?? [])
+    }
+
+    static func reportCard(_ report: ClinicalEvent.ReportReceived, patientID: String?) -> Card {
+        var buttons: [Card.Button] = []
+        if let attachment = report.attachmentID { buttons.append(.init(label: "查看 PDF", url: "/attachments/\(attachment)")) }
+        if let patientID { buttons.append(.init(label: "查看报告", url: "/patients/\(patientID)#reports")) }
+        return Card(title: "报告 · \(report.title)", severity: .info,
+                    fields: [.init("报告号", report.documentNumber), .init("内容", String(report.text.prefix(300)))]
+                        + (report.author.map { [Card.Field("报告医生", $0)] } ?? []),
+                    buttons: buttons)
+    }
+
+    static func format(_ date: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: ProcessInfo.processInfo.environment["ROUNDS_TIME_ZONE"] ?? "Asia/Shanghai")
+        f.dateFormat = "yyyy-MM-dd HH:mm"
+        return f.string(from: date)
+    }
+
+    // MARK: People reading and writing
+
+    /// A group with my unread count.
+    public struct GroupSummary: Sendable {
+        public var group: ChatGroup
+        public var unread: Int
+        public var lastMessage: ChatMessage?
+    }
+
+    /// My groups, active first, newest activity first.
+    public func myGroups(context: RequestContext, includeArchived: Bool = true, on db: any Database) async throws -> [GroupSummary] {
+        let memberships = try await ChatMember.query(on: db).filter(\.$staffID == context.principal.id).all()
+        guard !memberships.isEmpty else { return [] }
+        var groups = try await ChatGroup.query(on: db).filter(\.$id ~~ memberships.map(\.groupID)).all()
+        if !includeArchived { groups = groups.filter { !$0.isArchived } }
+        var summaries: [GroupSummary] = []
+        for group in groups {
+            let member = memberships.first { $0.groupID == group.id }
+            let unreadQuery = ChatMessage.query(on: db).filter(\.$groupID == group.id!)
+            if let read = member?.lastReadMessageID { unreadQuery.filter(\.$id > read) }
+            let unread = try await unreadQuery.group(.or) { $0.filter(\.$senderID == nil).filter(\.$senderID != context.principal.id) }.count()
+            let last = try await ChatMessage.query(on: db).filter(\.$groupID == group.id!).sort(\.$id, .descending).first()
+            summaries.append(GroupSummary(group: group, unread: unread, lastMessage: last))
+        }
+        try await audit.record("chat.group.list", entityType: "chat_group", entityID: nil, detail: "\(summaries.count) groups",
+                               context: context, on: db)
+        return summaries.sorted {
+            ($0.group.isArchived ? 1 : 0, $1.lastMessage?.id ?? "") < ($1.group.isArchived ? 1 : 0, $0.lastMessage?.id ?? "")
+        }
+    }
+
+    /// The group if the principal may read it: its members, and those who may see the
+    /// patients of its ward. Refusals are audited.
+    public func readableGroup(_ id: String, action: String, context: RequestContext, on db: any Database) async throws -> ChatGroup {
+        guard let group = try await ChatGroup.find(id, on: db) else { throw RoundsError.notFound("group", id: id) }
+        if try await isMember(group, context, on: db) { return group }
+        if let wardID = group.wardID, let ward = try await Department.find(wardID, on: db),
+           context.principal.canViewPatients(in: ward.wardRef) {
+            return group
+        }
+        try await audit.record(action, entityType: "chat_group", entityID: id, patientID: group.patientID, hospitalID: group.hospitalID,
+                               outcome: .denied, context: context, on: db)
+        throw RoundsError.forbidden("this patient group is for its care team")
+    }
+
+    func isMember(_ group: ChatGroup, _ context: RequestContext, on db: any Database) async throws -> Bool {
+        guard context.principal.kind == .staff else { return false }
+        return try await ChatMember.query(on: db).filter(\.$groupID == group.id!).filter(\.$staffID == context.principal.id).first() != nil
+    }
+
+    public func members(of group: ChatGroup, on db: any Database) async throws -> [(ChatMember, Staff)] {
+        let members = try await ChatMember.query(on: db).filter(\.$groupID == group.id!).sort(\.$addedAt).all()
+        let staff = try await Staff.query(on: db).filter(\.$id ~~ members.map(\.staffID)).all()
+        let byID = Dictionary(staff.map { ($0.id!, $0) }, uniquingKeysWith: { a, _ in a })
+        return members.compactMap { m in byID[m.staffID].map { (m, $0) } }
+    }
+
+    /// Messages after `after` (exclusive), oldest first: a client that reconnects asks for
+    /// everything after the last id it saw, so nothing is missed and nothing repeats.
+    public func messages(groupID: String, after: String?, limit: Int = 100, context: RequestContext, on db: any Database) async throws -> [ChatMessage] {
+        let group = try await readableGroup(groupID, action: "chat.message.list", context: context, on: db)
+        let query = ChatMessage.query(on: db).filter(\.$groupID == groupID)
+        if let after { query.filter(\.$id > after) }
+        let rows = try await query.sort(\.$id).limit(max(1, min(limit, 500))).all()
+        try await audit.record("chat.message.list", entityType: "chat_group", entityID: groupID, patientID: group.patientID,
+                               hospitalID: group.hospitalID, detail: "\(rows.count) messages", context: context, on: db)
+        return rows
+    }
+
+    /// A member writes to an active group.
+    public func post(groupID: String, text: String, replyTo: String?, context: RequestContext, on db: any Database) async throws -> ChatMessage {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { throw RoundsError.validation("text: a message needs some text") }
+        guard trimmed.count <= Self.maximumTextLength else {
+            throw RoundsError.payloadTooLarge("text: at most \(Self.maximumTextLength) characters (this one has \(trimmed.count))")
+        }
+        guard let group = try await ChatGroup.find(groupID, on: db) else { throw RoundsError.notFound("group", id: groupID) }
+        guard try await isMember(group, context, on: db) else {
+            try await audit.record("chat.message.create", entityType: "chat_group", entityID: groupID, patientID: group.patientID,
+                                   hospitalID: group.hospitalID, outcome: .denied, context: context, on: db)
+            throw RoundsError.forbidden("only members of the group write in it")
+        }
+        guard !group.isArchived else { throw RoundsError.conflict("the group is archived (the patient was discharged); it is read-only") }
+        if let replyTo {
+            guard let original = try await ChatMessage.find(replyTo, on: db), original.groupID == groupID else {
+                throw RoundsError.validation("replyTo: no message \(replyTo) in this group")
+            }
+        }
+        let created: ChatMessage = try await db.transaction { tx in
+            let message = ChatMessage()
+            message.id = ids.next()
+            message.groupID = groupID
+            message.kind = "text"
+            message.senderID = context.principal.id
+            message.senderName = context.principal.displayName
+            message.text = trimmed
+            message.replyToID = replyTo
+            message.createdAt = clock.now()
+            try await message.create(on: tx)
+            // Writing means having read everything before.
+            try await markRead(group: group, upTo: message.id!, staffID: context.principal.id, on: tx)
+            try await audit.record("chat.message.create", entityType: "chat_message", entityID: message.id, patientID: group.patientID,
+                                   hospitalID: group.hospitalID, context: context, on: tx)
+            try await notifier.notify("chat", on: tx)
+            return message
+        }
+        notifier.broadcastLocally("chat")
+        return created
+    }
+
+    /// Records that the member has read the group up to `messageID` (inclusive).
+    public func read(groupID: String, upTo messageID: String, context: RequestContext, on db: any Database) async throws -> Int {
+        guard let group = try await ChatGroup.find(groupID, on: db) else { throw RoundsError.notFound("group", id: groupID) }
+        guard try await isMember(group, context, on: db) else {
+            try await audit.record("chat.message.read", entityType: "chat_group", entityID: groupID, patientID: group.patientID,
+                                   hospitalID: group.hospitalID, outcome: .denied, context: context, on: db)
+            throw RoundsError.forbidden("only members of the group leave read receipts")
+        }
+        guard let upTo = try await ChatMessage.find(messageID, on: db), upTo.groupID == groupID else {
+            throw RoundsError.validation("upTo: no message \(messageID) in this group")
+        }
+        let count: Int = try await db.transaction { tx in
+            let count = try await markRead(group: group, upTo: upTo.id!, staffID: context.principal.id, on: tx)
+            try await audit.record("chat.message.read", entityType: "chat_group", entityID: groupID, patientID: group.patientID,
+                                   hospitalID: group.hospitalID, detail: "\(count) messages", context: context, on: tx)
+            if count > 0 { try await notifier.notify("chat", on: tx) }
+            return count
+        }
+        if count > 0 { notifier.broadcastLocally("chat") }
+        return count
+    }
+
+    @discardableResult
+    private func markRead(group: ChatGroup, upTo: String, staffID: String, on db: any Database) async throws -> Int {
+        guard let member = try await ChatMember.query(on: db).filter(\.$groupID == group.id!).filter(\.$staffID == staffID).first() else { return 0 }
+        let from = member.lastReadMessageID
+        if let from, from >= upTo { return 0 }
+        let query = ChatMessage.query(on: db).filter(\.$groupID == group.id!).filter(\.$id <= upTo)
+        if let from { query.filter(\.$id > from) }
+        let unread = try await query.all().filter { $0.senderID != staffID }
+        for message in unread {
+            let receipt = ChatReceipt()
+            receipt.id = ids.next()
+            receipt.messageID = message.id!
+            receipt.groupID = group.id!
+            receipt.staffID = staffID
+            receipt.readAt = clock.now()
+            try await receipt.create(on: db)
+        }
+        member.lastReadMessageID = upTo
+        try await member.save(on: db)
+        return unread.count
+    }
+
+    /// Who has read a message (for its sender, and for members of the group).
+    public func receipts(messageID: String, context: RequestContext, on db: any Database) async throws -> [(ChatReceipt, Staff)] {
+        guard let message = try await ChatMessage.find(messageID, on: db) else { throw RoundsError.notFound("message", id: messageID) }
+        let group = try await readableGroup(message.groupID, action: "chat.receipt.list", context: context, on: db)
+        let receipts = try await ChatReceipt.query(on: db).filter(\.$messageID == messageID).sort(\.$readAt).all()
+        let staff = try await Staff.query(on: db).filter(\.$id ~~ receipts.map(\.staffID)).all()
+        let byID = Dictionary(staff.map { ($0.id!, $0) }, uniquingKeysWith: { a, _ in a })
+        try await audit.record("chat.receipt.list", entityType: "chat_message", entityID: messageID, patientID: group.patientID,
+                               hospitalID: group.hospitalID, context: context, on: db)
+        return receipts.compactMap { r in byID[r.staffID].map { (r, $0) } }
+    }
+}
+
+extension ChatService {
+    /// A member is typing in a group: passed on to the other members' clients, not stored.
+    public func typing(groupID: String, context: RequestContext, on db: any Database) async throws {
+        guard let group = try await ChatGroup.find(groupID, on: db), try await isMember(group, context, on: db), !group.isArchived else { return }
+        let name = context.principal.displayName.replacingOccurrences(of: ":", with: " ")
+        let payload = "typing:\(groupID):\(context.principal.id):\(name)"
+        if let sql = db as? any SQLDatabase, sql.dialect.name == "postgresql" {
+            try await notifier.notify(payload, on: db)  // every process, this one included
+        } else {
+            notifier.broadcastLocally(payload)
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+
+/// The payloads of clinical events in the outbox (`outbox_events.payload`, JSON). The
+/// integration engine writes them; chat, alerts and automations read them. The event kind
+/// (`patient.admitted`, `order.changed`, …) is stored beside the payload.
+public enum ClinicalEvent {
+    /// `patient.admitted`, `patient.transferred`, `patient.discharged`, `patient.updated`,
+    /// `admission.cancelled`, `transfer.cancelled`, `discharge.cancelled`, `patient.merged`.
+    public struct PatientMoved: Codable, Sendable {
+        public var event: String
+        public var mrn: String
+        public var name: String
+        public var wardCode: String?
+        public var bed: String?
+        public var fromWardCode: String?
+        public var fromBed: String?
+        public var attendingID: String?
+        public var nurseID: String?
+        public var visitNumber: String?
+        public var at: Date
+
+        public init(event: String, mrn: String, name: String, wardCode: String?, bed: String?, fromWardCode: String?, fromBed: String?,
+                    attendingID: String?, nurseID: String?, visitNumber: String?, at: Date) {
+            self.event = event; self.mrn = mrn; self.name = name; self.wardCode = wardCode; self.bed = bed
+            self.fromWardCode = fromWardCode; self.fromBed = fromBed; self.attendingID = attendingID; self.nurseID = nurseID
+            self.visitNumber = visitNumber; self.at = at
+        }
+    }
+
+    /// `order.created`, `order.changed`, `order.cancelled`, `order.discontinued`.
+    public struct OrderChanged: Codable, Sendable {
+        public var control: String
+        public var placerNumber: String
+        public var code: String
+        public var description: String
+        public var status: String
+        public var details: [String: String]
+        /// For changes: field → [before, after].
+        public var changes: [String: [String]]
+        public var orderedBy: String?
+        public var enteredBy: String?
+        public var at: Date
+
+        public init(control: String, placerNumber: String, code: String, description: String, status: String, details: [String: String],
+                    changes: [String: [String]], orderedBy: String?, enteredBy: String?, at: Date) {
+            self.control = control; self.placerNumber = placerNumber; self.code = code; self.description = description
+            self.status = status; self.details = details; self.changes = changes; self.orderedBy = orderedBy
+            self.enteredBy = enteredBy; self.at = at
+        }
+    }
+
+    /// One result value; the payload of `observation.critical`, and a row of `observation.result`.
+    public struct ObservationResult: Codable, Sendable {
+        public var observationID: String
+        public var code: String
+        public var name: String
+        public var value: String
+        public var unit: String?
+        public var referenceRange: String?
+        public var flag: String?
+        public var critical: Bool
+        public var criticalReason: String?
+        public var observedAt: Date?
+
+        public init(observationID: String, code: String, name: String, value: String, unit: String?, referenceRange: String?,
+                    flag: String?, critical: Bool, criticalReason: String?, observedAt: Date?) {
+            self.observationID = observationID; self.code = code; self.name = name; self.value = value; self.unit = unit
+            self.referenceRange = referenceRange; self.flag = flag; self.critical = critical; self.criticalReason = criticalReason
+            self.observedAt = observedAt
+        }
+    }
+
+    /// `observation.result`: the results of one report (OBR).
+    public struct ResultsReported: Codable, Sendable {
+        public var orderNumber: String?
+        public var panel: String?
+        public var observations: [ObservationResult]
+
+        public init(orderNumber: String?, panel: String?, observations: [ObservationResult]) {
+            self.orderNumber = orderNumber; self.panel = panel; self.observations = observations
+        }
+    }
+
+    /// `report.received`: a pathology, imaging or other document.
+    public struct ReportReceived: Codable, Sendable {
+        public var reportID: String
+        public var documentNumber: String
+        public var title: String
+        public var text: String
+        public var attachmentID: String?
+        public var author: String?
+
+        public init(reportID: String, documentNumber: String, title: String, text: String, attachmentID: String?, author: String?) {
+            self.reportID = reportID; self.documentNumber = documentNumber; self.title = title; self.text = text
+            self.attachmentID = attachmentID; self.author = author
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import RoundsChat
+import RoundsStore
+import Vapor
+
+struct GroupDTO: APISchema {
+    var id: String
+    var name: String
+    var status: String
+    var patientId: String?
+    var wardId: String?
+    var previousGroupId: String?
+    var unread: Int?
+    var lastMessage: String?
+    var createdAt: Date
+    var archivedAt: Date?
+
+    init(_ g: ChatGroup, unread: Int? = nil, lastMessage: ChatMessage? = nil) {
+        id = g.id ?? ""; name = g.name; status = g.status; patientId = g.patientID; wardId = g.wardID
+        previousGroupId = g.previousGroupID; self.unread = unread; self.lastMessage = lastMessage?.text
+        createdAt = g.createdAt; archivedAt = g.archivedAt
+    }
+
+    static let sample: GroupDTO = {
+        let g = ChatGroup()
+        g.id = "…"; g.name = "12床 · 王建国 · MRN10001"; g.status = "active"; g.patientID = "…"; g.wardID = "…"
+        g.previousGroupID = "…"; g.createdAt = Date(timeIntervalSince1970: 0); g.archivedAt = Date(timeIntervalSince1970: 0)
+        return GroupDTO(g, unread: 3)
+    }()
+}
+
+struct MemberDTO: APISchema {
+    var staffId: String
+    var name: String
+    var reason: String
+    var lastReadMessageId: String?
+    static let sample = MemberDTO(staffId: "…", name: "李明", reason: "attending", lastReadMessageId: "…")
+}
+
+struct GroupDetailDTO: APISchema {
+    var group: GroupDTO
+    var members: [MemberDTO]
+    static let sample = GroupDetailDTO(group: .sample, members: [.sample])
+}
+
+struct ChatMessageDTO: APISchema {
+    var id: String
+    var groupId: String
+    var kind: String
+    var senderId: String?
+    var senderName: String
+    var text: String
+    var card: Card?
+    var replyToId: String?
+    var createdAt: Date
+
+    init(_ m: ChatMessage) {
+        id = m.id ?? ""; groupId = m.groupID; kind = m.kind; senderId = m.senderID; senderName = m.senderName; text = m.text
+        card = m.card.flatMap { try? JSONDecoder().decode(Card.self, from: Data($0.utf8)) }
+        replyToId = m.replyToID; createdAt = m.createdAt
+    }
+
+    static let sample: ChatMessageDTO = {
+        let m = ChatMessage()
+        m.id = "…"; m.groupID = "…"; m.kind = "card"; m.senderID = "…"; m.senderName = "Rounds"; m.text = "医嘱变更 · 顺铂"
+        m.card = #"{"title":"医嘱变更 · 顺铂","severity":"warning","fields":[{"label":"剂量","value":"80 → 75"}],"buttons":[{"label":"查看医嘱","url":"/patients/…#orders"}]}"#
+        m.replyToID = "…"; m.createdAt = Date(timeIntervalSince1970: 0)
+        return ChatMessageDTO(m)
+    }()
+}
+
+struct PostMessageBody: APISchema {
+    var text: String
+    var replyTo: String?
+    static let sample = PostMessageBody(text: "已通知家属 @李明", replyTo: "…")
+}
+
+struct ReadBody: APISchema {
+    /// The newest message read; everything before it counts as read too.
+    var upTo: String
+    static let sample = ReadBody(upTo: "…")
+}
+
+struct ReadResultDTO: APISchema {
+    var marked: Int
+    static let sample = ReadResultDTO(marked: 4)
+}
+
+struct ReceiptDTOChat: APISchema {
+    var staffId: String
+    var name: String
+    var readAt: Date
+    static let sample = ReceiptDTOChat(staffId: "…", name: "李明", readAt: Date(timeIntervalSince1970: 0))
+}

@@ -1,0 +1,52 @@
+import Foundation
+import RoundsChat
+import RoundsCore
+import RoundsStore
+import Vapor
+
+/// `/api/v1/groups`: patient groups, their messages and read receipts.
+struct ChatRoutes {
+    let api: APIBuilder
+
+    func register() {
+        api.on(.GET, "groups", summary: "My groups with unread counts (active first)", tag: "chat",
+               returns: GroupDTO.self, array: true) { req in
+            try await req.rounds.chat.myGroups(context: req.context(), on: req.db)
+                .map { GroupDTO($0.group, unread: $0.unread, lastMessage: $0.lastMessage) }
+        }
+        api.on(.GET, "groups", ":groupId", summary: "A group and its members", tag: "chat", returns: GroupDetailDTO.self) { req in
+            let chat = req.rounds.chat
+            let group = try await chat.readableGroup(req.parameters.require("groupId"), action: "chat.group.read",
+                                                     context: req.context(), on: req.db)
+            let members = try await chat.members(of: group, on: req.db).map {
+                MemberDTO(staffId: $0.1.id ?? "", name: $0.1.displayName, reason: $0.0.reason, lastReadMessageId: $0.0.lastReadMessageID)
+            }
+            return GroupDetailDTO(group: GroupDTO(group), members: members)
+        }
+        api.on(.GET, "groups", ":groupId", "messages", summary: "Messages after an id, oldest first (catch up after a reconnect)",
+               tag: "chat", returns: ChatMessageDTO.self, array: true, query: ["after", "limit"]) { req in
+            try await req.rounds.chat.messages(groupID: req.parameters.require("groupId"), after: req.query[String.self, at: "after"],
+                                               limit: req.query[Int.self, at: "limit"] ?? 100, context: req.context(), on: req.db)
+                .map(ChatMessageDTO.init)
+        }
+        api.on(.POST, "groups", ":groupId", "messages", summary: "Write to a group (members; not when archived)", tag: "chat",
+               body: PostMessageBody.self, returns: ChatMessageDTO.self, status: 201, maxBody: "64kb") { req in
+            let body = try req.content.decode(PostMessageBody.self)
+            let message = try await req.rounds.chat.post(groupID: req.parameters.require("groupId"), text: body.text, replyTo: body.replyTo,
+                                                         context: req.context(), on: req.db)
+            return try await ChatMessageDTO(message).encodeResponse(status: .created, for: req)
+        }
+        api.on(.POST, "groups", ":groupId", "read", summary: "Mark the group read up to a message (read receipts)", tag: "chat",
+               body: ReadBody.self, returns: ReadResultDTO.self) { req in
+            let body = try req.content.decode(ReadBody.self)
+            let marked = try await req.rounds.chat.read(groupID: req.parameters.require("groupId"), upTo: body.upTo,
+                                                        context: req.context(), on: req.db)
+            return ReadResultDTO(marked: marked)
+        }
+        api.on(.GET, "messages", ":messageId", "receipts", summary: "Who has read a message, and when", tag: "chat",
+               returns: ReceiptDTOChat.self, array: true) { req in
+            try await req.rounds.chat.receipts(messageID: req.parameters.require("messageId"), context: req.context(), on: req.db)
+                .map { ReceiptDTOChat(staffId: $0.1.id ?? "", name: $0.1.displayName, readAt: $0.0.readAt) }
+        }
+    }
+}

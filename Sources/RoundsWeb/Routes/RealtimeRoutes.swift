@@ -1,0 +1,82 @@
+import Foundation
+import RoundsChat
+import RoundsCore
+import RoundsStore
+import Vapor
+
+/// `/api/v1/ws`: a WebSocket per open client. The server pushes `message`, `receipt` and
+/// `typing` events of the signed-in person's groups; the client may send
+/// `{"type":"typing","groupId":"…"}`. After a reconnect the client catches up through
+/// `GET /api/v1/groups/:id/messages?after=<last id seen>`.
+struct RealtimeRoutes {
+    struct ClientFrame: Decodable {
+        var type: String
+        var groupId: String?
+    }
+
+    func register(_ routes: any RoutesBuilder, registry: OpenAPIRegistry) {
+        registry.add(.init(method: .GET, path: "/api/v1/ws",
+                           summary: "WebSocket (upgrade): live message, receipt and typing events of my groups; send {\"type\":\"typing\",\"groupId\":…}",
+                           tag: "chat", body: nil, response: nil, responseIsArray: false, status: 101, query: [],
+                           responseContentType: "application/json"))
+        routes.webSocket("ws", maxFrameSize: .init(integerLiteral: 1 << 16), shouldUpgrade: { req in
+            // Staff only (bots use the REST API); the sign-in check already ran.
+            guard try req.context().principal.kind == .staff else { throw RoundsError.forbidden("WebSocket clients are people") }
+            return [:]
+        }, onUpgrade: { req, ws in
+            guard let context = try? req.context() else { try? await ws.close(); return }
+            let feed = req.application.chatFeed
+            let id = await feed.connect(staffID: context.principal.id) { text in
+                try? await ws.send(text)
+            }
+            let chat = req.rounds.chat, db = req.db
+            ws.onText { _, text in
+                guard let frame = try? JSONDecoder().decode(ClientFrame.self, from: Data(text.utf8)),
+                      frame.type == "typing", let groupID = frame.groupId else { return }
+                try? await chat.typing(groupID: groupID, context: context, on: db)
+            }
+            ws.onClose.whenComplete { _ in
+                Task { await feed.disconnect(id) }
+            }
+        })
+    }
+}
+
+extension Application {
+    private struct ChatFeedKey: StorageKey { typealias Value = ChatFeed }
+
+    /// This process's realtime feed (one per app).
+    public var chatFeed: ChatFeed {
+        get {
+            guard let feed = storage[ChatFeedKey.self] else { fatalError("configure(_:_:) has not run") }
+            return feed
+        }
+        set { storage[ChatFeedKey.self] = newValue }
+    }
+}
+
+/// Runs the realtime feed, and on PostgreSQL the LISTEN connection that wakes it when another
+/// process commits a message.
+final class RealtimeLifecycle: LifecycleHandler, @unchecked Sendable {
+    let feed: ChatFeed
+    let notifier: ChangeNotifier
+    let postgresURL: String?
+    private var listener: Task<Void, Never>?
+
+    init(feed: ChatFeed, notifier: ChangeNotifier, postgresURL: String?) {
+        self.feed = feed
+        self.notifier = notifier
+        self.postgresURL = postgresURL
+    }
+
+    func didBootAsync(_ application: Application) async throws {
+        await feed.start()
+        if let postgresURL { listener = notifier.listen(postgresURL: postgresURL, logger: application.logger) }
+    }
+
+    func shutdownAsync(_ application: Application) async {
+        listener?.cancel()
+        _ = await listener?.value
+        await feed.stop()
+    }
+}

@@ -1,0 +1,187 @@
+import FluentKit
+import Foundation
+import RoundsCore
+import RoundsHL7
+@testable import RoundsChat
+@testable import RoundsStore
+@testable import RoundsWeb
+import Testing
+import Vapor
+import VaporTesting
+
+/// One patient, one group: HL7 admission opens it with the care team, order changes arrive as
+/// cards, people read and write with receipts, transfer brings the new team, discharge archives.
+@Suite struct PatientGroupTests {
+    /// Delivers an HL7 message through the pipeline, then the outbox to chat.
+    static func deliver(_ app: Application, _ message: HL7Message) async throws {
+        let receipt = try #require(await app.rounds.hl7.receive(Array(message.encode().utf8), peer: "10.1.1.1", on: app.db))
+        #expect(receipt.outcome == .accepted, "\(receipt.detail ?? "")")
+        try await app.rounds.dispatchOutbox(on: app.db)
+    }
+
+    static func fixture(_ name: String, controlID: String? = nil, _ edits: [String: String] = [:]) throws -> HL7Message {
+        var m = try HL7Message.parse(bytes: HL7Fixtures.bytes(name)).0
+        if let controlID { try m.set("MSH-10", controlID) }
+        for (path, value) in edits { try m.set(path, value) }
+        return m
+    }
+
+    static func group(_ app: Application) async throws -> ChatGroup {
+        let patient = try #require(try await Patient.query(on: app.db).filter(\.$mrn == "MRN10001").first())
+        return try #require(try await ChatGroup.query(on: app.db).filter(\.$patientID == patient.id!).sort(\.$id, .descending).first())
+    }
+
+    static func memberNames(_ app: Application, _ group: ChatGroup) async throws -> Set<String> {
+        Set(try await app.rounds.chat.members(of: group, on: app.db).map(\.1.username))
+    }
+
+    @Test(arguments: Backend.all)
+    func admissionOpensTheGroupAndOrderChangesArriveAsCards(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, clock in
+            try await Self.deliver(app, Self.fixture("adt_a01_utf8.hl7"))
+            let group = try await Self.group(app)
+            #expect(group.name == "12床 · 王建国 · MRN10001" && group.status == "active")
+            #expect(try await Self.memberNames(app, group) == ["li.ming", "zhang.li", "wang.fang", "liu.yang"])
+            let reasons = Dictionary(uniqueKeysWithValues: try await app.rounds.chat.members(of: group, on: app.db).map { ($0.1.username, $0.0.reason) })
+            #expect(reasons["li.ming"] == "attending" && reasons["zhang.li"] == "responsible_nurse" && reasons["wang.fang"] == "ward_nurse")
+
+            // New order at 80 mg/m2, then the HIS changes it to 75.
+            clock.advance(by: 60)
+            try await Self.deliver(app, Self.fixture("orm_o01_change.hl7", controlID: "ORD-NW", ["ORC-1": "NW", "RXO-2": "80"]))
+            clock.advance(by: 60)
+            try await Self.deliver(app, Self.fixture("orm_o01_change.hl7"))
+
+            let nurse = Client(app)
+            try await nurse.login("wang.fang")
+            let groups = try await nurse.get("/api/v1/groups").decode([GroupDTO].self)
+            #expect(groups.map(\.id) == [group.id!])
+            #expect(groups.first?.unread == 3)  // admission note and two cards
+            let messages = try await nurse.get("/api/v1/groups/\(group.id!)/messages").decode([ChatMessageDTO].self)
+            #expect(messages.map(\.kind) == ["system", "card", "card"])
+            let change = try #require(messages.last?.card)
+            #expect(change.title == "医嘱变更 · 顺铂" && change.severity == .warning)
+            #expect(change.fields.contains(Card.Field("剂量", "80 → 75")))
+            #expect(change.fields.contains(Card.Field("医生", "李明")))
+            #expect(change.buttons.first?.url?.hasSuffix("#orders") == true)
+
+            // Catch-up after a reconnect: only what came after the last id seen.
+            let after = try await nurse.get("/api/v1/groups/\(group.id!)/messages?after=\(messages[1].id)").decode([ChatMessageDTO].self)
+            #expect(after.map(\.id) == [messages[2].id])
+
+            // The doctor reads; the nurse sees it in the receipts.
+            let doctor = Client(app)
+            try await doctor.login("li.ming")
+            let read = try await doctor.json(.POST, "/api/v1/groups/\(group.id!)/read", ReadBody(upTo: messages[2].id))
+            #expect(try read.decode(ReadResultDTO.self).marked == 3)
+            let receipts = try await nurse.get("/api/v1/messages/\(messages[2].id)/receipts").decode([ReceiptDTOChat].self)
+            #expect(receipts.map(\.name) == ["李明"])
+            #expect(try await doctor.get("/api/v1/groups").decode([GroupDTO].self).first?.unread == 0)
+
+            // The nurse writes, replying to the card; the doctor has one unread.
+            let posted = try await nurse.json(.POST, "/api/v1/groups/\(group.id!)/messages", PostMessageBody(text: "已调整，补液 2L 已开始", replyTo: messages[2].id))
+            #expect(posted.status == .created)
+            let mine = try posted.decode(ChatMessageDTO.self)
+            #expect(mine.senderName == "王芳" && mine.replyToId == messages[2].id)
+            #expect(try await doctor.get("/api/v1/groups").decode([GroupDTO].self).first?.unread == 1)
+            #expect(try await nurse.get("/api/v1/groups").decode([GroupDTO].self).first?.unread == 0)
+            #expect(try await Demo.audit("chat.message.create", app).count == 1)
+            #expect(try await Demo.audit("chat.message.list", app).count == 2)
+
+            // Dispatching again changes nothing: each event was delivered once.
+            #expect(try await app.rounds.dispatchOutbox(on: app.db) == 0)
+            #expect(try await ChatMessage.query(on: app.db).filter(\.$kind == "card").count() == 2)
+            #expect(try await OutboxEvent.query(on: app.db).filter(\.$dispatchedAt == nil).count() == 0)
+        }
+    }
+
+    @Test(arguments: Backend.all)
+    func transferBringsTheNewTeamAndDischargeArchives(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            try await Self.deliver(app, Self.fixture("adt_a01_utf8.hl7"))
+            try await Self.deliver(app, Self.fixture("adt_a02_transfer.hl7"))
+            let group = try await Self.group(app)
+            #expect(group.name == "3床 · 王建国 · MRN10001")
+            #expect(try await Self.memberNames(app, group) == ["li.ming", "zhang.li", "wang.fang", "liu.yang", "zhao.qiang", "xu.jing", "han.mei"])
+            let notes = try await ChatMessage.query(on: app.db).filter(\.$groupID == group.id!).filter(\.$kind == "system").all().map(\.text)
+            #expect(notes.contains { $0.hasPrefix("转科：LUNG 12 →") })
+
+            // Discharge: archived, read-only, still readable.
+            var a03 = try Self.fixture("adt_a02_transfer.hl7", controlID: "DIS1", ["MSH-9-2": "A03", "EVN-1": "A03"])
+            try a03.set("PV1-6", "")
+            try await Self.deliver(app, a03)
+            let archived = try await Self.group(app)
+            #expect(archived.status == "archived" && archived.archivedAt != nil)
+            let nurse = Client(app)
+            try await nurse.login("han.mei")
+            let refused = try await nurse.json(.POST, "/api/v1/groups/\(group.id!)/messages", PostMessageBody(text: "still here?", replyTo: nil))
+            #expect(refused.status == .conflict)
+            #expect(try await nurse.get("/api/v1/groups/\(group.id!)/messages").status == .ok)
+
+            // Re-admission: a new group, linked to the previous one.
+            try await Self.deliver(app, Self.fixture("adt_a01_utf8.hl7", controlID: "READMIT", ["PV1-19": "V20261201009"]))
+            let again = try await Self.group(app)
+            #expect(again.id != group.id && again.previousGroupID == group.id && again.status == "active")
+        }
+    }
+
+    @Test(arguments: Backend.all)
+    func outsidersAreRefusedAndBadInputIsRejected(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            try await Self.deliver(app, Self.fixture("adt_a01_utf8.hl7"))
+            let group = try await Self.group(app)
+            let firstMessage = try #require(try await ChatMessage.query(on: app.db).filter(\.$groupID == group.id!).first())
+
+            // A nurse of another ward: no group, no messages, no receipts, no writing — each audited.
+            let stranger = Client(app)
+            try await stranger.login("zhou.ting")
+            #expect(try await stranger.get("/api/v1/groups").decode([GroupDTO].self).isEmpty)
+            #expect(try await stranger.get("/api/v1/groups/\(group.id!)").status == .forbidden)
+            #expect(try await stranger.get("/api/v1/groups/\(group.id!)/messages").status == .forbidden)
+            #expect(try await stranger.get("/api/v1/messages/\(firstMessage.id!)/receipts").status == .forbidden)
+            #expect(try await stranger.json(.POST, "/api/v1/groups/\(group.id!)/messages", PostMessageBody(text: "hi", replyTo: nil)).status == .forbidden)
+            #expect(try await stranger.json(.POST, "/api/v1/groups/\(group.id!)/read", ReadBody(upTo: firstMessage.id!)).status == .forbidden)
+            let denied = try await AuditEvent.query(on: app.db).filter(\.$outcome == "denied").filter(\.$actorName == "周婷").all()
+            #expect(Set(denied.map(\.action)) == ["chat.group.read", "chat.message.list", "chat.receipt.list", "chat.message.create", "chat.message.read"])
+            #expect(denied.allSatisfy { $0.patientID == group.patientID })
+
+            let nurse = Client(app)
+            try await nurse.login("wang.fang")
+            let path = "/api/v1/groups/\(group.id!)/messages"
+            let empty = try await nurse.json(.POST, path, PostMessageBody(text: "   ", replyTo: nil))
+            #expect(empty.status == .unprocessableEntity && empty.problemCode == "validation_failed")
+            let long = try await nurse.json(.POST, path, PostMessageBody(text: String(repeating: "长", count: 4001), replyTo: nil))
+            #expect(long.status == .payloadTooLarge)
+            #expect(try await nurse.json(.POST, path, PostMessageBody(text: "re", replyTo: "nope")).status == .unprocessableEntity)
+            #expect(try await nurse.raw(.POST, path, "{\"text\":").status == .badRequest)
+            #expect(try await nurse.json(.POST, "/api/v1/groups/unknown/messages", PostMessageBody(text: "hi", replyTo: nil)).status == .notFound)
+            #expect(try await nurse.get("/api/v1/groups/unknown/messages").status == .notFound)
+            #expect(try await nurse.json(.POST, "/api/v1/groups/\(group.id!)/read", ReadBody(upTo: "nope")).status == .unprocessableEntity)
+            #expect(try await ChatMessage.query(on: app.db).filter(\.$kind == "text").count() == 0)
+
+            // Hospital-wide quality control may read (audited) but not write.
+            let qc = Client(app)
+            try await qc.login("zhu.lin")
+            #expect(try await qc.get(path).status == .ok)
+            #expect(try await qc.json(.POST, path, PostMessageBody(text: "QC", replyTo: nil)).status == .forbidden)
+        }
+    }
+
+    @Test func aFailingEventIsRetriedThenSetAside() async throws {
+        try await TestApp.with(.sqlite) { app, _ in
+            let event = OutboxEvent()
+            event.id = app.rounds.configuration.ids.next()
+            event.kind = "order.changed"
+            event.patientID = "p"
+            event.payload = "{not json"
+            event.createdAt = Date()
+            event.attempts = 0
+            try await event.create(on: app.db)
+            var dispatcher = app.rounds.outbox
+            dispatcher.maximumAttempts = 2
+            let chat = app.rounds.chat
+            for _ in 0..<2 { try await dispatcher.dispatchPending(on: app.db) { e, tx in try await chat.handle(e, on: tx) } }
+            let stored = try #require(try await OutboxEvent.find(event.id, on: app.db))
+            #expect(stored.attempts == 2 && stored.lastError != nil && stored.dispatchedAt != nil)
+        }
+    }
+}
