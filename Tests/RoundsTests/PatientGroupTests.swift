@@ -184,4 +184,49 @@ import VaporTesting
             #expect(stored.attempts == 2 && stored.lastError != nil && stored.dispatchedAt != nil)
         }
     }
+
+    @Test func theGroupPagesWorkWithoutJavaScript() async throws {
+        try await TestApp.with(.sqlite) { app, _ in
+            try await Self.deliver(app, Self.fixture("adt_a01_utf8.hl7"))
+            try await Self.deliver(app, Self.fixture("orm_o01_change.hl7"))
+            let group = try await Self.group(app)
+            let nurse = Client(app)
+            try await nurse.login("wang.fang")
+            let list = try await nurse.page("/groups")
+            #expect(list.status == .ok && list.body.string.contains("12床 · 王建国 · MRN10001"))
+            #expect(list.body.string.contains("class=\"badge unread\""))
+            let page = try await nurse.page("/groups/\(group.id!)")
+            #expect(page.status == .ok)
+            let html = page.body.string
+            #expect(html.contains("医嘱变更 · 顺铂") && html.contains("bot-card sev-warning") && html.contains("青霉素"))
+            #expect(html.contains("主管医生") && html.contains("id=\"composer\""))
+            // Opening the page read the group.
+            #expect(try await nurse.get("/api/v1/groups").decode([GroupDTO].self).first?.unread == 0)
+            // The form posts a message and comes back to the group.
+            let posted = try await nurse.form("/groups/\(group.id!)/messages", ["text": "<b>收到</b>"])
+            #expect(posted.status == .seeOther)
+            let again = try await nurse.page("/groups/\(group.id!)").body.string
+            #expect(again.contains("&lt;b&gt;收到&lt;/b&gt;") && !again.contains("<b>收到</b>"))  // escaped
+            let empty = try await nurse.form("/groups/\(group.id!)/messages", ["text": " "])
+            #expect(empty.status == .seeOther && empty.headers.first(name: .location)?.contains("error=") == true)
+
+            let stranger = Client(app)
+            try await stranger.login("zhou.ting")
+            #expect(try await stranger.page("/groups/\(group.id!)").status == .forbidden)
+            #expect(try await stranger.form("/groups/\(group.id!)/messages", ["text": "hi"]).status == .forbidden)
+        }
+    }
+
+    @Test func seededStaysGetTheirGroups() async throws {
+        try await TestApp.with(.sqlite) { app, _ in
+            let opened = try await app.rounds.chat.openGroupsForActiveStays(on: app.db)
+            #expect(opened == 28)
+            #expect(try await app.rounds.chat.openGroupsForActiveStays(on: app.db) == 0)
+            let nurse = Client(app)
+            try await nurse.login("wang.fang")
+            let groups = try await nurse.get("/api/v1/groups").decode([GroupDTO].self)
+            #expect(groups.count == 8)  // her ward's eight patients
+        }
+    }
 }
+

@@ -12,10 +12,15 @@ from rounds_process import Rounds
 
 
 @pytest.fixture(scope="session")
-def server():
+def rounds_server():
     rounds = Rounds().start()
-    yield rounds.base
+    yield rounds
     rounds.remove()
+
+
+@pytest.fixture(scope="session")
+def server(rounds_server):
+    return rounds_server.base
 
 
 def chromium_paths():

@@ -52,9 +52,27 @@ public struct ChatService: Sendable {
         try await notifier.notify("chat", on: db)
     }
 
-    /// Creates the group of a new stay with its care team (idempotent per stay).
+    /// Opens a group for every active stay that has none (a new installation, the demo seed).
+    @discardableResult
+    public func openGroupsForActiveStays(on db: any Database) async throws -> Int {
+        let stays = try await Encounter.query(on: db).filter(\.$status == .active).all()
+        let existing = Set(try await ChatGroup.query(on: db).all(\.$encounterID).compactMap { $0 })
+        var opened = 0
+        for stay in stays where !existing.contains(stay.id!) {
+            try await db.transaction { tx in try await openGroup(encounterID: stay.id!, on: tx) }
+            opened += 1
+        }
+        return opened
+    }
+
     func openGroup(for event: OutboxEvent, on db: any Database) async throws {
-        guard let encounterID = event.encounterID, let encounter = try await Encounter.find(encounterID, on: db),
+        guard let encounterID = event.encounterID else { return }
+        try await openGroup(encounterID: encounterID, on: db)
+    }
+
+    /// Creates the group of a new stay with its care team (idempotent per stay).
+    func openGroup(encounterID: String, on db: any Database) async throws {
+        guard let encounter = try await Encounter.find(encounterID, on: db),
               let patient = try await Patient.find(encounter.patientID, on: db) else { return }
         if try await ChatGroup.query(on: db).filter(\.$encounterID == encounterID).first() != nil { return }
         let previous = try await ChatGroup.query(on: db).filter(\.$patientID == patient.id!).sort(\.$id, .descending).first()
@@ -73,7 +91,7 @@ public struct ChatService: Sendable {
         try await addCareTeam(of: encounter, to: group, on: db)
         let ward = try await Department.find(encounter.wardID, on: db)
         try await postSystem("\(patient.name) 入院 \(ward?.name ?? "")" + (previous == nil ? "" : "（再次入院，可查看上次住院的群）"),
-                             to: group, sourceEventID: event.id, on: db)
+                             to: group, on: db)
     }
 
     func transfer(_ event: OutboxEvent, _ moved: ClinicalEvent.PatientMoved, on db: any Database) async throws {
@@ -87,14 +105,14 @@ public struct ChatService: Sendable {
         try await addCareTeam(of: encounter, to: group, on: db)
         let ward = try await Department.find(encounter.wardID, on: db)
         try await postSystem("转科：\(moved.fromWardCode ?? "?") \(moved.fromBed ?? "") → \(ward?.name ?? "") \(moved.bed ?? "")",
-                             to: group, sourceEventID: event.id, on: db)
+                             to: group, on: db)
     }
 
     func archive(_ event: OutboxEvent, on db: any Database) async throws {
         guard let encounterID = event.encounterID,
               let group = try await ChatGroup.query(on: db).filter(\.$encounterID == encounterID).first(), !group.isArchived else { return }
         try await postSystem(event.kind == "patient.discharged" ? "出院，群已归档（只读）" : "入院已取消，群已归档（只读）",
-                             to: group, sourceEventID: event.id, on: db)
+                             to: group, on: db)
         group.status = "archived"
         group.archivedAt = clock.now()
         try await group.save(on: db)
@@ -129,7 +147,7 @@ public struct ChatService: Sendable {
         return [bed.map { "\($0.label)床" }, patient.name, patient.mrn].compactMap { $0 }.joined(separator: " · ")
     }
 
-    private func postSystem(_ text: String, to group: ChatGroup, sourceEventID: String?, on db: any Database) async throws {
+    private func postSystem(_ text: String, to group: ChatGroup, on db: any Database) async throws {
         let message = ChatMessage()
         message.id = ids.next()
         message.groupID = group.id!

@@ -13,6 +13,8 @@ public enum RoundsRunner {
             if demo {
                 let seeded = try await DemoSeed(clock: configuration.clock, ids: configuration.ids,
                                                 hasher: PasswordHasher(cost: configuration.bcryptCost)).run(on: app.db)
+                // The seeded patients were not admitted over HL7: open their groups directly.
+                try await app.rounds.chat.openGroupsForActiveStays(on: app.db)
                 print(seeded ? "Demo hospital group created: 华康医疗集团, 2 hospitals, 6 wards, 52 beds, 23 staff, 28 patients."
                              : "The database already has an organisation; the demo seed was skipped.")
                 print("Demo logins (password: \(DemoSeed.password)):")

@@ -110,6 +110,7 @@ func registerRoutes(_ app: Application) throws {
 
     let signedIn = app.routes.grouped(RequireSignIn())
     ClinicalPages().register(signedIn)
+    ChatPages().register(signedIn)
     AdminPages().register(signedIn)
     AuditPages().register(signedIn)
 

@@ -1,0 +1,101 @@
+import Fluent
+import Foundation
+import RoundsChat
+import RoundsCore
+import RoundsStore
+import Vapor
+
+/// My patient groups and the group view (messages, cards, members, patient header). The page
+/// works without JavaScript (the composer posts a form); `chat.js` makes it live.
+struct ChatPages {
+    struct GroupRow: Encodable {
+        var id: String; var name: String; var unread: Int; var hasUnread: Bool; var archived: Bool; var last: String
+    }
+    struct ListData: Encodable { var groups: [GroupRow]; var empty: Bool }
+
+    struct CardView: Encodable {
+        var title: String; var severity: String; var fields: [Card.Field]; var buttons: [Card.Button]
+    }
+    struct MessageView: Encodable {
+        var id: String; var kind: String; var sender: String; var text: String; var time: String; var mine: Bool
+        var card: CardView?; var replyTo: String?; var readers: String; var readCount: Int
+    }
+    struct MemberView: Encodable { var name: String; var reason: String }
+    struct GroupData: Encodable {
+        var id: String; var name: String; var archived: Bool; var isMember: Bool
+        var patientName: String; var mrn: String; var ward: String; var bed: String; var doctor: String; var allergies: String?
+        var members: [MemberView]; var messages: [MessageView]; var lastId: String; var meId: String
+        var previousGroupId: String?
+    }
+
+    func register(_ routes: any RoutesBuilder) {
+        routes.get("groups", use: list)
+        routes.get("groups", ":id", use: show)
+        routes.post("groups", ":id", "messages", use: post)
+    }
+
+    @Sendable func list(req: Request) async throws -> Response {
+        let t = req.rounds.catalogue.table(req.locale)
+        let rows = try await req.rounds.chat.myGroups(context: req.context(), on: req.db).map {
+            GroupRow(id: $0.group.id!, name: $0.group.name, unread: $0.unread, hasUnread: $0.unread > 0, archived: $0.group.isArchived,
+                     last: $0.lastMessage.map { "\($0.senderName): \($0.text)" } ?? (t["chat_no_messages"] ?? ""))
+        }
+        return try await req.page("groups", title: "chat_groups", data: ListData(groups: rows, empty: rows.isEmpty))
+    }
+
+    @Sendable func show(req: Request) async throws -> Response {
+        let context = try req.context()
+        let chat = req.rounds.chat, db = req.db
+        let id = try req.parameters.require("id")
+        let group = try await chat.readableGroup(id, action: "chat.group.read", context: context, on: db)
+        let messages = try await chat.messages(groupID: id, after: nil, limit: 500, context: context, on: db)
+        let t = req.rounds.catalogue.table(req.locale)
+        let members = try await chat.members(of: group, on: db)
+        let isMember = members.contains { $0.1.id == context.principal.id }
+        // Readers of my own messages, for the receipts under them.
+        let mineIDs = messages.filter { $0.senderID == context.principal.id }.compactMap(\.id)
+        let receipts = mineIDs.isEmpty ? [] : try await ChatReceipt.query(on: db).filter(\.$messageID ~~ mineIDs).all()
+        let names = Dictionary(members.map { ($0.1.id!, $0.1.displayName) }, uniquingKeysWith: { a, _ in a })
+        var readers: [String: [String]] = [:]
+        for r in receipts { readers[r.messageID, default: []].append(names[r.staffID] ?? "?") }
+
+        var patientName = "", mrn = "", wardName = "", bedLabel = "", doctor = "", allergies: String?
+        if let patientID = group.patientID, let patient = try await Patient.find(patientID, on: db) {
+            patientName = patient.name; mrn = patient.mrn; allergies = patient.allergies
+        }
+        if let encounterID = group.encounterID, let encounter = try await Encounter.find(encounterID, on: db) {
+            wardName = try await Department.find(encounter.wardID, on: db)?.name ?? ""
+            if let bedID = encounter.bedID { bedLabel = try await Bed.find(bedID, on: db)?.label ?? "" }
+            if let attending = encounter.attendingID { doctor = try await Staff.find(attending, on: db)?.displayName ?? "" }
+        }
+        let views = messages.map { m -> MessageView in
+            let card = m.card.flatMap { try? JSONDecoder().decode(Card.self, from: Data($0.utf8)) }
+            let who = readers[m.id!] ?? []
+            return MessageView(id: m.id!, kind: m.kind, sender: m.senderName, text: m.text, time: Formatting.dateTime(m.createdAt),
+                               mine: m.senderID == context.principal.id,
+                               card: card.map { CardView(title: $0.title, severity: $0.severity.rawValue, fields: $0.fields, buttons: $0.buttons) },
+                               replyTo: m.replyToID, readers: who.joined(separator: "、"), readCount: who.count)
+        }
+        // Opening the group reads it.
+        if isMember, let last = messages.last?.id { _ = try await chat.read(groupID: id, upTo: last, context: context, on: db) }
+        let data = GroupData(id: id, name: group.name, archived: group.isArchived, isMember: isMember, patientName: patientName, mrn: mrn,
+                             ward: wardName, bed: bedLabel, doctor: doctor, allergies: allergies,
+                             members: members.map { MemberView(name: $0.1.displayName, reason: t["chat_reason_\($0.0.reason)"] ?? $0.0.reason) },
+                             messages: views, lastId: messages.last?.id ?? "", meId: context.principal.id, previousGroupId: group.previousGroupID)
+        return try await req.page("group", title: "chat_group", data: data, error: req.query[String.self, at: "error"])
+    }
+
+    @Sendable func post(req: Request) async throws -> Response {
+        struct Form: Content { var text: String; var replyTo: String? }
+        let id = try req.parameters.require("id")
+        let form = try req.content.decode(Form.self)
+        do {
+            _ = try await req.rounds.chat.post(groupID: id, text: form.text, replyTo: form.replyTo?.isEmpty == false ? form.replyTo : nil,
+                                               context: req.context(), on: req.db)
+        } catch let error as RoundsError where error.status == 422 || error.status == 409 || error.status == 413 {
+            let message = error.message(locale: req.locale) + (error.detail.map { ": \($0)" } ?? "")
+            return req.redirect(to: "/groups/\(id)?error=\(message.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? "")")
+        }
+        return req.redirect(to: "/groups/\(id)#composer")
+    }
+}
