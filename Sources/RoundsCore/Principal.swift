@@ -62,6 +62,11 @@ public struct Principal: Sendable, Equatable {
         scopes?.contains(scope) ?? false
     }
 
+    /// A bot (token with the `bot` scope) may post to groups of its hospital (or any, if unscoped).
+    public func isBot(for hospitalID: String) -> Bool {
+        kind == .token && hasScope(.bot) && tokenCovers(hospitalID: hospitalID)
+    }
+
     private func tokenCovers(hospitalID: String) -> Bool {
         tokenHospitalID == nil || tokenHospitalID == hospitalID
     }

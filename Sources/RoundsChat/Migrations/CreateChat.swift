@@ -62,5 +62,47 @@ struct CreateChat: AsyncMigration {
 
 /// The chat module's migrations, run after the store's.
 public enum ChatMigrations {
-    public static var all: [any Migration] { [CreateChat()] }
+    public static var all: [any Migration] { [CreateChat(), CreateChatBots()] }
+}
+
+struct CreateChatBots: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(ChatMessage.schema).field("bot_id", .string).update()
+        try await database.schema(ChatMessage.schema).field("updated_at", .datetime).update()
+        try await database.schema(ChatBot.schema)
+            .field("id", .string, .identifier(auto: false))
+            .field("callback_url", .string)
+            .field("signing_secret", .string, .required)
+            .field("updated_at", .datetime, .required)
+            .create()
+        try await database.schema(ChatAction.schema)
+            .field("id", .string, .identifier(auto: false))
+            .field("message_id", .string, .required)
+            .field("group_id", .string, .required)
+            .field("action", .string, .required)
+            .field("staff_id", .string, .required)
+            .field("staff_name", .string, .required)
+            .field("client_address", .string)
+            .field("at", .datetime, .required)
+            .unique(on: "message_id", "action", "staff_id")
+            .create()
+        try await database.schema(BotCallback.schema)
+            .field("id", .string, .identifier(auto: false))
+            .field("bot_id", .string, .required)
+            .field("url", .string, .required)
+            .field("body", .string, .required)
+            .field("status", .string, .required)
+            .field("attempts", .int, .required)
+            .field("next_attempt_at", .datetime, .required)
+            .field("last_error", .string)
+            .field("created_at", .datetime, .required)
+            .field("sent_at", .datetime)
+            .create()
+    }
+
+    func revert(on database: any Database) async throws {
+        for schema in [BotCallback.schema, ChatAction.schema, ChatBot.schema] { try await database.schema(schema).delete() }
+        try await database.schema(ChatMessage.schema).deleteField("updated_at").update()
+        try await database.schema(ChatMessage.schema).deleteField("bot_id").update()
+    }
 }

@@ -55,6 +55,9 @@ public final class ChatMessage: Model, @unchecked Sendable {
     @OptionalField(key: "reply_to_id") public var replyToID: String?
     /// The outbox event a card came from (one card per event).
     @OptionalField(key: "source_event_id") public var sourceEventID: String?
+    /// The bot (API token) that posted it; its actions are called back to that bot.
+    @OptionalField(key: "bot_id") public var botID: String?
+    @OptionalField(key: "updated_at") public var updatedAt: Date?
     @Field(key: "created_at") public var createdAt: Date
 
     public init() {}
@@ -99,4 +102,50 @@ public struct Card: Codable, Sendable, Equatable {
     public init(title: String, severity: Severity, fields: [Field], buttons: [Button]) {
         self.title = title; self.severity = severity; self.fields = fields; self.buttons = buttons
     }
+}
+
+/// A bot's settings: where Rounds calls back when someone presses one of its card buttons,
+/// and the shared secret both sides sign with (HMAC-SHA256 over the body).
+public final class ChatBot: Model, @unchecked Sendable {
+    public static let schema = "chat_bots"
+    /// The API token's id.
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @OptionalField(key: "callback_url") public var callbackURL: String?
+    @Field(key: "signing_secret") public var signingSecret: String
+    @Field(key: "updated_at") public var updatedAt: Date
+
+    public init() {}
+}
+
+/// Someone pressed an action button of a card.
+public final class ChatAction: Model, @unchecked Sendable {
+    public static let schema = "chat_actions"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "message_id") public var messageID: String
+    @Field(key: "group_id") public var groupID: String
+    @Field(key: "action") public var action: String
+    @Field(key: "staff_id") public var staffID: String
+    @Field(key: "staff_name") public var staffName: String
+    @OptionalField(key: "client_address") public var clientAddress: String?
+    @Field(key: "at") public var at: Date
+
+    public init() {}
+}
+
+/// A signed HTTP callback to a bot, queued so that it survives restarts and is retried.
+public final class BotCallback: Model, @unchecked Sendable {
+    public static let schema = "chat_bot_callbacks"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "bot_id") public var botID: String
+    @Field(key: "url") public var url: String
+    @Field(key: "body") public var body: String
+    /// pending, sent, dead.
+    @Field(key: "status") public var status: String
+    @Field(key: "attempts") public var attempts: Int
+    @Field(key: "next_attempt_at") public var nextAttemptAt: Date
+    @OptionalField(key: "last_error") public var lastError: String?
+    @Field(key: "created_at") public var createdAt: Date
+    @OptionalField(key: "sent_at") public var sentAt: Date?
+
+    public init() {}
 }

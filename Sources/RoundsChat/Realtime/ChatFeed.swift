@@ -117,6 +117,10 @@ public actor ChatFeed {
             await deliverTyping(payload)
             return
         }
+        if payload.hasPrefix("card:") {
+            await deliverCardUpdate(String(payload.dropFirst(5)))
+            return
+        }
         guard !clients.isEmpty else { return }
         do { try await deliverRecent() } catch { logger.warning("chat feed: \(error)") }
     }
@@ -130,6 +134,16 @@ public actor ChatFeed {
             let members = Set(try await ChatMember.query(on: database()).filter(\.$groupID == parts[1]).all(\.$staffID))
             await send(event, to: members.subtracting([parts[2]]))
         } catch { logger.warning("chat feed typing: \(error)") }
+    }
+
+    /// A card changed (a bot updated it): every member's client redraws it.
+    private func deliverCardUpdate(_ messageID: String) async {
+        do {
+            let db = database()
+            guard let message = try await ChatMessage.find(messageID, on: db) else { return }
+            let members = Set(try await ChatMember.query(on: db).filter(\.$groupID == message.groupID).all(\.$staffID))
+            await send(Event(type: "card", groupId: message.groupID, message: Message(message)), to: members)
+        } catch { logger.warning("chat feed card: \(error)") }
     }
 
     private func deliverRecent() async throws {

@@ -92,3 +92,47 @@ struct ReceiptDTOChat: APISchema {
     var readAt: Date
     static let sample = ReceiptDTOChat(staffId: "…", name: "李明", readAt: Date(timeIntervalSince1970: 0))
 }
+
+struct BotMessageBody: APISchema {
+    var text: String?
+    var card: Card?
+    static let sample = BotMessageBody(text: nil, card: Card(
+        title: "输血申请待审核", severity: .warning, fields: [.init("申请", "悬浮红细胞 2U")],
+        buttons: [.init(label: "确认", action: "acknowledge"), .init(label: "查看", url: "/patients/…")]))
+}
+
+struct ConfigureBotBody: APISchema {
+    /// Where Rounds POSTs card actions (signed); null to stop callbacks.
+    var callbackUrl: String?
+    static let sample = ConfigureBotBody(callbackUrl: "https://bots.example/rounds")
+}
+
+struct BotSecretDTO: APISchema {
+    /// HMAC-SHA256 key for `X-Rounds-Signature`, shown once.
+    var signingSecret: String
+    static let sample = BotSecretDTO(signingSecret: "…")
+}
+
+struct ActionBody: APISchema {
+    var action: String
+    static let sample = ActionBody(action: "acknowledge")
+}
+
+struct ActionDTO: APISchema {
+    var id: String
+    var messageId: String
+    var action: String
+    var staffName: String
+    var at: Date
+    init(_ a: ChatAction) { id = a.id ?? ""; messageId = a.messageID; action = a.action; staffName = a.staffName; at = a.at }
+    static let sample: ActionDTO = {
+        let a = ChatAction()
+        a.id = "…"; a.messageID = "…"; a.action = "acknowledge"; a.staffName = "王芳"; a.at = Date(timeIntervalSince1970: 0)
+        return ActionDTO(a)
+    }()
+}
+
+struct BotCardUpdateBody: APISchema {
+    var card: Card
+    static let sample = BotCardUpdateBody(card: Card(title: "输血申请已确认", severity: .success, fields: [], buttons: []))
+}

@@ -7,6 +7,8 @@ import Vapor
 /// `/api/v1/groups`: patient groups, their messages and read receipts.
 struct ChatRoutes {
     let api: APIBuilder
+    /// `/api/v1` without the sign-in requirement: for requests authenticated by signature.
+    let signed: APIBuilder
 
     func register() {
         api.on(.GET, "groups", summary: "My groups with unread counts (active first)", tag: "chat",
@@ -47,6 +49,33 @@ struct ChatRoutes {
                returns: ReceiptDTOChat.self, array: true) { req in
             try await req.rounds.chat.receipts(messageID: req.parameters.require("messageId"), context: req.context(), on: req.db)
                 .map { ReceiptDTOChat(staffId: $0.1.id ?? "", name: $0.1.displayName, readAt: $0.0.readAt) }
+        }
+        api.on(.POST, "groups", ":groupId", "bot-messages", summary: "A bot posts text or a card (token with the bot scope)", tag: "chat",
+               body: BotMessageBody.self, returns: ChatMessageDTO.self, status: 201, maxBody: "64kb") { req in
+            let body = try req.content.decode(BotMessageBody.self)
+            let message = try await req.rounds.chat.postAsBot(groupID: req.parameters.require("groupId"), text: body.text, card: body.card,
+                                                              context: req.context(), on: req.db)
+            return try await ChatMessageDTO(message).encodeResponse(status: .created, for: req)
+        }
+        api.on(.POST, "messages", ":messageId", "actions", summary: "Press an action button of a card (the bot is called back, signed)",
+               tag: "chat", body: ActionBody.self, returns: ActionDTO.self) { req in
+            let body = try req.content.decode(ActionBody.self)
+            return ActionDTO(try await req.rounds.chat.act(messageID: req.parameters.require("messageId"), action: body.action,
+                                                           context: req.context(), on: req.db))
+        }
+        api.on(.PUT, "bots", ":botId", summary: "Set a bot's callback URL; answers a new signing secret (shown once)", tag: "chat",
+               body: ConfigureBotBody.self, returns: BotSecretDTO.self) { req in
+            let body = try req.content.decode(ConfigureBotBody.self)
+            return BotSecretDTO(signingSecret: try await req.rounds.chat.configureBot(
+                tokenID: req.parameters.require("botId"), callbackURL: body.callbackUrl, context: req.context(), on: req.db))
+        }
+        signed.on(.PUT, "bots", ":botId", "cards", ":messageId",
+                  summary: "A bot replaces its card; signed: X-Rounds-Signature: sha256=HMAC-SHA256(secret, body)", tag: "chat",
+                  body: BotCardUpdateBody.self, returns: ChatMessageDTO.self, maxBody: "64kb") { req in
+            let body = req.body.data.map { Data(buffer: $0) } ?? Data()
+            return ChatMessageDTO(try await req.rounds.chat.updateCardAsBot(
+                botID: req.parameters.require("botId"), messageID: req.parameters.require("messageId"), body: body,
+                signature: req.headers.first(name: "X-Rounds-Signature"), clientAddress: req.clientAddress, on: req.db))
         }
     }
 }

@@ -71,11 +71,24 @@ final class OutboxWorker: LifecycleHandler, @unchecked Sendable {
         self.logger = logger
     }
 
+    /// One signed bot callback over HTTP; the status code decides sent or retry.
+    static func post(_ url: String, headers: [String: String], body: Data, client: any Client) async throws -> Int {
+        var httpHeaders = HTTPHeaders()
+        for (name, value) in headers { httpHeaders.add(name: name, value: value) }
+        let response = try await client.post(URI(string: url), headers: httpHeaders) { request in
+            request.body = ByteBuffer(data: body)
+        }
+        return Int(response.status.code)
+    }
+
     func didBootAsync(_ application: Application) async throws {
-        let services = self.services, database = self.database, logger = self.logger
+        let services = self.services, database = self.database, logger = self.logger, client = application.client
         task = Task {
             while !Task.isCancelled {
                 do {
+                    try await services.chat.deliverCallbacks(on: database()) { url, headers, body in
+                        try await Self.post(url, headers: headers, body: body, client: client)
+                    }
                     if try await services.dispatchOutbox(on: database()) > 0 { continue }
                 } catch {
                     logger.warning("outbox dispatch failed: \(error)")
@@ -125,7 +138,7 @@ func registerRoutes(_ app: Application) throws {
     let api = APIBuilder(routes: v1.grouped(RequireSignIn()), registry: app.openAPI, prefix: "/api/v1")
     APIRoutes(api: api).register()
     IntegrationRoutes(api: api).register()
-    ChatRoutes(api: api).register()
+    ChatRoutes(api: api, signed: APIBuilder(routes: v1, registry: app.openAPI, prefix: "/api/v1")).register()
     RealtimeRoutes().register(v1.grouped(RequireSignIn()), registry: app.openAPI)
     IntegrationPages().register(signedIn)
 }

@@ -16,8 +16,9 @@
     return e;
   }
 
-  function render(m) {
-    if (document.getElementById('m-' + m.id)) return;  // already shown
+  function render(m, replace) {
+    var existing = document.getElementById('m-' + m.id);
+    if (existing && !replace) return;  // already shown
     var li = el('li', 'msg ' + m.kind + (m.senderId === me ? ' mine' : ''));
     li.id = 'm-' + m.id;
     li.dataset.id = m.id;
@@ -29,8 +30,9 @@
       card.appendChild(dl);
       var p = el('p');
       (m.card.buttons || []).forEach(function (b) {
-        if (!b.url) return;
-        var a = el('a', 'button', b.label); a.href = b.url; p.appendChild(a);
+        if (b.url) { var a = el('a', 'button', b.label); a.href = b.url; p.appendChild(a); return; }
+        var button = el('button', 'card-action', b.label); button.type = 'button'; button.dataset.action = b.action;
+        p.appendChild(button);
       });
       card.appendChild(p);
       li.appendChild(card);
@@ -46,6 +48,7 @@
       r.title = '';
       li.appendChild(r);
     }
+    if (existing) { list.replaceChild(li, existing); return; }
     list.appendChild(li);
     if (m.id > lastId) lastId = m.id;
     li.scrollIntoView({ block: 'end' });
@@ -93,10 +96,22 @@
       if (event.groupId !== groupId) return;
       if (event.type === 'message') render(event.message);
       else if (event.type === 'receipt') receipt(event.receipt);
+      else if (event.type === 'card') render(event.message, true);
       else if (event.type === 'typing') showTyping(event.name);
     };
     socket.onclose = function () { root.classList.remove('live'); setTimeout(connect, 1000); };
   }
+
+  // Card action buttons (e.g. "acknowledge"): recorded in Rounds, then the bot is called back.
+  list.addEventListener('click', function (e) {
+    var button = e.target.closest('button.card-action');
+    if (!button) return;
+    var id = button.closest('li.msg').dataset.id;
+    button.disabled = true;
+    rounds.fetch('/api/v1/messages/' + id + '/actions', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ action: button.dataset.action })
+    }).then(function (r) { if (r.ok) button.classList.add('done'); else button.disabled = false; });
+  });
 
   var form = document.getElementById('composer');
   if (form) {
