@@ -228,5 +228,51 @@ import VaporTesting
             #expect(groups.count == 8)  // her ward's eight patients
         }
     }
+
+    @Test(arguments: Backend.all)
+    func editRecallAndMentionsKeepTheirHistory(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, clock in
+            try await Self.deliver(app, Self.fixture("adt_a01_utf8.hl7"))
+            let group = try await Self.group(app)
+            let nurse = Client(app), doctor = Client(app)
+            try await nurse.login("wang.fang")
+            try await doctor.login("li.ming")
+            let path = "/api/v1/groups/\(group.id!)/messages"
+            let first = try await nurse.json(.POST, path, PostMessageBody(text: "@李明 请看 12 床血钾", replyTo: nil)).decode(ChatMessageDTO.self)
+            let doctorID = try await Demo.staff("li.ming", app).id!
+            #expect(first.mentions == [doctorID])
+            let doctorsView = try await doctor.get("/api/v1/groups").decode([GroupDTO].self)
+            #expect(doctorsView.first?.mentioned == true)
+
+            // Edit within the window; the earlier text stays in the history.
+            clock.advance(by: 60)
+            let edited = try await nurse.json(.PATCH, "/api/v1/messages/\(first.id)", EditBody(text: "@李明 请看 12 床血钾（6.9）"))
+            #expect(edited.status == .ok)
+            #expect(try edited.decode(ChatMessageDTO.self).editedAt != nil)
+            let history = try await doctor.get("/api/v1/messages/\(first.id)/history").decode([EditDTO].self)
+            #expect(history.map(\.previousText) == ["@李明 请看 12 床血钾"])
+            // Only the sender edits; not after the window.
+            #expect(try await doctor.json(.PATCH, "/api/v1/messages/\(first.id)", EditBody(text: "x")).status == .forbidden)
+            clock.advance(by: 15 * 60)
+            #expect(try await nurse.json(.PATCH, "/api/v1/messages/\(first.id)", EditBody(text: "late")).status == .conflict)
+            #expect(try await nurse.request(.DELETE, "/api/v1/messages/\(first.id)", headers: ["X-CSRF-Token": nurse.csrf ?? ""]).status == .conflict)
+
+            // Recall within two minutes: shown as recalled, text kept in the history.
+            let second = try await nurse.json(.POST, path, PostMessageBody(text: "发错了", replyTo: nil)).decode(ChatMessageDTO.self)
+            clock.advance(by: 30)
+            let recalled = try await nurse.request(.DELETE, "/api/v1/messages/\(second.id)", headers: ["X-CSRF-Token": nurse.csrf ?? ""])
+            #expect(recalled.status == .ok)
+            let after = try await doctor.get("/api/v1/groups/\(group.id!)/messages").decode([ChatMessageDTO].self)
+            let shown = try #require(after.first { $0.id == second.id })
+            #expect(shown.recalled && shown.text.isEmpty)
+            #expect(try await doctor.get("/api/v1/messages/\(second.id)/history").decode([EditDTO].self).map(\.change) == ["recall"])
+            #expect(try await Demo.audit("chat.message.recall", app).count == 1)
+            let page = try await doctor.page("/groups/\(group.id!)").body.string
+            #expect(page.contains("撤回了一条消息") && page.contains("（已编辑）") && !page.contains("发错了"))
+            // Bot cards and system notes are not anyone's to edit.
+            let note = try #require(after.first { $0.kind == "system" })
+            #expect(try await nurse.json(.PATCH, "/api/v1/messages/\(note.id)", EditBody(text: "x")).status == .forbidden)
+        }
+    }
 }
 

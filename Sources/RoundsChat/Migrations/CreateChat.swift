@@ -62,7 +62,7 @@ struct CreateChat: AsyncMigration {
 
 /// The chat module's migrations, run after the store's.
 public enum ChatMigrations {
-    public static var all: [any Migration] { [CreateChat(), CreateChatBots()] }
+    public static var all: [any Migration] { [CreateChat(), CreateChatBots(), CreateChatEdits()] }
 }
 
 struct CreateChatBots: AsyncMigration {
@@ -104,5 +104,28 @@ struct CreateChatBots: AsyncMigration {
         for schema in [BotCallback.schema, ChatAction.schema, ChatBot.schema] { try await database.schema(schema).delete() }
         try await database.schema(ChatMessage.schema).deleteField("updated_at").update()
         try await database.schema(ChatMessage.schema).deleteField("bot_id").update()
+    }
+}
+
+struct CreateChatEdits: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        for field in ["edited_at", "recalled_at"] {
+            try await database.schema(ChatMessage.schema).field(.string(field), .datetime).update()
+        }
+        try await database.schema(ChatMessage.schema).field("mentions", .string).update()
+        try await database.schema(ChatMessageEdit.schema)
+            .field("id", .string, .identifier(auto: false))
+            .field("message_id", .string, .required)
+            .field("previous_text", .string, .required)
+            .field("change", .string, .required)
+            .field("at", .datetime, .required)
+            .create()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(ChatMessageEdit.schema).delete()
+        for field in ["mentions", "recalled_at", "edited_at"] {
+            try await database.schema(ChatMessage.schema).deleteField(.string(field)).update()
+        }
     }
 }

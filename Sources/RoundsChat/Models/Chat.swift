@@ -58,6 +58,11 @@ public final class ChatMessage: Model, @unchecked Sendable {
     /// The bot (API token) that posted it; its actions are called back to that bot.
     @OptionalField(key: "bot_id") public var botID: String?
     @OptionalField(key: "updated_at") public var updatedAt: Date?
+    @OptionalField(key: "edited_at") public var editedAt: Date?
+    /// Recalled by its sender: shown as recalled; the text is kept in the edit history.
+    @OptionalField(key: "recalled_at") public var recalledAt: Date?
+    /// Staff ids @mentioned in the text, space-separated.
+    @OptionalField(key: "mentions") public var mentions: String?
     @Field(key: "created_at") public var createdAt: Date
 
     public init() {}
@@ -146,6 +151,19 @@ public final class BotCallback: Model, @unchecked Sendable {
     @OptionalField(key: "last_error") public var lastError: String?
     @Field(key: "created_at") public var createdAt: Date
     @OptionalField(key: "sent_at") public var sentAt: Date?
+
+    public init() {}
+}
+
+/// The text a message had before an edit or a recall.
+public final class ChatMessageEdit: Model, @unchecked Sendable {
+    public static let schema = "chat_message_edits"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "message_id") public var messageID: String
+    @Field(key: "previous_text") public var previousText: String
+    /// edit or recall.
+    @Field(key: "change") public var change: String
+    @Field(key: "at") public var at: Date
 
     public init() {}
 }

@@ -28,11 +28,16 @@ public actor ChatFeed {
         public var card: Card?
         public var replyToId: String?
         public var createdAt: Date
+        public var editedAt: Date?
+        public var recalled: Bool?
+        public var mentions: [String]?
 
         init(_ m: ChatMessage) {
             id = m.id ?? ""; kind = m.kind; senderId = m.senderID; senderName = m.senderName; text = m.text
             card = m.card.flatMap { try? JSONDecoder().decode(Card.self, from: Data($0.utf8)) }
-            replyToId = m.replyToID; createdAt = m.createdAt
+            replyToId = m.replyToID; createdAt = m.createdAt; editedAt = m.editedAt
+            recalled = m.recalledAt == nil ? nil : true
+            mentions = m.mentions.map { $0.split(separator: " ").map(String.init) }
         }
     }
 
@@ -117,8 +122,8 @@ public actor ChatFeed {
             await deliverTyping(payload)
             return
         }
-        if payload.hasPrefix("card:") {
-            await deliverCardUpdate(String(payload.dropFirst(5)))
+        if payload.hasPrefix("update:") {
+            await deliverUpdate(String(payload.dropFirst(7)))
             return
         }
         guard !clients.isEmpty else { return }
@@ -136,13 +141,13 @@ public actor ChatFeed {
         } catch { logger.warning("chat feed typing: \(error)") }
     }
 
-    /// A card changed (a bot updated it): every member's client redraws it.
-    private func deliverCardUpdate(_ messageID: String) async {
+    /// A message changed (edited, recalled, a bot's card updated): every member's client redraws it.
+    private func deliverUpdate(_ messageID: String) async {
         do {
             let db = database()
             guard let message = try await ChatMessage.find(messageID, on: db) else { return }
             let members = Set(try await ChatMember.query(on: db).filter(\.$groupID == message.groupID).all(\.$staffID))
-            await send(Event(type: "card", groupId: message.groupID, message: Message(message)), to: members)
+            await send(Event(type: "update", groupId: message.groupID, message: Message(message)), to: members)
         } catch { logger.warning("chat feed card: \(error)") }
     }
 

@@ -200,9 +200,9 @@ extension ChatService {
             try await audit.record("chat.card.update", entityType: "chat_message", entityID: messageID, patientID: group?.patientID,
                                    hospitalID: group?.hospitalID, actorKind: "bot", actorID: botID, actorName: token.name,
                                    clientAddress: clientAddress, on: tx)
-            try await notifier.notify("card:\(messageID)", on: tx)
+            try await notifier.notify("update:\(messageID)", on: tx)
         }
-        notifier.broadcastLocally("card:\(messageID)")
+        notifier.broadcastLocally("update:\(messageID)")
         return message
     }
 

@@ -236,6 +236,8 @@ public struct ChatService: Sendable {
         public var group: ChatGroup
         public var unread: Int
         public var lastMessage: ChatMessage?
+        /// An unread message @mentions me.
+        public var mentioned: Bool = false
     }
 
     /// My groups, active first, newest activity first.
@@ -249,9 +251,11 @@ public struct ChatService: Sendable {
             let member = memberships.first { $0.groupID == group.id }
             let unreadQuery = ChatMessage.query(on: db).filter(\.$groupID == group.id!)
             if let read = member?.lastReadMessageID { unreadQuery.filter(\.$id > read) }
-            let unread = try await unreadQuery.group(.or) { $0.filter(\.$senderID == nil).filter(\.$senderID != context.principal.id) }.count()
+            let unreadMessages = try await unreadQuery.group(.or) { $0.filter(\.$senderID == nil).filter(\.$senderID != context.principal.id) }.all()
+            let unread = unreadMessages.count
+            let mentioned = unreadMessages.contains { $0.mentions?.split(separator: " ").contains(Substring(context.principal.id)) == true }
             let last = try await ChatMessage.query(on: db).filter(\.$groupID == group.id!).sort(\.$id, .descending).first()
-            summaries.append(GroupSummary(group: group, unread: unread, lastMessage: last))
+            summaries.append(GroupSummary(group: group, unread: unread, lastMessage: last, mentioned: mentioned))
         }
         try await audit.record("chat.group.list", entityType: "chat_group", entityID: nil, detail: "\(summaries.count) groups",
                                context: context, on: db)
@@ -317,6 +321,7 @@ public struct ChatService: Sendable {
                 throw RoundsError.validation("replyTo: no message \(replyTo) in this group")
             }
         }
+        let mentioned = try await mentions(in: trimmed, groupID: groupID, on: db)
         let created: ChatMessage = try await db.transaction { tx in
             let message = ChatMessage()
             message.id = ids.next()
@@ -327,6 +332,7 @@ public struct ChatService: Sendable {
             message.text = trimmed
             message.replyToID = replyTo
             message.createdAt = clock.now()
+            message.mentions = mentioned.isEmpty ? nil : mentioned.joined(separator: " ")
             try await message.create(on: tx)
             // Writing means having read everything before.
             try await markRead(group: group, upTo: message.id!, staffID: context.principal.id, on: tx)

@@ -11,13 +11,15 @@ struct GroupDTO: APISchema {
     var wardId: String?
     var previousGroupId: String?
     var unread: Int?
+    /// An unread message @mentions me.
+    var mentioned: Bool?
     var lastMessage: String?
     var createdAt: Date
     var archivedAt: Date?
 
-    init(_ g: ChatGroup, unread: Int? = nil, lastMessage: ChatMessage? = nil) {
+    init(_ g: ChatGroup, unread: Int? = nil, mentioned: Bool? = nil, lastMessage: ChatMessage? = nil) {
         id = g.id ?? ""; name = g.name; status = g.status; patientId = g.patientID; wardId = g.wardID
-        previousGroupId = g.previousGroupID; self.unread = unread; self.lastMessage = lastMessage?.text
+        previousGroupId = g.previousGroupID; self.unread = unread; self.mentioned = mentioned; self.lastMessage = lastMessage?.text
         createdAt = g.createdAt; archivedAt = g.archivedAt
     }
 
@@ -25,7 +27,7 @@ struct GroupDTO: APISchema {
         let g = ChatGroup()
         g.id = "…"; g.name = "12床 · 王建国 · MRN10001"; g.status = "active"; g.patientID = "…"; g.wardID = "…"
         g.previousGroupID = "…"; g.createdAt = Date(timeIntervalSince1970: 0); g.archivedAt = Date(timeIntervalSince1970: 0)
-        return GroupDTO(g, unread: 3)
+        return GroupDTO(g, unread: 3, mentioned: true)
     }()
 }
 
@@ -53,18 +55,24 @@ struct ChatMessageDTO: APISchema {
     var card: Card?
     var replyToId: String?
     var createdAt: Date
+    var editedAt: Date?
+    /// Recalled by the sender (the text is then empty).
+    var recalled: Bool
+    /// Staff ids @mentioned.
+    var mentions: [String]
 
     init(_ m: ChatMessage) {
         id = m.id ?? ""; groupId = m.groupID; kind = m.kind; senderId = m.senderID; senderName = m.senderName; text = m.text
         card = m.card.flatMap { try? JSONDecoder().decode(Card.self, from: Data($0.utf8)) }
-        replyToId = m.replyToID; createdAt = m.createdAt
+        replyToId = m.replyToID; createdAt = m.createdAt; editedAt = m.editedAt; recalled = m.recalledAt != nil
+        mentions = m.mentions.map { $0.split(separator: " ").map(String.init) } ?? []
     }
 
     static let sample: ChatMessageDTO = {
         let m = ChatMessage()
         m.id = "…"; m.groupID = "…"; m.kind = "card"; m.senderID = "…"; m.senderName = "Rounds"; m.text = "医嘱变更 · 顺铂"
         m.card = #"{"title":"医嘱变更 · 顺铂","severity":"warning","fields":[{"label":"剂量","value":"80 → 75"}],"buttons":[{"label":"查看医嘱","url":"/patients/…#orders"}]}"#
-        m.replyToID = "…"; m.createdAt = Date(timeIntervalSince1970: 0)
+        m.replyToID = "…"; m.createdAt = Date(timeIntervalSince1970: 0); m.editedAt = Date(timeIntervalSince1970: 0); m.mentions = "…"
         return ChatMessageDTO(m)
     }()
 }
@@ -135,4 +143,17 @@ struct ActionDTO: APISchema {
 struct BotCardUpdateBody: APISchema {
     var card: Card
     static let sample = BotCardUpdateBody(card: Card(title: "输血申请已确认", severity: .success, fields: [], buttons: []))
+}
+
+struct EditBody: APISchema {
+    var text: String
+    static let sample = EditBody(text: "改为 20:00 复查")
+}
+
+struct EditDTO: APISchema {
+    var previousText: String
+    /// edit or recall.
+    var change: String
+    var at: Date
+    static let sample = EditDTO(previousText: "…", change: "edit", at: Date(timeIntervalSince1970: 0))
 }

@@ -14,7 +14,7 @@ struct ChatRoutes {
         api.on(.GET, "groups", summary: "My groups with unread counts (active first)", tag: "chat",
                returns: GroupDTO.self, array: true) { req in
             try await req.rounds.chat.myGroups(context: req.context(), on: req.db)
-                .map { GroupDTO($0.group, unread: $0.unread, lastMessage: $0.lastMessage) }
+                .map { GroupDTO($0.group, unread: $0.unread, mentioned: $0.mentioned, lastMessage: $0.lastMessage) }
         }
         api.on(.GET, "groups", ":groupId", summary: "A group and its members", tag: "chat", returns: GroupDetailDTO.self) { req in
             let chat = req.rounds.chat
@@ -76,6 +76,21 @@ struct ChatRoutes {
             return ChatMessageDTO(try await req.rounds.chat.updateCardAsBot(
                 botID: req.parameters.require("botId"), messageID: req.parameters.require("messageId"), body: body,
                 signature: req.headers.first(name: "X-Rounds-Signature"), clientAddress: req.clientAddress, on: req.db))
+        }
+        api.on(.PATCH, "messages", ":messageId", summary: "Edit my message (within 15 minutes; the earlier text is kept)", tag: "chat",
+               body: EditBody.self, returns: ChatMessageDTO.self) { req in
+            let body = try req.content.decode(EditBody.self)
+            return ChatMessageDTO(try await req.rounds.chat.edit(messageID: req.parameters.require("messageId"), text: body.text,
+                                                                 context: req.context(), on: req.db))
+        }
+        api.on(.DELETE, "messages", ":messageId", summary: "Recall my message (within 2 minutes; kept in its history)", tag: "chat",
+               returns: ChatMessageDTO.self) { req in
+            ChatMessageDTO(try await req.rounds.chat.recall(messageID: req.parameters.require("messageId"), context: req.context(), on: req.db))
+        }
+        api.on(.GET, "messages", ":messageId", "history", summary: "Earlier texts of an edited or recalled message", tag: "chat",
+               returns: EditDTO.self, array: true) { req in
+            try await req.rounds.chat.history(messageID: req.parameters.require("messageId"), context: req.context(), on: req.db)
+                .map { EditDTO(previousText: $0.previousText, change: $0.change, at: $0.at) }
         }
     }
 }

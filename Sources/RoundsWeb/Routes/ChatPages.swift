@@ -18,7 +18,7 @@ struct ChatPages {
     }
     struct MessageView: Encodable {
         var id: String; var kind: String; var sender: String; var text: String; var time: String; var mine: Bool
-        var card: CardView?; var replyTo: String?; var readers: String; var readCount: Int
+        var card: CardView?; var replyTo: String?; var readers: String; var readCount: Int; var recalled: Bool; var edited: Bool
     }
     struct MemberView: Encodable { var name: String; var reason: String }
     struct GroupData: Encodable {
@@ -74,7 +74,8 @@ struct ChatPages {
             return MessageView(id: m.id!, kind: m.kind, sender: m.senderName, text: m.text, time: Formatting.dateTime(m.createdAt),
                                mine: m.senderID == context.principal.id,
                                card: card.map { CardView(title: $0.title, severity: $0.severity.rawValue, fields: $0.fields, buttons: $0.buttons) },
-                               replyTo: m.replyToID, readers: who.joined(separator: "、"), readCount: who.count)
+                               replyTo: m.replyToID, readers: who.joined(separator: "、"), readCount: who.count,
+                               recalled: m.recalledAt != nil, edited: m.editedAt != nil)
         }
         // Opening the group reads it.
         if isMember, let last = messages.last?.id { _ = try await chat.read(groupID: id, upTo: last, context: context, on: db) }

@@ -36,10 +36,14 @@
       });
       card.appendChild(p);
       li.appendChild(card);
+    } else if (m.recalled) {
+      li.appendChild(el('span', 'recalled muted', m.senderName + ' ' + root.dataset.recalledLabel));
     } else {
       li.appendChild(el('span', 'sender', m.senderName));
       li.appendChild(document.createTextNode(' '));
       li.appendChild(el('span', 'text', m.text));
+      if (m.editedAt) li.appendChild(el('span', 'edited muted', ' ' + root.dataset.editedLabel));
+      if ((m.mentions || []).indexOf(me) >= 0) li.classList.add('mentions-me');
     }
     li.appendChild(document.createTextNode(' '));
     li.appendChild(el('span', 'time muted', new Date(m.createdAt).toLocaleString()));
@@ -96,7 +100,7 @@
       if (event.groupId !== groupId) return;
       if (event.type === 'message') render(event.message);
       else if (event.type === 'receipt') receipt(event.receipt);
-      else if (event.type === 'card') render(event.message, true);
+      else if (event.type === 'update') render(event.message, true);
       else if (event.type === 'typing') showTyping(event.name);
     };
     socket.onclose = function () { root.classList.remove('live'); setTimeout(connect, 1000); };
