@@ -274,5 +274,63 @@ import VaporTesting
             #expect(try await nurse.json(.PATCH, "/api/v1/messages/\(note.id)", EditBody(text: "x")).status == .forbidden)
         }
     }
+
+    static let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0]
+
+    @Test(arguments: Backend.all)
+    func filesAreCheckedStoredAndOnlyShownToTheCareTeam(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            try await Self.deliver(app, Self.fixture("adt_a01_utf8.hl7"))
+            try await Self.deliver(app, Self.fixture("mdm_t02_pathology_pdf.hl7"))
+            let group = try await Self.group(app)
+            let nurse = Client(app)
+            try await nurse.login("wang.fang")
+            let path = "/api/v1/groups/\(group.id!)/attachments"
+            func upload(_ bytes: [UInt8], type: String, name: String = "伤口照片.png") async throws -> TestingHTTPResponse {
+                try await nurse.request(.POST, path, headers: ["Content-Type": type, "X-Filename": name.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!,
+                                                              "X-CSRF-Token": nurse.csrf ?? "", "Accept": "application/json"],
+                                        body: ByteBuffer(bytes: bytes))
+            }
+            let posted = try await upload(Self.png, type: "image/png")
+            #expect(posted.status == .created)
+            let message = try posted.decode(ChatMessageDTO.self)
+            #expect(message.kind == "file" && message.text == "伤口照片.png")
+            let attachmentID = try #require(message.attachmentId)
+
+            let doctor = Client(app)
+            try await doctor.login("li.ming")
+            let file = try await doctor.request(.GET, "/attachments/\(attachmentID)")
+            #expect(file.status == .ok && file.headers.contentType?.serialize() == "image/png")
+            #expect(Array(buffer: file.body) == Self.png)
+            #expect(file.headers.first(name: "X-Content-Type-Options") == "nosniff")
+
+            // Refused, and nothing stored: a lie about the type, a type a browser should not open,
+            // nothing at all, too much.
+            let before = try await Attachment.query(on: app.db).count()
+            #expect(try await upload(Array("<script>alert(1)</script>".utf8), type: "image/png").status == .unsupportedMediaType)
+            #expect(try await upload(Array("<html>".utf8), type: "text/html").status == .unsupportedMediaType)
+            #expect(try await upload([], type: "image/png").status == .unprocessableEntity)
+            let big = Self.png + [UInt8](repeating: 0, count: ChatService.maximumAttachmentSize)
+            let tooBig = try await upload(big, type: "image/png")
+            #expect(tooBig.status == .payloadTooLarge)
+            #expect(try await Attachment.query(on: app.db).count() == before)
+
+            // Another ward's nurse: neither the photo nor the pathology PDF; each attempt audited.
+            let stranger = Client(app)
+            try await stranger.login("zhou.ting")
+            #expect(try await stranger.request(.GET, "/attachments/\(attachmentID)").status == .forbidden)
+            let report = try #require(try await ClinicalReport.query(on: app.db).first())
+            let pdf = try #require(report.attachmentID)
+            #expect(try await stranger.request(.GET, "/attachments/\(pdf)").status == .forbidden)
+            let denied = try await AuditEvent.query(on: app.db).filter(\.$outcome == "denied").filter(\.$actorName == "周婷").all()
+            #expect(denied.count == 2 && denied.allSatisfy { $0.patientID == group.patientID })
+            #expect(try await stranger.request(.POST, path, headers: ["Content-Type": "image/png", "X-CSRF-Token": stranger.csrf ?? ""],
+                                               body: ByteBuffer(bytes: Self.png)).status == .forbidden)
+            // The care team opens the report PDF from its card.
+            let opened = try await nurse.request(.GET, "/attachments/\(pdf)")
+            #expect(opened.status == .ok && opened.headers.contentType?.serialize() == "application/pdf")
+            #expect(try await Demo.audit("attachment.read", app).filter { $0.outcome == "success" }.count == 2)
+        }
+    }
 }
 

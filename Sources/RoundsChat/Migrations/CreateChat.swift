@@ -113,6 +113,7 @@ struct CreateChatEdits: AsyncMigration {
             try await database.schema(ChatMessage.schema).field(.string(field), .datetime).update()
         }
         try await database.schema(ChatMessage.schema).field("mentions", .string).update()
+        try await database.schema(ChatMessage.schema).field("attachment_id", .string).update()
         try await database.schema(ChatMessageEdit.schema)
             .field("id", .string, .identifier(auto: false))
             .field("message_id", .string, .required)
@@ -124,7 +125,7 @@ struct CreateChatEdits: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema(ChatMessageEdit.schema).delete()
-        for field in ["mentions", "recalled_at", "edited_at"] {
+        for field in ["attachment_id", "mentions", "recalled_at", "edited_at"] {
             try await database.schema(ChatMessage.schema).deleteField(.string(field)).update()
         }
     }

@@ -63,6 +63,8 @@ public final class ChatMessage: Model, @unchecked Sendable {
     @OptionalField(key: "recalled_at") public var recalledAt: Date?
     /// Staff ids @mentioned in the text, space-separated.
     @OptionalField(key: "mentions") public var mentions: String?
+    /// For kind "file": the attachment (image or PDF).
+    @OptionalField(key: "attachment_id") public var attachmentID: String?
     @Field(key: "created_at") public var createdAt: Date
 
     public init() {}

@@ -31,6 +31,7 @@ public actor ChatFeed {
         public var editedAt: Date?
         public var recalled: Bool?
         public var mentions: [String]?
+        public var attachmentId: String?
 
         init(_ m: ChatMessage) {
             id = m.id ?? ""; kind = m.kind; senderId = m.senderID; senderName = m.senderName; text = m.text
@@ -38,6 +39,7 @@ public actor ChatFeed {
             replyToId = m.replyToID; createdAt = m.createdAt; editedAt = m.editedAt
             recalled = m.recalledAt == nil ? nil : true
             mentions = m.mentions.map { $0.split(separator: " ").map(String.init) }
+            attachmentId = m.attachmentID
         }
     }
 

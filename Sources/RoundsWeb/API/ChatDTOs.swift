@@ -60,19 +60,22 @@ struct ChatMessageDTO: APISchema {
     var recalled: Bool
     /// Staff ids @mentioned.
     var mentions: [String]
+    /// For kind "file": GET /attachments/{id}.
+    var attachmentId: String?
 
     init(_ m: ChatMessage) {
         id = m.id ?? ""; groupId = m.groupID; kind = m.kind; senderId = m.senderID; senderName = m.senderName; text = m.text
         card = m.card.flatMap { try? JSONDecoder().decode(Card.self, from: Data($0.utf8)) }
         replyToId = m.replyToID; createdAt = m.createdAt; editedAt = m.editedAt; recalled = m.recalledAt != nil
         mentions = m.mentions.map { $0.split(separator: " ").map(String.init) } ?? []
+        attachmentId = m.attachmentID
     }
 
     static let sample: ChatMessageDTO = {
         let m = ChatMessage()
         m.id = "…"; m.groupID = "…"; m.kind = "card"; m.senderID = "…"; m.senderName = "Rounds"; m.text = "医嘱变更 · 顺铂"
         m.card = #"{"title":"医嘱变更 · 顺铂","severity":"warning","fields":[{"label":"剂量","value":"80 → 75"}],"buttons":[{"label":"查看医嘱","url":"/patients/…#orders"}]}"#
-        m.replyToID = "…"; m.createdAt = Date(timeIntervalSince1970: 0); m.editedAt = Date(timeIntervalSince1970: 0); m.mentions = "…"
+        m.replyToID = "…"; m.createdAt = Date(timeIntervalSince1970: 0); m.editedAt = Date(timeIntervalSince1970: 0); m.mentions = "…"; m.attachmentID = "…"
         return ChatMessageDTO(m)
     }()
 }

@@ -92,5 +92,15 @@ struct ChatRoutes {
             try await req.rounds.chat.history(messageID: req.parameters.require("messageId"), context: req.context(), on: req.db)
                 .map { EditDTO(previousText: $0.previousText, change: $0.change, at: $0.at) }
         }
+        api.on(.POST, "groups", ":groupId", "attachments",
+               summary: "Post a file (body: the bytes; Content-Type image/png, image/jpeg, image/gif, image/webp or application/pdf; X-Filename, percent-encoded)",
+               tag: "chat", returns: ChatMessageDTO.self, status: 201, contentType: "application/json", maxBody: "11mb") { req in
+            let data = req.body.data.map { Data(buffer: $0) } ?? Data()
+            let filename = req.headers.first(name: "X-Filename").flatMap { $0.removingPercentEncoding } ?? "file"
+            let message = try await req.rounds.chat.attach(groupID: req.parameters.require("groupId"), filename: filename,
+                                                           contentType: req.headers.contentType?.serialize() ?? "", data: data,
+                                                           context: req.context(), on: req.db)
+            return try await ChatMessageDTO(message).encodeResponse(status: .created, for: req)
+        }
     }
 }

@@ -19,6 +19,7 @@ struct ChatPages {
     struct MessageView: Encodable {
         var id: String; var kind: String; var sender: String; var text: String; var time: String; var mine: Bool
         var card: CardView?; var replyTo: String?; var readers: String; var readCount: Int; var recalled: Bool; var edited: Bool
+        var attachmentId: String?; var isImage: Bool
     }
     struct MemberView: Encodable { var name: String; var reason: String }
     struct GroupData: Encodable {
@@ -32,6 +33,19 @@ struct ChatPages {
         routes.get("groups", use: list)
         routes.get("groups", ":id", use: show)
         routes.post("groups", ":id", "messages", use: post)
+        routes.get("attachments", ":id", use: attachment)
+    }
+
+    /// The bytes of an image or PDF, shown inline; nothing in them may run as a page of Rounds.
+    @Sendable func attachment(req: Request) async throws -> Response {
+        let file = try await req.rounds.chat.attachment(id: req.parameters.require("id"), context: req.context(), on: req.db)
+        let response = Response(status: .ok, body: .init(data: file.data))
+        response.headers.replaceOrAdd(name: .contentType, value: file.contentType)
+        let encoded = file.filename.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "file"
+        response.headers.replaceOrAdd(name: .contentDisposition, value: "inline; filename*=UTF-8''\(encoded)")
+        // X-Content-Type-Options: nosniff and the strict CSP come from SecurityHeadersMiddleware.
+        response.headers.replaceOrAdd(name: .cacheControl, value: "private, no-store")
+        return response
     }
 
     @Sendable func list(req: Request) async throws -> Response {
@@ -75,7 +89,8 @@ struct ChatPages {
                                mine: m.senderID == context.principal.id,
                                card: card.map { CardView(title: $0.title, severity: $0.severity.rawValue, fields: $0.fields, buttons: $0.buttons) },
                                replyTo: m.replyToID, readers: who.joined(separator: "、"), readCount: who.count,
-                               recalled: m.recalledAt != nil, edited: m.editedAt != nil)
+                               recalled: m.recalledAt != nil, edited: m.editedAt != nil,
+                               attachmentId: m.attachmentID, isImage: m.kind == "file" && !m.text.lowercased().hasSuffix(".pdf"))
         }
         // Opening the group reads it.
         if isMember, let last = messages.last?.id { _ = try await chat.read(groupID: id, upTo: last, context: context, on: db) }

@@ -36,6 +36,14 @@
       });
       card.appendChild(p);
       li.appendChild(card);
+    } else if (m.attachmentId && !m.recalled) {
+      li.appendChild(el('span', 'sender', m.senderName));
+      li.appendChild(document.createTextNode(' '));
+      var link = el('a', 'file'); link.href = '/attachments/' + m.attachmentId; link.target = '_blank';
+      if (/\.pdf$/i.test(m.text)) { link.textContent = '📄 ' + m.text; } else {
+        var img = el('img', 'thumb'); img.src = link.href; img.alt = m.text; link.appendChild(img);
+      }
+      li.appendChild(link);
     } else if (m.recalled) {
       li.appendChild(el('span', 'recalled muted', m.senderName + ' ' + root.dataset.recalledLabel));
     } else {
@@ -129,6 +137,18 @@
       }).then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }); })
         .then(function (res) {
           if (res.ok) { text.value = ''; render(res.body); } else { alert(res.body.message + (res.body.detail ? ': ' + res.body.detail : '')); }
+        });
+    });
+    var file = document.getElementById('composer-file');
+    if (file) file.addEventListener('change', function () {
+      var f = file.files[0];
+      if (!f) return;
+      rounds.fetch('/api/v1/groups/' + groupId + '/attachments', {
+        method: 'POST', headers: { 'Content-Type': f.type || 'application/octet-stream', 'X-Filename': encodeURIComponent(f.name) }, body: f
+      }).then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }); })
+        .then(function (res) {
+          file.value = '';
+          if (res.ok) render(res.body); else alert(res.body.message + (res.body.detail ? ': ' + res.body.detail : ''));
         });
     });
     text.addEventListener('input', function () {
