@@ -162,3 +162,75 @@ actor Inbox {
         await dispose()
     }
 }
+
+/// The whole path of the patient-groups issue, as a hospital runs it: HL7 over MLLP into a
+/// running server, the outbox worker opening the group and posting the card, a nurse's open
+/// WebSocket receiving it, the doctor's read in the receipts, and discharge archiving.
+@Suite struct PatientGroupEndToEndTests {
+    static func eventually<T>(_ what: String, _ probe: () async throws -> T?) async throws -> T {
+        for _ in 0..<200 {
+            if let value = try await probe() { return value }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestSetupError("timed out waiting for \(what)")
+    }
+
+    @Test(arguments: Backend.all)
+    func admissionOverMLLPToCardOnTheNursesScreen(_ backend: Backend) async throws {
+        let (location, dispose) = try await TestDatabases.shared.make(backend)
+        let app = try await Application.make(.testing)
+        app.logger.logLevel = .warning
+        do {
+            var configuration = TestApp.configuration(location, clock: TestClock())
+            configuration.integration = .init(host: "127.0.0.1", port: 0, runOutboundWorker: false)
+            try await configure(app, configuration)
+            let port = try await RealtimeTests.serve(app)
+            let mllp = try #require(app.mllpPort)
+
+            func send(_ name: String, controlID: String? = nil, _ edits: [String: String] = [:]) async throws {
+                let message = try PatientGroupTests.fixture(name, controlID: controlID, edits)
+                let ack = try await MLLPClient.withConnection(host: "127.0.0.1", port: mllp) { session in
+                    try await session.send(Array(message.encode().utf8))
+                }
+                #expect(try HL7Message.parse(bytes: ack).0["MSA-1"] == "AA")
+            }
+
+            try await send("adt_a01_utf8.hl7")
+            let group = try await Self.eventually("the patient group") {
+                try await ChatGroup.query(on: app.db).filter(\.$name == "12床 · 王建国 · MRN10001").first()
+            }
+            #expect(try await PatientGroupTests.memberNames(app, group) == ["li.ming", "zhang.li", "wang.fang", "liu.yang"])
+
+            let nurse = Client(app), doctor = Client(app)
+            try await nurse.login("wang.fang")
+            try await doctor.login("li.ming")
+            let inbox = Inbox()
+            let socket = try await RealtimeTests.connect(port: port, as: nurse, inbox: inbox)
+            try await RealtimeTests.waitForClients(app, 1)
+
+            try await send("orm_o01_change.hl7")
+            let card = try await inbox.first { $0.type == "message" && $0.message?.kind == "card" }
+            #expect(card.message?.card?.title == "医嘱变更 · 顺铂")
+
+            _ = try await doctor.json(.POST, "/api/v1/groups/\(group.id!)/read", ReadBody(upTo: card.message!.id))
+            let receipts = try await nurse.get("/api/v1/messages/\(card.message!.id)/receipts").decode([ReceiptDTOChat].self)
+            #expect(receipts.map(\.name) == ["李明"])
+
+            // The HIS discharges him.
+            try await send("adt_a01_utf8.hl7", controlID: "A03-1", ["MSH-9-2": "A03", "EVN-1": "A03"])
+            let archived = try await Self.eventually("the archive") {
+                try await ChatGroup.find(group.id, on: app.db).flatMap { $0.isArchived ? $0 : nil }
+            }
+            #expect(archived.archivedAt != nil)
+            try await socket.close()
+        } catch {
+            await app.server.shutdown()
+            try? await app.asyncShutdown()
+            await dispose()
+            throw error
+        }
+        await app.server.shutdown()
+        try await app.asyncShutdown()
+        await dispose()
+    }
+}

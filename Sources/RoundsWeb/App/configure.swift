@@ -109,11 +109,21 @@ struct IntegrationLifecycle: LifecycleHandler {
     let service: IntegrationService
 
     func didBootAsync(_ application: Application) async throws {
-        try await service.start()
+        application.mllpPort = try await service.start()
     }
 
     func shutdownAsync(_ application: Application) async {
         await service.stop()
+    }
+}
+
+extension Application {
+    private struct MLLPPortKey: StorageKey { typealias Value = Int }
+
+    /// The port the MLLP listener bound (useful with port 0), once the app has booted.
+    public var mllpPort: Int? {
+        get { storage[MLLPPortKey.self] }
+        set { storage[MLLPPortKey.self] = newValue }
     }
 }
 
