@@ -332,5 +332,38 @@ import VaporTesting
             #expect(try await Demo.audit("attachment.read", app).filter { $0.outcome == "success" }.count == 2)
         }
     }
+
+    @Test(arguments: Backend.all)
+    func theHeadNurseDecidesWhoJoinsHerWardsGroups(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            let lung = try await Demo.department("LUNG", app)
+            let consultant = try await Demo.staff("yang.guang", app)
+            let path = "/api/v1/wards/\(lung.id!)/group-rules"
+            let headNurse = Client(app)
+            try await headNurse.login("zhang.li")
+            #expect(try await headNurse.get(path).decode(ChatService.GroupRule.self) == .standard)
+            let rule = ChatService.GroupRule(headNurses: true, wardNurses: false, wardDoctors: true, extraStaffIds: [consultant.id!])
+            let saved = try await headNurse.json(.PUT, path, rule)
+            #expect(saved.status == .ok)
+            #expect(try await Demo.audit("chat.rule.update", app).count == 1)
+
+            try await Self.deliver(app, Self.fixture("adt_a01_utf8.hl7"))
+            let group = try await Self.group(app)
+            #expect(try await Self.memberNames(app, group) == ["li.ming", "zhang.li", "chen.jing", "yang.guang"])
+
+            // A nurse may read the rule, not change it; nonsense is refused.
+            let nurse = Client(app)
+            try await nurse.login("wang.fang")
+            #expect(try await nurse.get(path).status == .ok)
+            #expect(try await nurse.json(.PUT, path, ChatService.GroupRule.standard).status == .forbidden)
+            let bad = ChatService.GroupRule(headNurses: true, wardNurses: true, wardDoctors: false, extraStaffIds: ["nobody"])
+            #expect(try await headNurse.json(.PUT, path, bad).status == .unprocessableEntity)
+            // Another ward's head nurse cannot touch it.
+            let other = Client(app)
+            try await other.login("sun.lin")
+            #expect(try await other.json(.PUT, path, ChatService.GroupRule.standard).status == .forbidden)
+            #expect(try await headNurse.get("/api/v1/wards/nope/group-rules").status == .notFound)
+        }
+    }
 }
 

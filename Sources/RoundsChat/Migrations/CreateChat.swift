@@ -62,7 +62,7 @@ struct CreateChat: AsyncMigration {
 
 /// The chat module's migrations, run after the store's.
 public enum ChatMigrations {
-    public static var all: [any Migration] { [CreateChat(), CreateChatBots(), CreateChatEdits()] }
+    public static var all: [any Migration] { [CreateChat(), CreateChatBots(), CreateChatEdits(), CreateWardGroupRules()] }
 }
 
 struct CreateChatBots: AsyncMigration {

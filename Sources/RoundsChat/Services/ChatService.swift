@@ -118,14 +118,18 @@ public struct ChatService: Sendable {
         try await group.save(on: db)
     }
 
-    /// Attending doctor, responsible nurse, and the ward's head nurses and nurses.
+    /// Attending doctor, responsible nurse, and whom the ward's rule adds (by default its head
+    /// nurses and nurses).
     func addCareTeam(of encounter: Encounter, to group: ChatGroup, on db: any Database) async throws {
         var wanted: [(String, String)] = []
         if let attending = encounter.attendingID { wanted.append((attending, "attending")) }
         if let nurse = encounter.nurseID { wanted.append((nurse, "responsible_nurse")) }
+        let rule = try await Self.rule(forWard: encounter.wardID, on: db)
         let roles = try await StaffRole.query(on: db).filter(\.$departmentID == encounter.wardID).all()
-        for role in roles where role.role == .headNurse { wanted.append((role.staffID, "head_nurse")) }
-        for role in roles where role.role == .nurse { wanted.append((role.staffID, "ward_nurse")) }
+        if rule.headNurses { for role in roles where role.role == .headNurse { wanted.append((role.staffID, "head_nurse")) } }
+        if rule.wardNurses { for role in roles where role.role == .nurse { wanted.append((role.staffID, "ward_nurse")) } }
+        if rule.wardDoctors { for role in roles where role.role == .doctor { wanted.append((role.staffID, "ward_doctor")) } }
+        for extra in rule.extraStaffIds { wanted.append((extra, "added")) }
         let existing = Set(try await ChatMember.query(on: db).filter(\.$groupID == group.id!).all(\.$staffID))
         var added = existing
         for (staffID, reason) in wanted where !added.contains(staffID) {

@@ -160,3 +160,7 @@ struct EditDTO: APISchema {
     var at: Date
     static let sample = EditDTO(previousText: "…", change: "edit", at: Date(timeIntervalSince1970: 0))
 }
+
+extension ChatService.GroupRule: APISchema {
+    static var sample: Self { .init(headNurses: true, wardNurses: true, wardDoctors: false, extraStaffIds: ["…"]) }
+}

@@ -102,5 +102,14 @@ struct ChatRoutes {
                                                            context: req.context(), on: req.db)
             return try await ChatMessageDTO(message).encodeResponse(status: .created, for: req)
         }
+        api.on(.GET, "wards", ":wardId", "group-rules", summary: "Who joins the ward's new patient groups", tag: "chat",
+               returns: ChatService.GroupRule.self) { req in
+            try await req.rounds.chat.groupRule(wardID: req.parameters.require("wardId"), context: req.context(), on: req.db)
+        }
+        api.on(.PUT, "wards", ":wardId", "group-rules", summary: "Set who joins the ward's new patient groups (head nurse)", tag: "chat",
+               body: ChatService.GroupRule.self, returns: ChatService.GroupRule.self) { req in
+            let rule = try req.content.decode(ChatService.GroupRule.self)
+            return try await req.rounds.chat.setGroupRule(wardID: req.parameters.require("wardId"), rule, context: req.context(), on: req.db)
+        }
     }
 }

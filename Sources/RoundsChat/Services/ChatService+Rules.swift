@@ -1,0 +1,109 @@
+import FluentKit
+import Foundation
+import RoundsCore
+import RoundsStore
+
+/// Who joins a ward's patient groups besides the attending doctor and the responsible nurse.
+/// The head nurse sets it per ward. Until shift rosters exist, "ward nurses" means every nurse
+/// with a role on the ward (the on-duty subset comes with the roster).
+public final class WardGroupRule: Model, @unchecked Sendable {
+    public static let schema = "chat_ward_rules"
+    /// The ward's id.
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "head_nurses") public var headNurses: Bool
+    @Field(key: "ward_nurses") public var wardNurses: Bool
+    @Field(key: "ward_doctors") public var wardDoctors: Bool
+    /// Always added (a pharmacist, a dietitian): staff ids, space-separated.
+    @Field(key: "extra_staff") public var extraStaff: String
+    @Field(key: "updated_by") public var updatedBy: String
+    @Field(key: "updated_at") public var updatedAt: Date
+
+    public init() {}
+
+    public var extraStaffIDs: [String] { extraStaff.split(separator: " ").map(String.init) }
+}
+
+struct CreateWardGroupRules: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(WardGroupRule.schema)
+            .field("id", .string, .identifier(auto: false))
+            .field("head_nurses", .bool, .required)
+            .field("ward_nurses", .bool, .required)
+            .field("ward_doctors", .bool, .required)
+            .field("extra_staff", .string, .required)
+            .field("updated_by", .string, .required)
+            .field("updated_at", .datetime, .required)
+            .create()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(WardGroupRule.schema).delete()
+    }
+}
+
+extension ChatService {
+    public struct GroupRule: Sendable, Codable, Equatable {
+        public var headNurses: Bool
+        public var wardNurses: Bool
+        public var wardDoctors: Bool
+        public var extraStaffIds: [String]
+
+        public init(headNurses: Bool, wardNurses: Bool, wardDoctors: Bool, extraStaffIds: [String]) {
+            self.headNurses = headNurses; self.wardNurses = wardNurses; self.wardDoctors = wardDoctors; self.extraStaffIds = extraStaffIds
+        }
+
+        /// Without a saved rule: head nurses and ward nurses join.
+        public static let standard = GroupRule(headNurses: true, wardNurses: true, wardDoctors: false, extraStaffIds: [])
+    }
+
+    static func rule(forWard wardID: String, on db: any Database) async throws -> GroupRule {
+        guard let saved = try await WardGroupRule.find(wardID, on: db) else { return .standard }
+        return GroupRule(headNurses: saved.headNurses, wardNurses: saved.wardNurses, wardDoctors: saved.wardDoctors,
+                         extraStaffIds: saved.extraStaffIDs)
+    }
+
+    public func groupRule(wardID: String, context: RequestContext, on db: any Database) async throws -> GroupRule {
+        _ = try await wardForRules(wardID, write: false, context: context, on: db)
+        return try await Self.rule(forWard: wardID, on: db)
+    }
+
+    /// The ward's head nurse (or an administrator of its hospital) sets who joins new groups.
+    public func setGroupRule(wardID: String, _ rule: GroupRule, context: RequestContext, on db: any Database) async throws -> GroupRule {
+        let ward = try await wardForRules(wardID, write: true, context: context, on: db)
+        let extras = Array(Set(rule.extraStaffIds)).sorted()
+        guard extras.count <= 20 else { throw RoundsError.validation("extraStaffIds: at most 20") }
+        if !extras.isEmpty {
+            let found = try await Staff.query(on: db).filter(\.$id ~~ extras).filter(\.$isActive == true).count()
+            guard found == extras.count else { throw RoundsError.validation("extraStaffIds: every id must be an active member of staff") }
+        }
+        let saved = try await WardGroupRule.find(wardID, on: db) ?? WardGroupRule()
+        saved.id = wardID
+        saved.headNurses = rule.headNurses
+        saved.wardNurses = rule.wardNurses
+        saved.wardDoctors = rule.wardDoctors
+        saved.extraStaff = extras.joined(separator: " ")
+        saved.updatedBy = context.principal.id
+        saved.updatedAt = clock.now()
+        try await db.transaction { tx in
+            try await saved.save(on: tx)
+            try await audit.record("chat.rule.update", entityType: "ward", entityID: wardID, hospitalID: ward.hospitalID,
+                                   detail: "head nurses \(rule.headNurses), nurses \(rule.wardNurses), doctors \(rule.wardDoctors), +\(extras.count)",
+                                   context: context, on: tx)
+        }
+        return GroupRule(headNurses: rule.headNurses, wardNurses: rule.wardNurses, wardDoctors: rule.wardDoctors, extraStaffIds: extras)
+    }
+
+    private func wardForRules(_ wardID: String, write: Bool, context: RequestContext, on db: any Database) async throws -> Department {
+        guard let ward = try await Department.find(wardID, on: db), ward.kind == .ward else { throw RoundsError.notFound("ward", id: wardID) }
+        let p = context.principal
+        let isHeadNurse = p.kind == .staff && p.assignments.contains { $0.role == .headNurse && $0.departmentID == wardID }
+        let allowed = write ? (isHeadNurse || p.canManageOrganisation(hospitalID: ward.hospitalID))
+                            : (isHeadNurse || p.canManageOrganisation(hospitalID: ward.hospitalID) || p.canViewPatients(in: ward.wardRef))
+        guard allowed else {
+            try await audit.record(write ? "chat.rule.update" : "chat.rule.read", entityType: "ward", entityID: wardID, hospitalID: ward.hospitalID,
+                                   outcome: .denied, context: context, on: db)
+            throw RoundsError.forbidden("the group rules of a ward are set by its head nurse")
+        }
+        return ward
+    }
+}
