@@ -118,3 +118,27 @@ class Session:
                                                   "X-CSRF-Token": self.csrf})
         with self.opener.open(request) as r:
             return r.status, json.loads(r.read())
+
+
+def start_bench_postgres():
+    """A throw-away PostgreSQL cluster with default durability (fsync on), for benchmarks.
+    Returns (url of its maintenance database, environment to stop it with)."""
+    env = dict(os.environ, ROUNDS_TEST_PGDATA="/tmp/rounds-bench-pg", ROUNDS_TEST_POSTGRES_PORT="55439",
+               ROUNDS_TEST_PG_DURABLE="1")
+    url = subprocess.run([os.path.join(ROOT, "scripts", "test-postgres"), "start"], env=env, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    return url, env
+
+
+def stop_bench_postgres(env):
+    subprocess.run([os.path.join(ROOT, "scripts", "test-postgres"), "stop"], env=env)
+
+
+def new_database(base_url):
+    """Creates an empty database on the server of `base_url`; returns its URL."""
+    import glob
+    import uuid
+    psql = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))[-1]
+    name = "rounds_bench_" + uuid.uuid4().hex[:8]
+    subprocess.run([psql, base_url, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    return re.sub(r"/postgres\?", f"/{name}?", base_url)
