@@ -29,10 +29,13 @@ public struct InboundPipeline: Sendable {
     public let ids: IDGenerator
     public let audit: AuditLog
     public let logger: Logger
+    /// Wakes the outbox worker (of every process, on PostgreSQL) when events commit.
+    public let notifier: ChangeNotifier?
 
-    public init(clock: any RoundsClock, ids: IDGenerator, logger: Logger = Logger(label: "rounds.hl7")) {
+    public init(clock: any RoundsClock, ids: IDGenerator, logger: Logger = Logger(label: "rounds.hl7"), notifier: ChangeNotifier? = nil) {
         self.clock = clock
         self.ids = ids
+        self.notifier = notifier
         self.audit = AuditLog(clock: clock, ids: ids)
         self.logger = logger
     }
@@ -107,8 +110,10 @@ public struct InboundPipeline: Sendable {
                         try await HL7ControlID(sender: sender, controlID: controlID, messageID: record.id!).create(on: tx)
                     }
                     for event in ctx.events { try await event.create(on: tx) }
+                    if !ctx.events.isEmpty { try await notifier?.notify("outbox", on: tx) }
                     return ctx
                 }
+                if !applied.events.isEmpty { notifier?.broadcastLocally("outbox") }
                 let ack = HL7Builder.ack(for: parsed, code: .accept, controlID: ids.next(), at: now)
                 return Receipt(outcome: .accepted, acknowledgement: encode(ack, charset), messageID: record.id,
                                detail: "\(applied.events.count) events")

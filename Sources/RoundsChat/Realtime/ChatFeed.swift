@@ -120,6 +120,7 @@ public actor ChatFeed {
     }
 
     private func wake(_ payload: String) async {
+        if payload == "outbox" { return }  // for the outbox worker; the cards follow as "chat"
         if payload.hasPrefix("typing:") {
             await deliverTyping(payload)
             return

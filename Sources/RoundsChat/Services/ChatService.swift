@@ -379,17 +379,20 @@ public struct ChatService: Sendable {
         let query = ChatMessage.query(on: db).filter(\.$groupID == group.id!).filter(\.$id <= upTo)
         if let from { query.filter(\.$id > from) }
         let unread = try await query.all().filter { $0.senderID != staffID }
+        // The same person may read from two devices at once: a receipt that exists is kept, and
+        // the read mark only moves forward.
+        guard let sql = db as? any SQLDatabase else { return 0 }
         for message in unread {
-            let receipt = ChatReceipt()
-            receipt.id = ids.next()
-            receipt.messageID = message.id!
-            receipt.groupID = group.id!
-            receipt.staffID = staffID
-            receipt.readAt = clock.now()
-            try await receipt.create(on: db)
+            try await sql.insert(into: ChatReceipt.schema)
+                .columns("id", "message_id", "group_id", "staff_id", "read_at")
+                .values(SQLBind(ids.next()), SQLBind(message.id!), SQLBind(group.id!), SQLBind(staffID), SQLBind(clock.now()))
+                .ignoringConflicts(with: ["message_id", "staff_id"])
+                .run()
         }
-        member.lastReadMessageID = upTo
-        try await member.save(on: db)
+        try await sql.raw("""
+            UPDATE chat_members SET last_read_message_id = \(bind: upTo)
+            WHERE id = \(bind: member.id!) AND (last_read_message_id IS NULL OR last_read_message_id < \(bind: upTo))
+            """).run()
         return unread.count
     }
 

@@ -33,12 +33,12 @@ public struct RoundsServices: Sendable {
         catalogue = try Catalogue.load()
         var hl7Logger = Logger(label: "rounds.hl7")
         hl7Logger.logLevel = logLevel
-        hl7 = InboundPipeline(clock: clock, ids: ids, logger: hl7Logger)
+        notifier = ChangeNotifier()
+        hl7 = InboundPipeline(clock: clock, ids: ids, logger: hl7Logger, notifier: notifier)
         hl7Logger = Logger(label: "rounds.hl7.outbound")
         hl7Logger.logLevel = logLevel
         outbound = OutboundQueue(clock: clock, ids: ids, logger: hl7Logger)
         messages = MessageStore(audit: audit)
-        notifier = ChangeNotifier()
         chat = ChatService(clock: clock, ids: ids, audit: audit, notifier: notifier)
         var outboxLogger = Logger(label: "rounds.outbox")
         outboxLogger.logLevel = logLevel

@@ -83,18 +83,36 @@ final class OutboxWorker: LifecycleHandler, @unchecked Sendable {
 
     func didBootAsync(_ application: Application) async throws {
         let services = self.services, database = self.database, logger = self.logger, client = application.client
+        // Woken at once when a message with events commits (here or, via NOTIFY, in another
+        // process), and every half second regardless (bot callbacks due, a lost wake-up).
+        let (kicks, kick) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let (listenerID, wakes) = services.notifier.updates()
+        let forwarder = Task {
+            for await payload in wakes where payload == "outbox" { kick.yield() }
+        }
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(500))
+                kick.yield()
+            }
+        }
         task = Task {
+            var next = kicks.makeAsyncIterator()
             while !Task.isCancelled {
                 do {
+                    while try await services.dispatchOutbox(on: database()) > 0 {}
                     try await services.chat.deliverCallbacks(on: database()) { url, headers, body in
                         try await Self.post(url, headers: headers, body: body, client: client)
                     }
-                    if try await services.dispatchOutbox(on: database()) > 0 { continue }
                 } catch {
                     logger.warning("outbox dispatch failed: \(error)")
                 }
-                try? await Task.sleep(for: .milliseconds(200))
+                guard await next.next() != nil else { break }
             }
+            ticker.cancel()
+            forwarder.cancel()
+            services.notifier.stop(listenerID)
+            kick.finish()
         }
     }
 
