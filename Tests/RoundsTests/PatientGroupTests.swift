@@ -116,6 +116,11 @@ import VaporTesting
             let refused = try await nurse.json(.POST, "/api/v1/groups/\(group.id!)/messages", PostMessageBody(text: "still here?", replyTo: nil))
             #expect(refused.status == .conflict)
             #expect(try await nurse.get("/api/v1/groups/\(group.id!)/messages").status == .ok)
+            // Archived groups stay searchable, by name and by what was said.
+            let found = try await nurse.get("/api/v1/groups?q=MRN10001").decode([GroupDTO].self)
+            #expect(found.map(\.id) == [group.id!] && found.first?.status == "archived")
+            #expect(try await nurse.get("/api/v1/groups?q=%E8%BD%AC%E7%A7%91").decode([GroupDTO].self).map(\.id) == [group.id!])  // 转科
+            #expect(try await nurse.get("/api/v1/groups?q=nothing-like-this").decode([GroupDTO].self).isEmpty)
 
             // Re-admission: a new group, linked to the previous one.
             try await Self.deliver(app, Self.fixture("adt_a01_utf8.hl7", controlID: "READMIT", ["PV1-19": "V20261201009"]))

@@ -245,11 +245,20 @@ public struct ChatService: Sendable {
     }
 
     /// My groups, active first, newest activity first.
-    public func myGroups(context: RequestContext, includeArchived: Bool = true, on db: any Database) async throws -> [GroupSummary] {
+    /// `search` matches the group name (bed, patient name, MRN) or any message text, archived
+    /// groups included.
+    public func myGroups(context: RequestContext, includeArchived: Bool = true, search: String? = nil,
+                         on db: any Database) async throws -> [GroupSummary] {
         let memberships = try await ChatMember.query(on: db).filter(\.$staffID == context.principal.id).all()
         guard !memberships.isEmpty else { return [] }
         var groups = try await ChatGroup.query(on: db).filter(\.$id ~~ memberships.map(\.groupID)).all()
         if !includeArchived { groups = groups.filter { !$0.isArchived } }
+        if let search = search?.trimmingCharacters(in: .whitespaces), !search.isEmpty {
+            let pattern = "%" + search.replacingOccurrences(of: "%", with: "").replacingOccurrences(of: "_", with: "") + "%"
+            let hits = Set(try await ChatMessage.query(on: db).filter(\.$groupID ~~ groups.compactMap(\.id))
+                .filter(\.$text, .custom("LIKE"), pattern).filter(\.$recalledAt == nil).all(\.$groupID))
+            groups = groups.filter { $0.name.localizedCaseInsensitiveContains(search) || hits.contains($0.id!) }
+        }
         var summaries: [GroupSummary] = []
         for group in groups {
             let member = memberships.first { $0.groupID == group.id }

@@ -11,9 +11,9 @@ struct ChatRoutes {
     let signed: APIBuilder
 
     func register() {
-        api.on(.GET, "groups", summary: "My groups with unread counts (active first)", tag: "chat",
-               returns: GroupDTO.self, array: true) { req in
-            try await req.rounds.chat.myGroups(context: req.context(), on: req.db)
+        api.on(.GET, "groups", summary: "My groups with unread counts (active first); q searches names and messages, archived included",
+               tag: "chat", returns: GroupDTO.self, array: true, query: ["q"]) { req in
+            try await req.rounds.chat.myGroups(context: req.context(), search: req.query[String.self, at: "q"], on: req.db)
                 .map { GroupDTO($0.group, unread: $0.unread, mentioned: $0.mentioned, lastMessage: $0.lastMessage) }
         }
         api.on(.GET, "groups", ":groupId", summary: "A group and its members", tag: "chat", returns: GroupDetailDTO.self) { req in

@@ -11,7 +11,7 @@ struct ChatPages {
     struct GroupRow: Encodable {
         var id: String; var name: String; var unread: Int; var hasUnread: Bool; var archived: Bool; var last: String
     }
-    struct ListData: Encodable { var groups: [GroupRow]; var empty: Bool }
+    struct ListData: Encodable { var groups: [GroupRow]; var empty: Bool; var q: String }
 
     struct CardView: Encodable {
         var title: String; var severity: String; var fields: [Card.Field]; var buttons: [Card.Button]
@@ -19,7 +19,7 @@ struct ChatPages {
     struct MessageView: Encodable {
         var id: String; var kind: String; var sender: String; var text: String; var time: String; var mine: Bool
         var card: CardView?; var replyTo: String?; var readers: String; var readCount: Int; var recalled: Bool; var edited: Bool
-        var attachmentId: String?; var isImage: Bool
+        var attachmentId: String?; var isImage: Bool; var quote: String?
     }
     struct MemberView: Encodable { var name: String; var reason: String }
     struct GroupData: Encodable {
@@ -50,11 +50,12 @@ struct ChatPages {
 
     @Sendable func list(req: Request) async throws -> Response {
         let t = req.rounds.catalogue.table(req.locale)
-        let rows = try await req.rounds.chat.myGroups(context: req.context(), on: req.db).map {
+        let q = req.query[String.self, at: "q"] ?? ""
+        let rows = try await req.rounds.chat.myGroups(context: req.context(), search: q, on: req.db).map {
             GroupRow(id: $0.group.id!, name: $0.group.name, unread: $0.unread, hasUnread: $0.unread > 0, archived: $0.group.isArchived,
                      last: $0.lastMessage.map { "\($0.senderName): \($0.text)" } ?? (t["chat_no_messages"] ?? ""))
         }
-        return try await req.page("groups", title: "chat_groups", data: ListData(groups: rows, empty: rows.isEmpty))
+        return try await req.page("groups", title: "chat_groups", data: ListData(groups: rows, empty: rows.isEmpty, q: q))
     }
 
     @Sendable func show(req: Request) async throws -> Response {
@@ -82,6 +83,7 @@ struct ChatPages {
             if let bedID = encounter.bedID { bedLabel = try await Bed.find(bedID, on: db)?.label ?? "" }
             if let attending = encounter.attendingID { doctor = try await Staff.find(attending, on: db)?.displayName ?? "" }
         }
+        let byID = Dictionary(messages.map { ($0.id!, $0) }, uniquingKeysWith: { a, _ in a })
         let views = messages.map { m -> MessageView in
             let card = m.card.flatMap { try? JSONDecoder().decode(Card.self, from: Data($0.utf8)) }
             let who = readers[m.id!] ?? []
@@ -90,7 +92,8 @@ struct ChatPages {
                                card: card.map { CardView(title: $0.title, severity: $0.severity.rawValue, fields: $0.fields, buttons: $0.buttons) },
                                replyTo: m.replyToID, readers: who.joined(separator: "、"), readCount: who.count,
                                recalled: m.recalledAt != nil, edited: m.editedAt != nil,
-                               attachmentId: m.attachmentID, isImage: m.kind == "file" && !m.text.lowercased().hasSuffix(".pdf"))
+                               attachmentId: m.attachmentID, isImage: m.kind == "file" && !m.text.lowercased().hasSuffix(".pdf"),
+                               quote: m.replyToID.flatMap { id in byID[id].map { "\($0.senderName): \($0.recalledAt == nil ? String($0.text.prefix(60)) : "…")" } })
         }
         // Opening the group reads it.
         if isMember, let last = messages.last?.id { _ = try await chat.read(groupID: id, upTo: last, context: context, on: db) }
