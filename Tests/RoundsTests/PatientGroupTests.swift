@@ -370,5 +370,24 @@ import VaporTesting
             #expect(try await headNurse.get("/api/v1/wards/nope/group-rules").status == .notFound)
         }
     }
+
+    @Test func cardButtonsLeadToThePatientsOrdersResultsAndReports() async throws {
+        try await TestApp.with(.sqlite) { app, _ in
+            for name in ["adt_a01_utf8.hl7", "orm_o01_change.hl7", "oru_r01_critical_k.hl7", "mdm_t02_pathology_pdf.hl7"] {
+                try await Self.deliver(app, Self.fixture(name))
+            }
+            let patient = try #require(try await Patient.query(on: app.db).filter(\.$mrn == "MRN10001").first())
+            let cards = try await ChatMessage.query(on: app.db).filter(\.$kind == "card").all()
+                .compactMap { $0.card.flatMap { try? JSONDecoder().decode(Card.self, from: Data($0.utf8)) } }
+            let links = Set(cards.flatMap(\.buttons).compactMap(\.url))
+            #expect(links.contains("/patients/\(patient.id!)#orders") && links.contains("/patients/\(patient.id!)#results"))
+            let nurse = Client(app)
+            try await nurse.login("wang.fang")
+            let html = try await nurse.page("/patients/\(patient.id!)").body.string
+            #expect(html.contains("id=\"orders\"") && html.contains("ORD7788") && html.contains("顺铂"))
+            #expect(html.contains("id=\"results\"") && html.contains("6.9 mmol/L") && html.contains("class=\"critical\""))
+            #expect(html.contains("id=\"reports\"") && html.contains("DOC3344") && html.contains("/attachments/"))
+        }
+    }
 }
 

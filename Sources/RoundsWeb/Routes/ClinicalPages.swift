@@ -1,3 +1,4 @@
+import Fluent
 import RoundsCore
 import RoundsStore
 import Vapor
@@ -68,7 +69,14 @@ struct ClinicalPages {
         var age: String
         var allergies: String?
         var encounters: [EncounterRow]
+        var orders: [OrderRow]
+        var results: [ResultRow]
+        var reports: [ReportRow]
     }
+
+    struct OrderRow: Encodable { var number: String; var name: String; var status: String; var details: String; var orderedBy: String; var updatedAt: String }
+    struct ResultRow: Encodable { var name: String; var value: String; var range: String; var flag: String; var critical: Bool; var at: String }
+    struct ReportRow: Encodable { var title: String; var number: String; var text: String; var author: String; var attachmentId: String?; var at: String }
 
     func register(_ routes: any RoutesBuilder) {
         routes.get(use: home)
@@ -126,6 +134,10 @@ struct ClinicalPages {
         let record = try await req.rounds.patients.record(patientID: req.parameters.require("patientId"), context: req.context(), on: req.db)
         let t = req.rounds.catalogue.table(req.locale)
         let p = record.patient
+        // The clinical record from the HIS, LIS and pathology feeds (the read is audited by record()).
+        let orders = try await ClinicalOrder.query(on: req.db).filter(\.$patientID == p.id!).sort(\.$updatedAt, .descending).limit(100).all()
+        let results = try await Observation.query(on: req.db).filter(\.$patientID == p.id!).sort(\.$id, .descending).limit(100).all()
+        let reports = try await ClinicalReport.query(on: req.db).filter(\.$patientID == p.id!).sort(\.$id, .descending).limit(50).all()
         let data = PatientData(
             id: p.id!, name: p.name, mrn: p.mrn, gender: t["gender_\(p.gender.rawValue)"] ?? p.gender.rawValue,
             birthDate: p.birthDate ?? "", age: Formatting.age(birthDate: p.birthDate, now: req.rounds.configuration.clock.now()).map(String.init) ?? "",
@@ -137,6 +149,20 @@ struct ClinicalPages {
                              nurse: e.nurseID.flatMap { record.staff[$0]?.displayName } ?? "",
                              admittedAt: Formatting.dateTime(e.admittedAt), dischargedAt: Formatting.dateTime(e.dischargedAt),
                              visitNumber: e.visitNumber ?? "")
+            },
+            orders: orders.map { o in
+                let details = (try? JSONDecoder().decode([String: String].self, from: Data(o.details.utf8))) ?? [:]
+                return OrderRow(number: o.placerNumber, name: o.description, status: o.status,
+                                details: details.keys.sorted().map { "\($0): \(details[$0]!)" }.joined(separator: "; "),
+                                orderedBy: o.orderedBy ?? "", updatedAt: Formatting.dateTime(o.updatedAt))
+            },
+            results: results.map { r in
+                ResultRow(name: r.name, value: [r.value, r.unit].compactMap { $0 }.joined(separator: " "), range: r.referenceRange ?? "",
+                          flag: r.abnormalFlag ?? "", critical: r.isCritical, at: Formatting.dateTime(r.observedAt ?? r.createdAt))
+            },
+            reports: reports.map { r in
+                ReportRow(title: r.title, number: r.documentNumber, text: r.text, author: r.author ?? "", attachmentId: r.attachmentID,
+                          at: Formatting.dateTime(r.createdAt))
             })
         return try await req.page("patient", title: "patient_title", data: data)
     }
