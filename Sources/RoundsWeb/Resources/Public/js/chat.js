@@ -9,6 +9,12 @@
   var typingLine = document.getElementById('typing');
   var socket = null, typingTimer = null, lastTypingSent = 0;
 
+  // Same form as the server's: 2026-11-22 09:30 (local time of the device).
+  function formatTime(iso) {
+    var d = new Date(iso), pad = function (n) { return (n < 10 ? '0' : '') + n; };
+    return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' ' + pad(d.getHours()) + ':' + pad(d.getMinutes());
+  }
+
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -54,7 +60,7 @@
       if ((m.mentions || []).indexOf(me) >= 0) li.classList.add('mentions-me');
     }
     li.appendChild(document.createTextNode(' '));
-    li.appendChild(el('span', 'time muted', new Date(m.createdAt).toLocaleString()));
+    li.appendChild(el('span', 'time muted', formatTime(m.createdAt)));
     if (m.senderId === me) {
       var r = el('span', 'receipts muted', root.dataset.readLabel + ' 0');
       r.title = '';
