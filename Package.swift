@@ -76,11 +76,20 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Critical values: alerts, acknowledgement, escalation ladder (timer rows), closing the loop.
+        .target(
+            name: "RoundsAlerts",
+            dependencies: [
+                "RoundsCore", "RoundsStore", "RoundsChat",
+                .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "SQLKit", package: "sql-kit"),
+            ]
+        ),
         // HTTP: routes, auth, permissions, templates, i18n, metrics.
         .target(
             name: "RoundsWeb",
             dependencies: [
-                "RoundsCore", "RoundsStore", "RoundsHL7", "RoundsIntegration", "RoundsChat",
+                "RoundsCore", "RoundsStore", "RoundsHL7", "RoundsIntegration", "RoundsChat", "RoundsAlerts",
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),
                 .product(name: "SQLKit", package: "sql-kit"),
@@ -102,7 +111,7 @@ let package = Package(
         .testTarget(
             name: "RoundsTests",
             dependencies: [
-                "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7", "RoundsIntegration", "RoundsChat",
+                "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7", "RoundsIntegration", "RoundsChat", "RoundsAlerts",
                 .product(name: "VaporTesting", package: "vapor"),
             ]
         ),

@@ -246,19 +246,3 @@ public struct InboundPipeline: Sendable {
         return Array(ack.encode().utf8)
     }
 }
-
-/// Lets one HL7 write transaction at a time into an SQLite database (in arrival order).
-actor SQLiteWriteGate {
-    static let shared = SQLiteWriteGate()
-    private var busy = false
-    private var waiting: [CheckedContinuation<Void, Never>] = []
-
-    func acquire() async {
-        guard busy else { busy = true; return }
-        await withCheckedContinuation { waiting.append($0) }
-    }
-
-    func release() {
-        if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
-    }
-}

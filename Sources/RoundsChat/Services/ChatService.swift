@@ -431,3 +431,51 @@ extension ChatService {
         }
     }
 }
+
+// MARK: For other modules (alerts): cards and members without an outbox event.
+extension ChatService {
+    /// The active group of a stay (or the patient's latest group).
+    public func group(forPatient patientID: String, encounterID: String?, on db: any Database) async throws -> ChatGroup? {
+        let groups = try await ChatGroup.query(on: db).filter(\.$patientID == patientID).sort(\.$id, .descending).all()
+        return groups.first(where: { $0.encounterID == encounterID && encounterID != nil }) ?? groups.first(where: { !$0.isArchived }) ?? groups.first
+    }
+
+    /// Posts a card from Rounds itself (inside the caller's transaction; notifies on commit).
+    public func postSystemCard(_ card: Card, to group: ChatGroup, on db: any Database) async throws -> ChatMessage {
+        let message = ChatMessage()
+        message.id = ids.next()
+        message.groupID = group.id!
+        message.kind = "card"
+        message.senderName = "Rounds"
+        message.text = card.title
+        message.card = String(decoding: try JSONEncoder().encode(card), as: UTF8.self)
+        message.createdAt = clock.now()
+        try await message.create(on: db)
+        try await notifier.notify("chat", on: db)
+        return message
+    }
+
+    /// Replaces a Rounds card (an alert turning green), redrawn on every open client.
+    public func replaceSystemCard(messageID: String, with card: Card, on db: any Database) async throws {
+        guard let message = try await ChatMessage.find(messageID, on: db) else { return }
+        message.card = String(decoding: try JSONEncoder().encode(card), as: UTF8.self)
+        message.text = card.title
+        message.updatedAt = clock.now()
+        try await message.save(on: db)
+        try await notifier.notify("update:\(messageID)", on: db)
+    }
+
+    /// Adds people to a group (escalation brings more of the hospital in).
+    public func addMembers(_ staffIDs: [String], reason: String, to group: ChatGroup, on db: any Database) async throws {
+        let existing = Set(try await ChatMember.query(on: db).filter(\.$groupID == group.id!).all(\.$staffID))
+        for staffID in Set(staffIDs) where !existing.contains(staffID) {
+            let member = ChatMember()
+            member.id = ids.next()
+            member.groupID = group.id!
+            member.staffID = staffID
+            member.reason = reason
+            member.addedAt = clock.now()
+            try await member.create(on: db)
+        }
+    }
+}

@@ -60,8 +60,11 @@ struct ChatRoutes {
         api.on(.POST, "messages", ":messageId", "actions", summary: "Press an action button of a card (the bot is called back, signed)",
                tag: "chat", body: ActionBody.self, returns: ActionDTO.self) { req in
             let body = try req.content.decode(ActionBody.self)
-            return ActionDTO(try await req.rounds.chat.act(messageID: req.parameters.require("messageId"), action: body.action,
-                                                           context: req.context(), on: req.db))
+            let messageID = try req.parameters.require("messageId")
+            let action = try await req.rounds.chat.act(messageID: messageID, action: body.action, context: req.context(), on: req.db)
+            // Rounds' own cards: a critical value's "确认收到" acknowledges it.
+            try await req.rounds.alerts.cardAction(messageID: messageID, action: body.action, context: req.context(), on: req.db)
+            return ActionDTO(action)
         }
         api.on(.PUT, "bots", ":botId", summary: "Set a bot's callback URL; answers a new signing secret (shown once)", tag: "chat",
                body: ConfigureBotBody.self, returns: BotSecretDTO.self) { req in

@@ -1,4 +1,5 @@
 import Fluent
+import RoundsAlerts
 import RoundsChat
 import RoundsCore
 import RoundsIntegration
@@ -20,6 +21,7 @@ public struct RoundsServices: Sendable {
     public let chat: ChatService
     public let outbox: OutboxDispatcher
     public let notifier: ChangeNotifier
+    public let alerts: AlertService
 
     init(_ configuration: RoundsConfiguration, logLevel: Logger.Level = .info) throws {
         self.configuration = configuration
@@ -40,6 +42,7 @@ public struct RoundsServices: Sendable {
         outbound = OutboundQueue(clock: clock, ids: ids, logger: hl7Logger)
         messages = MessageStore(audit: audit)
         chat = ChatService(clock: clock, ids: ids, audit: audit, notifier: notifier)
+        alerts = AlertService(clock: clock, ids: ids, audit: audit, chat: chat)
         var outboxLogger = Logger(label: "rounds.outbox")
         outboxLogger.logLevel = logLevel
         outbox = OutboxDispatcher(clock: clock, logger: outboxLogger)
@@ -76,9 +79,10 @@ extension RoundsServices {
     /// Delivers pending clinical events to the modules that act on them (patient groups today).
     @discardableResult
     public func dispatchOutbox(on db: any Database) async throws -> Int {
-        let chat = self.chat
+        let chat = self.chat, alerts = self.alerts
         let count = try await outbox.dispatchPending(on: db) { event, tx in
-            try await chat.handle(event, on: tx)
+            try await chat.handle(event, on: tx)  // first: the group the alert card goes to
+            try await alerts.handle(event, on: tx)
         }
         if count > 0 { notifier.broadcastLocally("chat") }
         return count

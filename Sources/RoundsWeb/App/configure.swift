@@ -1,6 +1,7 @@
 import Fluent
 import Leaf
 import LeafKit
+import RoundsAlerts
 import RoundsChat
 import RoundsCore
 import RoundsIntegration
@@ -13,6 +14,7 @@ public func configure(_ app: Application, _ configuration: RoundsConfiguration) 
     RoundsMetrics.bootstrapOnce()
     try app.useRoundsDatabase(configuration.database)
     app.migrations.add(ChatMigrations.all)
+    app.migrations.add(AlertMigrations.all)
     RoundsMetrics.dbPool.set(to: 4)
     if !configuration.database.isPostgres, let sql = app.db as? any SQLDatabase {
         // Write-ahead log: readers (web pages) no longer block the HL7 writer, and commits stay
@@ -101,6 +103,7 @@ final class OutboxWorker: LifecycleHandler, @unchecked Sendable {
             while !Task.isCancelled {
                 do {
                     while try await services.dispatchOutbox(on: database()) > 0 {}
+                    if try await services.alerts.escalateDue(on: database()) > 0 { services.notifier.broadcastLocally("chat") }
                     try await services.chat.deliverCallbacks(on: database()) { url, headers, body in
                         try await Self.post(url, headers: headers, body: body, client: client)
                     }
@@ -166,6 +169,7 @@ func registerRoutes(_ app: Application) throws {
     let api = APIBuilder(routes: v1.grouped(RequireSignIn()), registry: app.openAPI, prefix: "/api/v1")
     APIRoutes(api: api).register()
     IntegrationRoutes(api: api).register()
+    AlertRoutes(api: api).register()
     ChatRoutes(api: api, signed: APIBuilder(routes: v1, registry: app.openAPI, prefix: "/api/v1")).register()
     RealtimeRoutes().register(v1.grouped(RequireSignIn()), registry: app.openAPI)
     IntegrationPages().register(signedIn)
