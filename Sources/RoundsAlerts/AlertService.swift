@@ -14,6 +14,9 @@ public struct AlertService: Sendable {
     public let ids: IDGenerator
     public let audit: AuditLog
     public let chat: ChatService
+    /// Rounds' address as people reach it (e.g. https://rounds.hospital.cn), for links in
+    /// messages sent outside; nil leaves the link out.
+    public var publicURL: String?
 
     public init(clock: any RoundsClock, ids: IDGenerator, audit: AuditLog, chat: ChatService) {
         self.clock = clock
@@ -45,11 +48,12 @@ public struct AlertService: Sendable {
         decoder.dateDecodingStrategy = .iso8601
         let result = try decoder.decode(ClinicalEvent.ObservationResult.self, from: Data(event.payload.utf8))
         _ = try await raise(patientID: patientID, encounterID: event.encounterID, result: result, source: "hl7",
-                            sourceKey: "event:\(event.id ?? "")", actor: "hl7", on: db)
+                            sourceKey: "event:\(event.id ?? "")", sourceMessageID: event.sourceMessageID, actor: "hl7", on: db)
     }
 
     public func raise(patientID: String, encounterID: String?, result: ClinicalEvent.ObservationResult, source: String,
-                      sourceKey: String, actor: String, on db: any Database) async throws -> CriticalAlert {
+                      sourceKey: String, sourceMessageID: String? = nil, actor: String, reportedBy: String? = nil,
+                      on db: any Database) async throws -> CriticalAlert {
         if let existing = try await CriticalAlert.query(on: db).filter(\.$sourceKey == sourceKey).first() { return existing }
         guard let patient = try await Patient.find(patientID, on: db) else { throw RoundsError.notFound("patient", id: patientID) }
         var encounter: Encounter?
@@ -66,6 +70,8 @@ public struct AlertService: Sendable {
         alert.wardID = encounter?.wardID
         alert.source = source
         alert.sourceKey = sourceKey
+        alert.sourceMessageID = sourceMessageID
+        alert.reportedBy = reportedBy
         alert.testCode = result.code
         alert.testName = result.name
         alert.value = result.value
@@ -83,6 +89,7 @@ public struct AlertService: Sendable {
         try await alert.create(on: db)
         let responsible = [encounter?.attendingID, encounter?.nurseID].compactMap { $0 }
         try await step(alert, "raised", level: 0, staff: responsible, detail: "\(result.name) \(result.value) \(result.unit ?? "")", on: db)
+        try await enqueueDeliveries(alert, event: .raised, level: 0, recipients: responsible, on: db)
         for (index, rung) in try await ladder(forWard: alert.wardID, on: db).enumerated() {
             let timer = AlertEscalation()
             timer.id = ids.next()
@@ -140,6 +147,7 @@ public struct AlertService: Sendable {
                 alert.level = max(alert.level, timer.level)
                 try await alert.save(on: tx)
                 try await step(alert, "escalated", level: timer.level, staff: targets.compactMap(\.id), detail: timer.targets, on: tx)
+                try await enqueueDeliveries(alert, event: .escalated, level: timer.level, recipients: targets.compactMap(\.id), on: tx)
                 try await audit.record("alert.escalate", entityType: "critical_alert", entityID: alert.id, patientID: alert.patientID,
                                        hospitalID: alert.hospitalID, detail: "level \(timer.level): \(timer.targets)", actorKind: "system",
                                        actorID: nil, actorName: "escalation", clientAddress: nil, on: tx)
@@ -223,6 +231,7 @@ public struct AlertService: Sendable {
                 try await timer.save(on: tx)
             }
             try await step(alert, "acknowledged", level: alert.level, staff: [context.principal.id], detail: alert.readBack, on: tx)
+            try await enqueueDeliveries(alert, event: .acknowledged, level: alert.level, recipients: [], on: tx)
             try await updateCard(alert, on: tx)
             try await audit.record("alert.acknowledge", entityType: "critical_alert", entityID: alertID, patientID: alert.patientID,
                                    hospitalID: alert.hospitalID, detail: alert.readBack, context: context, on: tx)
@@ -252,6 +261,7 @@ public struct AlertService: Sendable {
             try await alert.save(on: tx)
             try await step(alert, "action", level: alert.level, staff: [context.principal.id], detail: "\(kind) \(note ?? "")", on: tx)
             try await step(alert, "closed", level: alert.level, staff: [], detail: nil, on: tx)
+            try await enqueueDeliveries(alert, event: .closed, level: alert.level, recipients: [], on: tx)
             try await updateCard(alert, on: tx)
             try await audit.record("alert.action", entityType: "critical_alert", entityID: alertID, patientID: alert.patientID,
                                    hospitalID: alert.hospitalID, detail: "\(kind) \(note ?? "")", context: context, on: tx)

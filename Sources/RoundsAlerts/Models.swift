@@ -16,6 +16,10 @@ public final class CriticalAlert: Model, @unchecked Sendable {
     @Field(key: "source") public var source: String
     /// The outbox event or request that raised it (one alert per source).
     @Field(key: "source_key") public var sourceKey: String
+    /// The stored HL7 message it came in with (hl7 alerts).
+    @OptionalField(key: "source_message_id") public var sourceMessageID: String?
+    /// Who reported it (api and manual alerts): a person's or a system's name.
+    @OptionalField(key: "reported_by") public var reportedBy: String?
     @Field(key: "test_code") public var testCode: String
     @Field(key: "test_name") public var testName: String
     @Field(key: "value") public var value: String
@@ -125,5 +129,5 @@ struct CreateCriticalAlerts: AsyncMigration {
 }
 
 public enum AlertMigrations {
-    public static var all: [any Migration] { [CreateCriticalAlerts()] }
+    public static var all: [any Migration] { [CreateCriticalAlerts(), CreateAlertConnectors()] }
 }

@@ -185,8 +185,59 @@ public struct Principal: Sendable, Equatable {
         }
     }
 
+    // MARK: Critical values
+
+    /// Reporting a critical value by hand or over the API: laboratory/imaging staff and group
+    /// administrators of the hospital, or a token with `integration` or `patients:write` (LIS, PACS).
+    public func canReportCriticalValues(hospitalID: String) -> Bool {
+        switch kind {
+        case .token:
+            return (hasScope(.integration) || hasScope(.patientsWrite)) && tokenCovers(hospitalID: hospitalID)
+        case .staff:
+            return isSuperuser || assignments.contains { $0.role == .laboratory && $0.hospitalID == hospitalID }
+        }
+    }
+
+    /// Hospitals whose critical values this principal may report; nil means all.
+    public var criticalValueReportingHospitalIDs: Set<String>? {
+        switch kind {
+        case .token:
+            guard hasScope(.integration) || hasScope(.patientsWrite) else { return [] }
+            return tokenHospitalID.map { [$0] }
+        case .staff:
+            if isSuperuser { return nil }
+            return Set(assignments.filter { $0.role == .laboratory }.map(\.hospitalID))
+        }
+    }
+
+    /// The quality dashboard of critical values (and its CSV): quality control, medical affairs
+    /// and administrators of the hospital.
+    public func canReviewCriticalValues(hospitalID: String) -> Bool {
+        kind == .staff && seesAllPatients(ofHospital: hospitalID)
+    }
+
+    /// Editing a ward's escalation ladder: its head nurse, or medical affairs and administrators
+    /// of the hospital.
+    public func canEditEscalation(in ward: WardRef) -> Bool {
+        guard kind == .staff else { return false }
+        return isSuperuser || assignments.contains { a in
+            (a.role == .headNurse && a.departmentID == ward.id)
+                || ((a.role == .medicalAffairs || a.role == .administrator) && a.hospitalID == ward.hospitalID)
+        }
+    }
+
     public var isAdministrator: Bool {
         kind == .staff && (isSuperuser || assignments.contains { $0.role.managesOrganisation })
+    }
+
+    /// Sees the critical-value quality dashboard in the navigation.
+    public var reviewsCriticalValues: Bool {
+        kind == .staff && (isSuperuser || assignments.contains { $0.role.seesWholeHospital })
+    }
+
+    /// Enters critical values by hand (laboratory, imaging, pathology).
+    public var reportsCriticalValues: Bool {
+        kind == .staff && (isSuperuser || assignments.contains { $0.role == .laboratory })
     }
 
     public var isAuditor: Bool {

@@ -9,6 +9,8 @@ public enum Role: String, Sendable, CaseIterable, Codable {
     case qualityControl = "quality_control"
     case it
     case administrator
+    /// Laboratory, imaging and pathology staff (医技): report critical values, see no ward.
+    case laboratory
 
     /// Roles that care for the patients of the ward or department they are assigned to.
     public var isClinical: Bool {
@@ -46,6 +48,7 @@ public enum Role: String, Sendable, CaseIterable, Codable {
         case .qualityControl: "质控"
         case .it: "信息科"
         case .administrator: "管理员"
+        case .laboratory: "医技（检验/影像/病理）"
         }
     }
 
@@ -59,6 +62,7 @@ public enum Role: String, Sendable, CaseIterable, Codable {
         case .qualityControl: "Quality control"
         case .it: "IT"
         case .administrator: "Administrator"
+        case .laboratory: "Laboratory / imaging"
         }
     }
 

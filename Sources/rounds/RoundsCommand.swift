@@ -72,6 +72,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "With --demo: messages per second of the simulated HIS/LIS feed (0 = off).")
     var demoFeedRate = 0.1
 
+    @Option(help: "Rounds' address as staff reach it (e.g. https://rounds.example.cn), for links in critical-value messages sent outside (also ROUNDS_PUBLIC_URL).")
+    var publicUrl: String?
+
     func validate() throws {
         guard (4...31).contains(bcryptCost) else { throw ValidationError("--bcrypt-cost must be between 4 and 31") }
         guard (1...65535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
@@ -80,6 +83,7 @@ struct Serve: AsyncParsableCommand {
         guard mllpIdleTimeout >= 1 else { throw ValidationError("--mllp-idle-timeout must be at least 1 second") }
         guard (mllpTlsCert == nil) == (mllpTlsKey == nil) else { throw ValidationError("--mllp-tls-cert and --mllp-tls-key go together") }
         guard demoFeedRate >= 0, demoFeedRate <= 1000 else { throw ValidationError("--demo-feed-rate must be between 0 and 1000") }
+        if let publicUrl, URL(string: publicUrl)?.host == nil { throw ValidationError("--public-url must be an http(s) address") }
     }
 
     func run() async throws {
@@ -94,8 +98,9 @@ struct Serve: AsyncParsableCommand {
             integration = .init(host: mllpHost, port: mllpPort, maximumMessageSize: mllpMaxSize, idleTimeoutSeconds: mllpIdleTimeout,
                                 tls: tls, demoFeedRate: demo ? demoFeedRate : 0)
         }
-        let configuration = RoundsConfiguration(database: database.location, bcryptCost: bcryptCost,
+        var configuration = RoundsConfiguration(database: database.location, bcryptCost: bcryptCost,
                                                 secureCookies: secureCookies, trustProxyHeaders: trustProxy, integration: integration)
+        configuration.publicURL = publicUrl ?? ProcessInfo.processInfo.environment["ROUNDS_PUBLIC_URL"]
         try await RoundsRunner.serve(configuration, host: host, port: port, demo: demo)
     }
 }

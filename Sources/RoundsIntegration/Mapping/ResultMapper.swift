@@ -22,10 +22,20 @@ enum ResultMapper {
         var observations: [ClinicalEvent.ObservationResult] = []
         var reportLines: [String] = []
         var attachment: Attachment?
+        var findings: [ClinicalEvent.ObservationResult] = []
         for n in 1...max(obxCount, 1) where obxCount > 0 {
             let obx = "OBX(\(n))"
             let type = (ctx.value("\(obx)-2") ?? "ST").uppercased()
             if reportValueTypes.contains(type) {
+                // A PACS or pathology critical finding: a report flagged AA/HH/LL in OBX-8.
+                if let flag = ctx.value("\(obx)-8")?.uppercased(), criticalFlags.contains(flag), type != "ED" {
+                    let finding = ctx.value("\(obx)-5") ?? ""
+                    findings.append(ClinicalEvent.ObservationResult(
+                        observationID: "", code: ctx.value("\(obx)-3-1") ?? ctx.value("OBR-4-1") ?? "REPORT",
+                        name: ctx.value("\(obx)-3-2") ?? ctx.value("OBR-4-2") ?? "Report",
+                        value: String(finding.prefix(200)), unit: nil, referenceRange: nil, flag: flag, critical: true,
+                        criticalReason: "critical finding (\(flag))", observedAt: MappingContext.date(ctx.value("OBR-7"))))
+                }
                 if type == "ED" {
                     attachment = try encapsulatedData(ctx, obx: obx, patientID: patient.id!)
                 } else {
@@ -98,6 +108,9 @@ enum ResultMapper {
             report.createdAt = ctx.now
             try await report.create(on: ctx.db)
             try await ctx.audit("report.create", entityType: "report", entityID: report.id, patientID: patient.id, detail: report.title)
+            for finding in findings {
+                try ctx.emit("observation.critical", patientID: patient.id, encounterID: encounter?.id, payload: finding)
+            }
             try ctx.emit("report.received", patientID: patient.id, encounterID: encounter?.id, payload: ClinicalEvent.ReportReceived(
                 reportID: report.id!, documentNumber: report.documentNumber, title: report.title, text: report.text,
                 attachmentID: attachment?.id, author: report.author))

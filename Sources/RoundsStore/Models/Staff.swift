@@ -19,6 +19,9 @@ public final class Staff: Model, @unchecked Sendable {
     @Field(key: "created_at") public var createdAt: Date
     /// The person's id in the HIS (XCN-1 in HL7 messages), e.g. "D001".
     @OptionalField(key: "hl7_id") public var hl7ID: String?
+    /// Where urgent notices reach the person outside Rounds (SMS, WeCom @-mention, e-mail).
+    @OptionalField(key: "mobile") public var mobile: String?
+    @OptionalField(key: "email") public var email: String?
 
     public init() {}
     public init(id: String, username: String, displayName: String, employeeNo: String? = nil,

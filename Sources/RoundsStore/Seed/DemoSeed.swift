@@ -3,7 +3,7 @@ import Foundation
 import RoundsCore
 
 /// A believable hospital group to try Rounds with: two hospitals, oncology wards and an ICU,
-/// 52 beds, 23 staff with Chinese names, and admitted patients. Running it twice is harmless.
+/// 52 beds, 24 staff with Chinese names, and admitted patients. Running it twice is harmless.
 public struct DemoSeed: Sendable {
     public static let password = "rounds-demo"
 
@@ -21,6 +21,7 @@ public struct DemoSeed: Sendable {
         Login(username: "zhang.li", displayName: "张丽", what: "head nurse, 肺癌中心"),
         Login(username: "zhu.lin", displayName: "朱琳", what: "quality control, 总院"),
         Login(username: "hu.bin", displayName: "胡斌", what: "IT, 总院 (HL7 message store)"),
+        Login(username: "qian.li", displayName: "钱莉", what: "laboratory, 检验科 (reports critical values)"),
     ]
 
     /// The name of demo patient n (MRN2000n), as family and given name: the feed simulator
@@ -46,7 +47,7 @@ public struct DemoSeed: Sendable {
     public func run(on db: any Database) async throws -> Bool {
         if try await HospitalGroup.query(on: db).count() > 0 { return false }
         let now = clock.now()
-        // Everyone shares the demo password: hash it once, not 23 times.
+        // Everyone shares the demo password: hash it once, not 24 times.
         let passwordHash = try await hasher.hash(Self.password)
         try await db.transaction { tx in
             let group = HospitalGroup(id: ids.next(), name: "华康医疗集团", createdAt: now)
@@ -75,6 +76,7 @@ public struct DemoSeed: Sendable {
             let medicalAffairs = try await department(main, "YWC", "医务处", .department)
             let quality = try await department(main, "ZKB", "质控办", .department)
             let it = try await department(main, "XXK", "信息科", .department)
+            let lab = try await department(main, "JYK", "检验科", .department)
             let cardio = try await department(east, "CARD", "心内科病区", .ward, beds: 8)
             let emergency = try await department(east, "EDOBS", "急诊观察室", .ward, beds: 4)
             let eastOffice = try await department(east, "YZB", "院长办公室", .department)
@@ -85,6 +87,9 @@ public struct DemoSeed: Sendable {
                 let s = Staff(id: ids.next(), username: username, displayName: name, employeeNo: hl7,
                               passwordHash: passwordHash, isSuperuser: superuser, createdAt: now)
                 s.hl7ID = hl7
+                // Made-up contact details (reserved example domain, 1380000xxxx numbers) for the connectors.
+                s.mobile = String(format: "1380000%04d", staffByName.count + 1)
+                s.email = "\(username)@huakang.example"
                 try await s.create(on: tx)
                 for (d, role) in roles {
                     try await StaffRole(id: ids.next(), staffID: s.id!, departmentID: d.id!, hospitalID: d.hospitalID, role: role).create(on: tx)
@@ -111,6 +116,7 @@ public struct DemoSeed: Sendable {
             try await person("ma.jun", "马军", [(medicalAffairs, .medicalAffairs)])
             try await person("zhu.lin", "朱琳", [(quality, .qualityControl)])
             try await person("hu.bin", "胡斌", [(it, .it)])
+            try await person("qian.li", "钱莉", [(lab, .laboratory)])
             try await person("gao.feng", "高峰", [(cardio, .doctor), (emergency, .doctor)], hl7: "E001")
             try await person("lin.xiao", "林晓", [(cardio, .nurse)], hl7: "E101")
             try await person("luo.jie", "罗杰", [(eastOffice, .administrator)])

@@ -126,7 +126,7 @@ public struct AuditLog: Sendable {
         return out
     }
 
-    static func csvField(_ value: String) -> String {
+    public static func csvField(_ value: String) -> String {
         // A leading =, +, - or @ would run as a formula in a spreadsheet.
         var v = value
         if let first = v.first, "=+-@".contains(first) { v = "'" + v }

@@ -150,6 +150,40 @@ public struct OrganisationService: Sendable {
         return (staff, roles)
     }
 
+    /// Mobile number and e-mail address for critical-value notices outside Rounds: set by the
+    /// person themself or an administrator of one of their hospitals. Empty clears.
+    public func setContact(staffID: String, mobile: String?, email: String?, context: RequestContext,
+                           on db: any Database) async throws -> Staff {
+        guard let staff = try await Staff.find(staffID, on: db) else { throw RoundsError.notFound("staff member", id: staffID) }
+        let roles = try await StaffRole.query(on: db).filter(\.$staffID == staffID).all()
+        let principal = context.principal
+        let allowed = principal.kind == .staff && (principal.id == staffID || principal.administeredHospitalIDs == nil
+            || roles.contains { principal.canManageOrganisation(hospitalID: $0.hospitalID) } || (principal.isAdministrator && roles.isEmpty))
+        guard allowed else {
+            try await audit.record("staff.contact.update", entityType: "staff", entityID: staffID, outcome: .denied, context: context, on: db)
+            throw RoundsError.forbidden("staff member \(staffID)")
+        }
+        let mobile = mobile?.trimmingCharacters(in: .whitespaces) ?? "", email = email?.trimmingCharacters(in: .whitespaces) ?? ""
+        if !mobile.isEmpty {
+            guard (5...20).contains(mobile.count), mobile.allSatisfy({ $0.isASCII && ($0.isNumber || "+- ".contains($0)) }) else {
+                throw RoundsError.validation("mobile: digits, + and - only (5 to 20)")
+            }
+        }
+        if !email.isEmpty {
+            let parts = email.split(separator: "@")
+            guard email.count <= 200, parts.count == 2, parts[1].contains("."), !email.contains(where: { $0.isWhitespace || "<>,;\"".contains($0) }) else {
+                throw RoundsError.validation("email: an e-mail address")
+            }
+        }
+        staff.mobile = mobile.isEmpty ? nil : mobile
+        staff.email = email.isEmpty ? nil : email
+        try await db.transaction { tx in
+            try await staff.save(on: tx)
+            try await audit.record("staff.contact.update", entityType: "staff", entityID: staffID, context: context, on: tx)
+        }
+        return staff
+    }
+
     public func createStaff(username: String, displayName: String, password: String, employeeNo: String?,
                             locale: RoundsCore.Locale, superuser: Bool = false,
                             context: RequestContext, on db: any Database) async throws -> Staff {

@@ -95,6 +95,12 @@ struct APIRoutes {
             let (staff, roles) = try await org(req).staffMember(id: req.parameters.require("staffId"), context: req.context(), on: req.db)
             return StaffDTO(staff, roles: roles)
         }
+        api.on(.PUT, "staff", ":staffId", "contact", summary: "Set the mobile number and e-mail for outside notices",
+               tag: "staff", body: StaffContactBody.self, returns: StaffDTO.self) { req in
+            let body = try req.content.decode(StaffContactBody.self)
+            return StaffDTO(try await org(req).setContact(staffID: req.parameters.require("staffId"), mobile: body.mobile, email: body.email,
+                                                          context: req.context(), on: req.db))
+        }
         api.on(.POST, "staff", ":staffId", "roles", summary: "Give a role in a department or ward", tag: "staff",
                body: AssignRoleBody.self, returns: RoleAssignmentDTO.self, status: 201) { req in
             let body = try req.content.decode(AssignRoleBody.self)
@@ -175,17 +181,7 @@ enum AuditFilterQuery {
             guard let v = req.query[String.self, at: key]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
             return v
         }
-        func date(_ key: String) throws -> Date? {
-            guard let v = text(key) else { return nil }
-            if let d = ISO8601DateFormatter().date(from: v) { return d }
-            // A plain day from a date picker: midnight in the hospital's time zone.
-            let f = DateFormatter()
-            f.locale = Foundation.Locale(identifier: "en_US_POSIX")
-            f.timeZone = Formatting.hospitalTimeZone
-            f.dateFormat = "yyyy-MM-dd"
-            guard let d = f.date(from: v) else { throw RoundsError.badRequest("\(key): an ISO 8601 date or YYYY-MM-DD") }
-            return key == "to" ? d.addingTimeInterval(86_400) : d
-        }
+        func date(_ key: String) throws -> Date? { try Self.date(req, key) }
         var limit = 100
         if let raw = text("limit") {
             guard let n = Int(raw), n > 0 else { throw RoundsError.badRequest("limit: a positive whole number") }
@@ -196,10 +192,28 @@ enum AuditFilterQuery {
                                from: try date("from"), to: try date("to"), limit: limit, beforeID: text("before"))
     }
 
+    /// A date from the query string: ISO 8601, or a plain day from a date picker (midnight in
+    /// the hospital's time zone; for `to`, the end of that day).
+    static func date(_ req: Request, _ key: String) throws -> Date? {
+        guard let v = req.query[String.self, at: key]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
+        if let d = ISO8601DateFormatter().date(from: v) { return d }
+        let f = DateFormatter()
+        f.locale = Foundation.Locale(identifier: "en_US_POSIX")
+        f.timeZone = Formatting.hospitalTimeZone
+        f.dateFormat = "yyyy-MM-dd"
+        guard let d = f.date(from: v) else { throw RoundsError.badRequest("\(key): an ISO 8601 date or YYYY-MM-DD") }
+        return key == "to" ? d.addingTimeInterval(86_400) : d
+    }
+
     static func csvResponse(_ rows: [AuditEvent]) -> Response {
-        let response = Response(status: .ok, body: .init(string: AuditLog.csv(rows)))
+        csv(AuditLog.csv(rows), filename: "rounds-audit.csv")
+    }
+
+    /// A CSV download that no cache keeps.
+    static func csv(_ text: String, filename: String) -> Response {
+        let response = Response(status: .ok, body: .init(string: text))
         response.headers.contentType = HTTPMediaType(type: "text", subType: "csv", parameters: ["charset": "utf-8"])
-        response.headers.replaceOrAdd(name: .contentDisposition, value: "attachment; filename=\"rounds-audit.csv\"")
+        response.headers.replaceOrAdd(name: .contentDisposition, value: "attachment; filename=\"\(filename)\"")
         response.headers.replaceOrAdd(name: .cacheControl, value: "no-store")
         return response
     }

@@ -59,6 +59,12 @@ struct RoleAssignmentDTO: APISchema {
     static let sample = RoleAssignmentDTO(id: "…", role: "nurse", departmentId: "…", hospitalId: "…")
 }
 
+struct StaffContactBody: APISchema {
+    var mobile: String?
+    var email: String?
+    static let sample = StaffContactBody(mobile: "13800001234", email: "wang.fang@hospital.example")
+}
+
 struct StaffDTO: APISchema {
     var id: String
     var username: String
@@ -67,18 +73,27 @@ struct StaffDTO: APISchema {
     var locale: String
     var isGroupAdministrator: Bool
     var roles: [RoleAssignmentDTO]?
+    /// For critical-value notices outside Rounds (SMS, WeCom, e-mail).
+    var mobile: String?
+    var email: String?
 
     init(_ s: Staff, roles: [StaffRole]? = nil) {
         id = s.id ?? ""; username = s.username; displayName = s.displayName; employeeNo = s.employeeNo
         locale = s.locale; isGroupAdministrator = s.isSuperuser; self.roles = roles?.map(RoleAssignmentDTO.init)
+        mobile = s.mobile; email = s.email
     }
     init(id: String, username: String, displayName: String, employeeNo: String?, locale: String,
          isGroupAdministrator: Bool, roles: [RoleAssignmentDTO]?) {
         self.id = id; self.username = username; self.displayName = displayName; self.employeeNo = employeeNo
         self.locale = locale; self.isGroupAdministrator = isGroupAdministrator; self.roles = roles
     }
-    static let sample = StaffDTO(id: "…", username: "wang.fang", displayName: "王芳", employeeNo: "N0012", locale: "zh-CN",
-                                 isGroupAdministrator: false, roles: [.sample])
+    static let sample: StaffDTO = {
+        var dto = StaffDTO(id: "…", username: "wang.fang", displayName: "王芳", employeeNo: "N0012", locale: "zh-CN",
+                           isGroupAdministrator: false, roles: [.sample])
+        dto.mobile = "13800001234"
+        dto.email = "wang.fang@hospital.example"
+        return dto
+    }()
 }
 
 struct MeDTO: APISchema {

@@ -19,6 +19,10 @@ public struct RoundsConfiguration: Sendable {
     public var integration: IntegrationService.Settings?
     /// How often the realtime feed looks for new messages without being woken.
     public var feedSafetyTick: Duration = .seconds(1)
+    /// Rounds' address as staff reach it, for links in messages sent outside (Feishu, SMS, e-mail).
+    public var publicURL: String?
+    /// How critical values reach outside systems; nil uses the real adapters (tests may swap them).
+    public var alertConnectors: [ConnectorKind: any AlertConnector]?
 
     public init(database: DatabaseLocation, clock: any RoundsClock = SystemClock(), ids: IDGenerator? = nil,
                 bcryptCost: Int = 12, secureCookies: Bool = false, trustProxyHeaders: Bool = false,

@@ -1,6 +1,7 @@
 import Fluent
 import RoundsAlerts
 import RoundsChat
+import RoundsConnectors
 import RoundsCore
 import RoundsIntegration
 import RoundsStore
@@ -22,6 +23,8 @@ public struct RoundsServices: Sendable {
     public let outbox: OutboxDispatcher
     public let notifier: ChangeNotifier
     public let alerts: AlertService
+    /// The adapters that deliver critical values outside Rounds, by connector kind.
+    public internal(set) var alertConnectors: [ConnectorKind: any AlertConnector] = [:]
 
     init(_ configuration: RoundsConfiguration, logLevel: Logger.Level = .info) throws {
         self.configuration = configuration
@@ -42,10 +45,28 @@ public struct RoundsServices: Sendable {
         outbound = OutboundQueue(clock: clock, ids: ids, logger: hl7Logger)
         messages = MessageStore(audit: audit)
         chat = ChatService(clock: clock, ids: ids, audit: audit, notifier: notifier)
-        alerts = AlertService(clock: clock, ids: ids, audit: audit, chat: chat)
+        var alerts = AlertService(clock: clock, ids: ids, audit: audit, chat: chat)
+        alerts.publicURL = configuration.publicURL
+        self.alerts = alerts
         var outboxLogger = Logger(label: "rounds.outbox")
         outboxLogger.logLevel = logLevel
         outbox = OutboxDispatcher(clock: clock, logger: outboxLogger)
+    }
+}
+
+extension RoundsServices {
+    /// The real adapters: HTTPS webhooks and gateways, SMTP, and HL7 through the outbound queue.
+    static func liveConnectors(clock: any RoundsClock, outbound: OutboundQueue,
+                               database: @escaping @Sendable () -> any Database) -> [ConnectorKind: any AlertConnector] {
+        let http = HTTPPoster.live()
+        let zone = Formatting.hospitalTimeZone
+        return [
+            .feishu: FeishuConnector(http: http, clock: clock, timeZone: zone),
+            .wecom: WeComConnector(http: http, timeZone: zone),
+            .sms: SMSGatewayConnector(http: http, timeZone: zone),
+            .email: SMTPConnector(clock: clock, timeZone: zone),
+            .hl7: CriticalValueFeedback(outbound: outbound, timeZone: zone, database: database),
+        ]
     }
 }
 

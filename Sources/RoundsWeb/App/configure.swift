@@ -25,6 +25,8 @@ public func configure(_ app: Application, _ configuration: RoundsConfiguration) 
         try await app.autoMigrate()
     }
     app.rounds = try RoundsServices(configuration, logLevel: app.logger.logLevel)
+    app.rounds.alertConnectors = configuration.alertConnectors
+        ?? RoundsServices.liveConnectors(clock: configuration.clock, outbound: app.rounds.outbound, database: { [unowned app] in app.db })
 
     ContentConfiguration.global.use(encoder: JSONEncoder.custom(dates: .iso8601, format: [.sortedKeys]), for: .json)
     ContentConfiguration.global.use(decoder: JSONDecoder.custom(dates: .iso8601), for: .json)
@@ -66,6 +68,7 @@ final class OutboxWorker: LifecycleHandler, @unchecked Sendable {
     let database: @Sendable () -> any Database
     let logger: Logger
     private var task: Task<Void, Never>?
+    private var deliveries: Task<Void, Never>?
 
     init(services: RoundsServices, database: @escaping @Sendable () -> any Database, logger: Logger) {
         self.services = services
@@ -98,6 +101,18 @@ final class OutboxWorker: LifecycleHandler, @unchecked Sendable {
                 kick.yield()
             }
         }
+        // Critical values to Feishu, WeCom, SMS, e-mail and the LIS: on their own loop, so a slow
+        // peer never holds up patient-group cards.
+        deliveries = Task {
+            while !Task.isCancelled {
+                do {
+                    while try await services.alerts.deliverDue(using: services.alertConnectors, on: database()) > 0 {}
+                } catch {
+                    logger.warning("critical-value delivery failed: \(error)")
+                }
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
         task = Task {
             var next = kicks.makeAsyncIterator()
             while !Task.isCancelled {
@@ -121,7 +136,9 @@ final class OutboxWorker: LifecycleHandler, @unchecked Sendable {
 
     func shutdownAsync(_ application: Application) async {
         task?.cancel()
+        deliveries?.cancel()
         _ = await task?.value
+        _ = await deliveries?.value
     }
 }
 
@@ -157,6 +174,7 @@ func registerRoutes(_ app: Application) throws {
     ChatPages().register(signedIn)
     AdminPages().register(signedIn)
     AuditPages().register(signedIn)
+    AlertPages().register(signedIn)
 
     let v1 = app.routes.grouped("api", "v1")
     v1.get("openapi.json") { req -> Response in

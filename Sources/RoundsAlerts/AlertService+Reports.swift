@@ -1,0 +1,253 @@
+import FluentKit
+import Foundation
+import RoundsChat
+import RoundsCore
+import RoundsStore
+
+/// Critical values from systems without HL7 (`POST /api/v1/critical-values`) and from laboratory
+/// staff entering them by hand; and each ward's escalation ladder.
+extension AlertService {
+    /// A critical value reported by a person or a system.
+    public struct Report: Sendable {
+        public var hospitalID: String?
+        public var mrn: String?
+        public var patientID: String?
+        public var testCode: String?
+        public var testName: String
+        public var value: String
+        public var unit: String?
+        public var flag: String?
+        public var note: String?
+        /// The reporting system's own id for the value: reporting it again changes nothing.
+        public var externalID: String?
+        public var observedAt: Date?
+
+        public init(hospitalID: String? = nil, mrn: String? = nil, patientID: String? = nil, testCode: String? = nil,
+                    testName: String, value: String, unit: String? = nil, flag: String? = nil, note: String? = nil,
+                    externalID: String? = nil, observedAt: Date? = nil) {
+            self.hospitalID = hospitalID; self.mrn = mrn; self.patientID = patientID; self.testCode = testCode
+            self.testName = testName; self.value = value; self.unit = unit; self.flag = flag; self.note = note
+            self.externalID = externalID; self.observedAt = observedAt
+        }
+    }
+
+    public static let reportFlags: Set<String> = ["HH", "LL", "AA", "H", "L", "A", ">", "<"]
+
+    /// Raises an alert for a reported value; returns it and whether it is new (an `externalID`
+    /// seen before returns the first alert). `source` is "api" or "manual".
+    public func report(_ report: Report, source: String, context: RequestContext,
+                       on db: any Database) async throws -> (alert: CriticalAlert, created: Bool) {
+        func text(_ value: String?, _ field: String, max: Int, required: Bool = false) throws -> String? {
+            let trimmed = value?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            if trimmed.isEmpty {
+                if required { throw RoundsError.validation("\(field): required") }
+                return nil
+            }
+            guard trimmed.count <= max else { throw RoundsError.validation("\(field): at most \(max) characters") }
+            return trimmed
+        }
+        let testName = try text(report.testName, "testName", max: 100, required: true)!
+        let value = try text(report.value, "value", max: 100, required: true)!
+        let testCode = try text(report.testCode, "testCode", max: 50) ?? testName
+        let unit = try text(report.unit, "unit", max: 30)
+        let note = try text(report.note, "note", max: 500)
+        let externalID = try text(report.externalID, "externalId", max: 100)
+        let flag = try text(report.flag, "flag", max: 2)?.uppercased()
+        if let flag, !Self.reportFlags.contains(flag) {
+            throw RoundsError.validation("flag: one of \(Self.reportFlags.sorted().joined(separator: ", "))")
+        }
+
+        if context.principal.criticalValueReportingHospitalIDs?.isEmpty == true {
+            try await audit.record("alert.report", entityType: "critical_alert", entityID: nil, outcome: .denied, context: context, on: db)
+            throw RoundsError.forbidden("critical values are reported by laboratory, imaging and pathology staff or their systems")
+        }
+        let patient = try await reportedPatient(report, context: context, on: db)
+        guard context.principal.canReportCriticalValues(hospitalID: patient.hospitalID) else {
+            try await audit.record("alert.report", entityType: "patient", entityID: patient.id, patientID: patient.id,
+                                   hospitalID: patient.hospitalID, outcome: .denied, context: context, on: db)
+            throw RoundsError.forbidden("critical values are reported by laboratory, imaging and pathology staff or their systems")
+        }
+        let sourceKey = "\(source):\(context.principal.id):\(externalID ?? ids.next())"
+        if let existing = try await CriticalAlert.query(on: db).filter(\.$sourceKey == sourceKey).first() {
+            guard existing.patientID == patient.id else { throw RoundsError.conflict("externalId \(externalID ?? "") was reported for another patient") }
+            return (existing, false)
+        }
+        let result = ClinicalEvent.ObservationResult(
+            observationID: "", code: testCode, name: testName, value: value, unit: unit, referenceRange: nil, flag: flag,
+            critical: true, criticalReason: note ?? (source == "manual" ? "reported by \(context.principal.displayName)" : "reported by \(context.principal.displayName) (API)"),
+            observedAt: report.observedAt)
+        let alert = try await SQLiteWriteGate.serialised(db) {
+            try await db.transaction { tx in
+                let alert = try await raise(patientID: patient.id!, encounterID: nil, result: result, source: source, sourceKey: sourceKey,
+                                            actor: context.principal.displayName, reportedBy: context.principal.displayName, on: tx)
+                try await audit.record("alert.report", entityType: "critical_alert", entityID: alert.id, patientID: patient.id,
+                                       hospitalID: patient.hospitalID, detail: "\(testName) \(value) \(unit ?? "")", context: context, on: tx)
+                return alert
+            }
+        }
+        chat.notifier.broadcastLocally("chat")
+        return (alert, true)
+    }
+
+    private func reportedPatient(_ report: Report, context: RequestContext, on db: any Database) async throws -> Patient {
+        if let patientID = report.patientID, !patientID.isEmpty {
+            guard let patient = try await Patient.find(patientID, on: db) else { throw RoundsError.notFound("patient", id: patientID) }
+            return patient
+        }
+        guard let mrn = report.mrn?.trimmingCharacters(in: .whitespaces), !mrn.isEmpty else {
+            throw RoundsError.validation("patientId or mrn: one is required")
+        }
+        let query = Patient.query(on: db).filter(\.$mrn == mrn)
+        if let hospitalID = report.hospitalID, !hospitalID.isEmpty {
+            query.filter(\.$hospitalID == hospitalID)
+        } else if let hospitals = context.principal.criticalValueReportingHospitalIDs {
+            query.filter(\.$hospitalID ~~ Array(hospitals))
+        }
+        let found = try await query.limit(2).all()
+        guard let patient = found.first else { throw RoundsError.notFound("patient", id: mrn) }
+        guard found.count == 1 else { throw RoundsError.validation("hospitalId: MRN \(mrn) exists in several hospitals; name the hospital") }
+        return patient
+    }
+
+    // MARK: The ward's ladder
+
+    public static let ladderTargets = ["ward_doctors", "head_nurse", "director", "medical_affairs"]
+
+    /// The ward's ladder (the standard one unless the ward has its own), for its care team and
+    /// whoever may edit it.
+    public func ladder(wardID: String, context: RequestContext, on db: any Database) async throws -> (steps: [LadderStep], isStandard: Bool) {
+        let ward = try await ladderWard(wardID, on: db)
+        guard context.principal.canViewPatients(in: ward.wardRef) || context.principal.canEditEscalation(in: ward.wardRef) else {
+            throw RoundsError.forbidden()
+        }
+        let own = try await EscalationLadderRow.find(wardID, on: db)
+        return (try await ladder(forWard: wardID, on: db), own == nil)
+    }
+
+    /// Replaces the ward's ladder (head nurse, medical affairs, administrators). Alerts already
+    /// raised keep the ladder they were raised with.
+    public func setLadder(wardID: String, steps: [LadderStep], context: RequestContext, on db: any Database) async throws -> [LadderStep] {
+        let ward = try await ladderWard(wardID, on: db)
+        guard context.principal.canEditEscalation(in: ward.wardRef) else {
+            try await audit.record("alert.ladder.update", entityType: "ward", entityID: wardID, hospitalID: ward.hospitalID,
+                                   outcome: .denied, context: context, on: db)
+            throw RoundsError.forbidden("the ward's head nurse, medical affairs or an administrator edits the escalation ladder")
+        }
+        guard (1...6).contains(steps.count) else { throw RoundsError.validation("steps: between 1 and 6") }
+        var previous = 0
+        for (index, step) in steps.enumerated() {
+            guard (1...1440).contains(step.afterMinutes), step.afterMinutes > previous else {
+                throw RoundsError.validation("steps[\(index)].afterMinutes: 1 to 1440, each later than the one before")
+            }
+            guard !step.targets.isEmpty, step.targets.allSatisfy(Self.ladderTargets.contains) else {
+                throw RoundsError.validation("steps[\(index)].targets: one or more of \(Self.ladderTargets.joined(separator: ", "))")
+            }
+            previous = step.afterMinutes
+        }
+        let json = String(decoding: try JSONEncoder().encode(steps), as: UTF8.self)
+        try await db.transaction { tx in
+            let row = try await EscalationLadderRow.find(wardID, on: tx) ?? {
+                let row = EscalationLadderRow()
+                row.id = wardID
+                return row
+            }()
+            row.steps = json
+            row.updatedAt = clock.now()
+            try await row.save(on: tx)
+            try await audit.record("alert.ladder.update", entityType: "ward", entityID: wardID, hospitalID: ward.hospitalID,
+                                   detail: steps.map { "\($0.afterMinutes)m:\($0.targets.joined(separator: "+"))" }.joined(separator: " "),
+                                   context: context, on: tx)
+        }
+        return steps
+    }
+
+    private func ladderWard(_ wardID: String, on db: any Database) async throws -> Department {
+        guard let ward = try await Department.find(wardID, on: db), ward.kind == .ward else { throw RoundsError.notFound("ward", id: wardID) }
+        return ward
+    }
+}
+
+// MARK: Reading one alert
+
+extension AlertService {
+    /// An alert with its whole record: every step, every escalation timer, every delivery.
+    public struct Record: Sendable {
+        public var alert: CriticalAlert
+        public var patient: Patient
+        public var wardName: String?
+        public var steps: [AlertStep]
+        public var escalations: [AlertEscalation]
+        public var deliveries: [(AlertDelivery, AlertConnectorRow?)]
+        /// Names of the staff the steps name, by id.
+        public var names: [String: String]
+        public var canAct: Bool
+    }
+
+    /// Who may read an alert: whoever sees the ward's patients, the patient group's members,
+    /// reviewers of the hospital, and whoever reported it.
+    func mayRead(_ alert: CriticalAlert, context: RequestContext, on db: any Database) async throws -> Bool {
+        let principal = context.principal
+        if principal.canReviewCriticalValues(hospitalID: alert.hospitalID) || principal.isSuperuser { return true }
+        if alert.sourceKey.hasPrefix("manual:\(principal.id):") || alert.sourceKey.hasPrefix("api:\(principal.id):") { return true }
+        if let wardID = alert.wardID, let ward = try await Department.find(wardID, on: db), principal.canViewPatients(in: ward.wardRef) {
+            return true
+        }
+        if let groupID = alert.groupID {
+            return try await ChatMember.query(on: db).filter(\.$groupID == groupID).filter(\.$staffID == principal.id).first() != nil
+        }
+        return false
+    }
+
+    public func record(alertID: String, context: RequestContext, on db: any Database) async throws -> Record {
+        guard let alert = try await CriticalAlert.find(alertID, on: db) else { throw RoundsError.notFound("critical value", id: alertID) }
+        guard try await mayRead(alert, context: context, on: db) else {
+            try await audit.record("alert.read", entityType: "critical_alert", entityID: alertID, patientID: alert.patientID,
+                                   hospitalID: alert.hospitalID, outcome: .denied, context: context, on: db)
+            throw RoundsError.forbidden()
+        }
+        guard let patient = try await Patient.find(alert.patientID, on: db) else { throw RoundsError.notFound("patient", id: alert.patientID) }
+        let steps = try await AlertStep.query(on: db).filter(\.$alertID == alertID).sort(\.$at).sort(\.$id).all()
+        let escalations = try await AlertEscalation.query(on: db).filter(\.$alertID == alertID).sort(\.$level).all()
+        let staffIDs = Set(steps.flatMap { ($0.staff ?? "").split(separator: " ").map(String.init) })
+        let staff = staffIDs.isEmpty ? [] : try await Staff.query(on: db).filter(\.$id ~~ staffIDs).all()
+        var canAct = false
+        if context.principal.kind == .staff {
+            if let groupID = alert.groupID,
+               try await ChatMember.query(on: db).filter(\.$groupID == groupID).filter(\.$staffID == context.principal.id).first() != nil {
+                canAct = true
+            } else if let wardID = alert.wardID, let ward = try await Department.find(wardID, on: db) {
+                canAct = context.principal.canViewPatients(in: ward.wardRef)
+            }
+        }
+        try await audit.record("alert.read", entityType: "critical_alert", entityID: alertID, patientID: alert.patientID,
+                               hospitalID: alert.hospitalID, context: context, on: db)
+        return Record(alert: alert, patient: patient, wardName: try await alert.wardID.asyncFlatMap { try await Department.find($0, on: db)?.name },
+                      steps: steps, escalations: escalations, deliveries: try await deliveries(alertID: alertID, on: db),
+                      names: Dictionary(staff.map { ($0.id!, $0.displayName) }, uniquingKeysWith: { a, _ in a }), canAct: canAct)
+    }
+
+    /// The alerts a principal may see, newest first (optionally only one status).
+    public func visibleAlerts(status: String?, limit: Int = 500, context: RequestContext, on db: any Database) async throws -> [CriticalAlert] {
+        let query = CriticalAlert.query(on: db).sort(\.$raisedAt, .descending).limit(limit)
+        if let status { query.filter(\.$status == status) }
+        let principal = context.principal
+        let wards = try await Department.query(on: db).filter(\.$kind == .ward).all()
+        let visibleWards = Set(wards.filter { principal.canViewPatients(in: $0.wardRef) }.compactMap(\.id))
+        let reviewed = reviewableHospitals(principal)
+        let rows = try await query.all().filter { a in
+            if principal.isSuperuser { return true }
+            if let wardID = a.wardID, visibleWards.contains(wardID) { return true }
+            if principal.kind == .staff, reviewed?.contains(a.hospitalID) ?? false { return true }
+            return a.sourceKey.hasPrefix("manual:\(principal.id):") || a.sourceKey.hasPrefix("api:\(principal.id):")
+        }
+        try await audit.record("alert.list", entityType: "critical_alert", entityID: nil, detail: "\(rows.count) alerts", context: context, on: db)
+        return rows
+    }
+}
+
+extension Optional {
+    func asyncFlatMap<U>(_ transform: (Wrapped) async throws -> U?) async rethrows -> U? {
+        guard let value = self else { return nil }
+        return try await transform(value)
+    }
+}
