@@ -409,6 +409,39 @@ import VaporTesting
         }
     }
 
+    @Test(arguments: Backend.all)
+    func administratorsManageConnectorsAndContacts(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            let main = try await Demo.hospital("HK01", app)
+            let admin = Client(app), nurse = Client(app)
+            try await admin.login("admin")
+            try await nurse.login("wang.fang")
+            #expect(try await nurse.page("/admin/alert-connectors").status == .forbidden)
+            let created = try await admin.form("/admin/alert-connectors", [
+                "name": "医务处飞书群", "hospitalId": main.id!, "kind": "feishu", "minLevel": "1",
+                "settings": "webhook=https://open.feishu.cn/open-apis/bot/v2/hook/abc\nsecret=topsecret"])
+            #expect(created.status == .seeOther && created.headers.first(name: .location) == "/admin/alert-connectors?ok=1")
+            let row = try #require(try await AlertConnectorRow.query(on: app.db).first())
+            #expect(row.minLevel == 1 && row.decodedSettings == ["webhook": "https://open.feishu.cn/open-apis/bot/v2/hook/abc", "secret": "topsecret"])
+            let page = try await admin.page("/admin/alert-connectors")
+            #expect(page.status == .ok && page.body.string.contains("医务处飞书群") && !page.body.string.contains("topsecret")
+                    && !page.body.string.contains("hook/abc"))
+            let bad = try await admin.form("/admin/alert-connectors", ["name": "x", "hospitalId": main.id!, "kind": "wecom", "settings": "no equals sign"])
+            #expect(bad.headers.first(name: .location)?.hasPrefix("/admin/alert-connectors?error=") == true)
+            #expect(try await admin.form("/admin/alert-connectors/\(row.id!)/enabled", ["enabled": "false"]).status == .seeOther)
+            #expect(try await AlertConnectorRow.find(row.id, on: app.db)?.enabled == false)
+
+            // Contact details: the person themself or an administrator; checked.
+            let me = try await Demo.staff("wang.fang", app), other = try await Demo.staff("li.ming", app)
+            #expect(try await nurse.json(.PUT, "/api/v1/staff/\(me.id!)/contact", StaffContactBody(mobile: "139 0000 1111", email: "wf@hospital.example")).status == .ok)
+            #expect(try await Staff.find(me.id, on: app.db)?.mobile == "139 0000 1111")
+            #expect(try await nurse.json(.PUT, "/api/v1/staff/\(other.id!)/contact", StaffContactBody(mobile: "1", email: nil)).status == .forbidden)
+            #expect(try await admin.json(.PUT, "/api/v1/staff/\(other.id!)/contact", StaffContactBody(mobile: "abc", email: nil)).status == .unprocessableEntity)
+            #expect(try await admin.json(.PUT, "/api/v1/staff/\(other.id!)/contact", StaffContactBody(mobile: nil, email: "a@b")).status == .unprocessableEntity)
+            #expect(try await Demo.audit("staff.contact.update", app).map(\.outcome) == ["success", "denied"])
+        }
+    }
+
     @Test func connectorMessagesAreSignedAndWorded() throws {
         // Feishu's documented example: HMAC-SHA256 keyed by "timestamp\nsecret" over nothing, Base64.
         #expect(FeishuConnector.sign(timestamp: "1599360473", secret: "demo") == {

@@ -55,12 +55,17 @@ struct AdminPages {
         admin.get("tokens", use: tokens)
         admin.post("tokens", use: createToken)
         admin.post("tokens", ":id", "revoke", use: revokeToken)
+        admin.get("alert-connectors", use: connectors)
+        admin.post("alert-connectors", use: createConnector)
+        admin.post("alert-connectors", ":id", "enabled", use: toggleConnector)
+        admin.post("alert-connectors", ":id", "test", use: testConnector)
+        admin.post("alert-connectors", ":id", "delete", use: deleteConnector)
     }
 
     // MARK: Helpers
 
     /// Runs a form's action; a refused or invalid form comes back to `back` with the reason shown.
-    private func form(_ req: Request, back: String, _ action: () async throws -> String) async throws -> Response {
+    func form(_ req: Request, back: String, _ action: () async throws -> String) async throws -> Response {
         do {
             return req.redirect(to: try await action())
         } catch let error as RoundsError {
@@ -69,16 +74,16 @@ struct AdminPages {
         }
     }
 
-    private func field(_ req: Request, _ name: String) -> String {
+    func field(_ req: Request, _ name: String) -> String {
         (try? req.content.get(String.self, at: name)) ?? ""
     }
 
-    private func errorParam(_ req: Request) -> String? { req.query[String.self, at: "error"] }
-    private func okParam(_ req: Request) -> String? {
+    func errorParam(_ req: Request) -> String? { req.query[String.self, at: "error"] }
+    func okParam(_ req: Request) -> String? {
         req.query[String.self, at: "ok"].map { req.rounds.catalogue.text("saved", req.locale) + ($0.isEmpty || $0 == "1" ? "" : " \($0)") }
     }
 
-    private func requireAdmin(_ req: Request) throws -> RequestContext {
+    func requireAdmin(_ req: Request) throws -> RequestContext {
         let context = try req.context()
         guard context.principal.isAdministrator else { throw RoundsError.forbidden("administration") }
         return context
