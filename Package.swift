@@ -86,6 +86,19 @@ let package = Package(
                 .product(name: "SQLKit", package: "sql-kit"),
             ]
         ),
+        // FHIR R4 resources Rounds writes (Questionnaire, QuestionnaireResponse), as Codable values.
+        .target(name: "RoundsFHIR", dependencies: ["RoundsCore"]),
+        // Bedside nursing: assessment instruments as data, scoring, due/overdue, care plans, calendars.
+        .target(
+            name: "RoundsClinical",
+            dependencies: [
+                "RoundsCore", "RoundsStore", "RoundsFHIR",
+                .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [.copy("Instruments/Shipped")]
+        ),
         // Outside delivery of critical values: Feishu/Lark and WeCom webhooks, SMS gateway, SMTP.
         .target(
             name: "RoundsConnectors",
@@ -104,6 +117,7 @@ let package = Package(
             name: "RoundsWeb",
             dependencies: [
                 "RoundsCore", "RoundsStore", "RoundsHL7", "RoundsIntegration", "RoundsChat", "RoundsAlerts", "RoundsConnectors",
+                "RoundsClinical", "RoundsFHIR",
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),
                 .product(name: "SQLKit", package: "sql-kit"),
@@ -126,7 +140,7 @@ let package = Package(
             name: "RoundsTests",
             dependencies: [
                 "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7", "RoundsIntegration", "RoundsChat", "RoundsAlerts",
-                "RoundsConnectors",
+                "RoundsConnectors", "RoundsClinical", "RoundsFHIR",
                 .product(name: "VaporTesting", package: "vapor"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -95,4 +95,20 @@ public enum ClinicalEvent {
             self.attachmentID = attachmentID; self.author = author
         }
     }
+
+    /// `assessment.high_risk`: a nursing assessment fell in a high-risk band.
+    public struct AssessmentRecorded: Codable, Sendable {
+        public var assessmentID: String
+        public var instrument: String
+        public var total: Int
+        public var band: String
+        public var assessor: String
+        public var interventions: [String]
+        public var at: Date
+
+        public init(assessmentID: String, instrument: String, total: Int, band: String, assessor: String, interventions: [String], at: Date) {
+            self.assessmentID = assessmentID; self.instrument = instrument; self.total = total; self.band = band
+            self.assessor = assessor; self.interventions = interventions; self.at = at
+        }
+    }
 }

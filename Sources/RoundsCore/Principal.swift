@@ -185,6 +185,16 @@ public struct Principal: Sendable, Equatable {
         }
     }
 
+    // MARK: Nursing
+
+    /// Charting nursing assessments and care plans: the ward's nurses and head nurses (doctors
+    /// see them read-only through `canViewPatients`).
+    public func canChartNursing(in ward: WardRef) -> Bool {
+        kind == .staff && assignments.contains { a in
+            (a.role == .nurse || a.role == .headNurse) && (a.departmentID == ward.id || a.departmentID == ward.parentDepartmentID)
+        }
+    }
+
     // MARK: Critical values
 
     /// Reporting a critical value by hand or over the API: laboratory/imaging staff and group

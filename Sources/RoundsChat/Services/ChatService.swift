@@ -46,6 +46,9 @@ public struct ChatService: Sendable {
         case "report.received":
             let report = try decoder.decode(ClinicalEvent.ReportReceived.self, from: payload)
             try await postCard(Self.reportCard(report, patientID: event.patientID), for: event, on: db)
+        case "assessment.high_risk":
+            let assessment = try decoder.decode(ClinicalEvent.AssessmentRecorded.self, from: payload)
+            try await postCard(Self.assessmentCard(assessment, patientID: event.patientID), for: event, on: db)
         default:
             return
         }
@@ -223,6 +226,13 @@ public struct ChatService: Sendable {
                     fields: [.init("报告号", report.documentNumber), .init("内容", String(report.text.prefix(300)))]
                         + (report.author.map { [Card.Field("报告医生", $0)] } ?? []),
                     buttons: buttons)
+    }
+
+    static func assessmentCard(_ a: ClinicalEvent.AssessmentRecorded, patientID: String?) -> Card {
+        Card(title: "护理评估高风险 · \(a.instrument) \(a.total)分 \(a.band)", severity: .warning,
+             fields: [.init("评估人", a.assessor), .init("时间", format(a.at))]
+                + (a.interventions.isEmpty ? [] : [Card.Field("护理措施", a.interventions.joined(separator: "；"))]),
+             buttons: patientID.map { [Card.Button(label: "查看评估", url: "/patients/\($0)/nursing")] } ?? [])
     }
 
     static func format(_ date: Date) -> String {

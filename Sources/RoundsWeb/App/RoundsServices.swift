@@ -1,6 +1,7 @@
 import Fluent
 import RoundsAlerts
 import RoundsChat
+import RoundsClinical
 import RoundsConnectors
 import RoundsCore
 import RoundsIntegration
@@ -23,6 +24,7 @@ public struct RoundsServices: Sendable {
     public let outbox: OutboxDispatcher
     public let notifier: ChangeNotifier
     public let alerts: AlertService
+    public let nursing: NursingService
     /// The adapters that deliver critical values outside Rounds, by connector kind.
     public internal(set) var alertConnectors: [ConnectorKind: any AlertConnector] = [:]
 
@@ -48,6 +50,7 @@ public struct RoundsServices: Sendable {
         var alerts = AlertService(clock: clock, ids: ids, audit: audit, chat: chat)
         alerts.publicURL = configuration.publicURL
         self.alerts = alerts
+        nursing = NursingService(clock: clock, ids: ids, audit: audit, timeZone: Formatting.hospitalTimeZone)
         var outboxLogger = Logger(label: "rounds.outbox")
         outboxLogger.logLevel = logLevel
         outbox = OutboxDispatcher(clock: clock, logger: outboxLogger)

@@ -3,6 +3,7 @@ import Leaf
 import LeafKit
 import RoundsAlerts
 import RoundsChat
+import RoundsClinical
 import RoundsCore
 import RoundsIntegration
 import RoundsStore
@@ -15,6 +16,7 @@ public func configure(_ app: Application, _ configuration: RoundsConfiguration) 
     try app.useRoundsDatabase(configuration.database)
     app.migrations.add(ChatMigrations.all)
     app.migrations.add(AlertMigrations.all)
+    app.migrations.add(ClinicalMigrations.all)
     RoundsMetrics.dbPool.set(to: 4)
     if !configuration.database.isPostgres, let sql = app.db as? any SQLDatabase {
         // Write-ahead log: readers (web pages) no longer block the HL7 writer, and commits stay
@@ -175,6 +177,8 @@ func registerRoutes(_ app: Application) throws {
     AdminPages().register(signedIn)
     AuditPages().register(signedIn)
     AlertPages().register(signedIn)
+    NursingPages().register(signedIn)
+    NursingPages.registerFeed(app.routes)
 
     let v1 = app.routes.grouped("api", "v1")
     v1.get("openapi.json") { req -> Response in
@@ -188,6 +192,7 @@ func registerRoutes(_ app: Application) throws {
     APIRoutes(api: api).register()
     IntegrationRoutes(api: api).register()
     AlertRoutes(api: api).register()
+    NursingRoutes(api: api).register()
     ChatRoutes(api: api, signed: APIBuilder(routes: v1, registry: app.openAPI, prefix: "/api/v1")).register()
     RealtimeRoutes().register(v1.grouped(RequireSignIn()), registry: app.openAPI)
     IntegrationPages().register(signedIn)
