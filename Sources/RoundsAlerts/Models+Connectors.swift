@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import RoundsCore
+import SQLKit
 
 /// An outside system a hospital's critical values are delivered to (Feishu group, WeCom group,
 /// SMS gateway, mail server, the LIS over HL7). Settings are JSON; secrets in them are never
@@ -68,6 +69,13 @@ struct CreateAlertConnectors: AsyncMigration {
             .field("created_at", .datetime, .required)
             .unique(on: "connector_id", "alert_id", "event", "level")
             .create()
+        if let sql = database as? any SQLDatabase {
+            try await sql.create(index: "alert_deliveries_due").on(AlertDelivery.schema).column("status").column("next_attempt_at").run()
+            try await sql.create(index: "alert_deliveries_alert").on(AlertDelivery.schema).column("alert_id").run()
+            try await sql.create(index: "critical_alert_escalations_due").on(AlertEscalation.schema).column("status").column("due_at").run()
+            try await sql.create(index: "critical_alerts_raised").on(CriticalAlert.schema).column("raised_at").run()
+            try await sql.create(index: "critical_alerts_card").on(CriticalAlert.schema).column("card_message_id").run()
+        }
         // Where the value came from: the stored HL7 message (for feedback to the LIS), or who reported it.
         try await database.schema(CriticalAlert.schema).field("source_message_id", .string).update()
         try await database.schema(CriticalAlert.schema).field("reported_by", .string).update()

@@ -1,6 +1,7 @@
 import Crypto
 import FluentKit
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import RoundsCore
 import RoundsHL7
@@ -439,6 +440,32 @@ import VaporTesting
             #expect(try await admin.json(.PUT, "/api/v1/staff/\(other.id!)/contact", StaffContactBody(mobile: "abc", email: nil)).status == .unprocessableEntity)
             #expect(try await admin.json(.PUT, "/api/v1/staff/\(other.id!)/contact", StaffContactBody(mobile: nil, email: "a@b")).status == .unprocessableEntity)
             #expect(try await Demo.audit("staff.contact.update", app).map(\.outcome) == ["success", "denied"])
+        }
+    }
+
+    @Test(arguments: Backend.all)
+    func aPatientWithACriticalValueJumpsTheOutboxQueueInOrder(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, clock in
+            func event(_ kind: String, patient: String) async throws {
+                let e = OutboxEvent()
+                e.id = app.rounds.configuration.ids.next()
+                e.kind = kind
+                e.patientID = patient
+                e.payload = "{}"
+                e.createdAt = clock.now()
+                e.attempts = 0
+                try await e.create(on: app.db)
+            }
+            try await event("observation.result", patient: "routine-1")
+            try await event("patient.admitted", patient: "critical-1")
+            try await event("order.created", patient: "routine-2")
+            try await event("observation.critical", patient: "critical-1")
+            let seen = NIOLockedValueBox<[String]>([])
+            while try await app.rounds.outbox.dispatchPending(limit: 1, on: app.db, handler: { event, _ in
+                seen.withLockedValue { $0.append("\(event.patientID ?? "") \(event.kind)") }
+            }) > 0 {}
+            #expect(seen.withLockedValue { $0 } == ["critical-1 patient.admitted", "critical-1 observation.critical",
+                                                     "routine-1 observation.result", "routine-2 order.created"])
         }
     }
 

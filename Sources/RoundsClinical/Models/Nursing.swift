@@ -1,5 +1,6 @@
 import FluentKit
 import Foundation
+import SQLKit
 
 /// One version of an assessment instrument (its whole definition as JSON).
 public final class InstrumentRecord: Model, @unchecked Sendable {
@@ -140,6 +141,12 @@ struct CreateNursing: AsyncMigration {
             .field("id", .string, .identifier(auto: false))
             .field("token_hash", .string, .required).field("created_at", .datetime, .required)
             .unique(on: "token_hash").create()
+        if let sql = database as? any SQLDatabase {
+            try await sql.create(index: "nursing_assessments_patient").on(Assessment.schema).column("patient_id").column("assessed_at").run()
+            try await sql.create(index: "nursing_assessments_encounter").on(Assessment.schema).column("encounter_id").run()
+            try await sql.create(index: "care_plan_tasks_encounter").on(CareTask.schema).column("encounter_id").run()
+            try await sql.create(index: "nursing_events_encounter").on(NursingEvent.schema).column("encounter_id").run()
+        }
         // The shipped instruments, version 1 each.
         for instrument in try ShippedInstruments.all() {
             let row = InstrumentRecord()

@@ -21,9 +21,9 @@ public struct OutboxDispatcher: Sendable {
         self.logger = logger
     }
 
-    /// Dispatches up to `limit` pending events in id (arrival) order; returns how many.
+    /// Dispatches up to `limit` pending events (see `pendingIDs` for the order); returns how many.
     @discardableResult
-    public func dispatchPending(limit: Int = 100, on db: any Database, handler: @escaping Handler) async throws -> Int {
+    public func dispatchPending(limit: Int = 20, on db: any Database, handler: @escaping Handler) async throws -> Int {
         let ids = try await pendingIDs(limit: limit, on: db)
         var done = 0
         for id in ids {
@@ -43,8 +43,19 @@ public struct OutboxDispatcher: Sendable {
         return done
     }
 
+    /// Pending events in arrival order, except that a patient with a pending critical value goes
+    /// first: under load a critical value must not wait behind routine cards. A patient's own
+    /// events keep their order (the admission that opens the group still comes before the alert).
     private func pendingIDs(limit: Int, on db: any Database) async throws -> [String] {
-        try await OutboxEvent.query(on: db).filter(\.$dispatchedAt == nil).sort(\.$id).limit(limit).all(\.$id)
+        guard let sql = db as? any SQLDatabase else {
+            return try await OutboxEvent.query(on: db).filter(\.$dispatchedAt == nil).sort(\.$id).limit(limit).all(\.$id)
+        }
+        return try await sql.raw("""
+            SELECT id FROM outbox_events WHERE dispatched_at IS NULL
+            ORDER BY CASE WHEN patient_id IN (SELECT patient_id FROM outbox_events
+                                              WHERE dispatched_at IS NULL AND kind = 'observation.critical') THEN 0 ELSE 1 END, id
+            LIMIT \(bind: limit)
+            """).all().map { try $0.decode(column: "id", as: String.self) }
     }
 
     /// Locks one pending event for this transaction (PostgreSQL), or nil if another process has it.
