@@ -91,6 +91,13 @@ class Rounds:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def send_hl7(server, name):
+    """Sends a sample message to a running server with `rounds send-hl7`; it must be accepted."""
+    out = subprocess.run([binary(), "send-hl7", "--port", str(server.mllp_port), os.path.join(SAMPLES, name)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 class Session:
     """A signed-in web session (cookie + CSRF token), for the JSON API."""
 

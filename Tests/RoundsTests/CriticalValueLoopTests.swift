@@ -492,22 +492,8 @@ import VaporTesting
 @Suite struct CriticalValueEndToEndTests {
     @Test(arguments: Backend.all)
     func criticalPotassiumOverMLLPReachesTheDoctorsScreen(_ backend: Backend) async throws {
-        let (location, dispose) = try await TestDatabases.shared.make(backend)
-        let app = try await Application.make(.testing)
-        app.logger.logLevel = .warning
-        do {
-            var configuration = TestApp.configuration(location, clock: TestClock())
-            configuration.integration = .init(host: "127.0.0.1", port: 0, runOutboundWorker: false)
-            try await configure(app, configuration)
-            let port = try await RealtimeTests.serve(app)
-            let mllp = try #require(app.mllpPort)
-            func send(_ name: String) async throws {
-                let message = try PatientGroupTests.fixture(name)
-                let ack = try await MLLPClient.withConnection(host: "127.0.0.1", port: mllp) { session in
-                    try await session.send(Array(message.encode().utf8))
-                }
-                #expect(try HL7Message.parse(bytes: ack).0["MSA-1"] == "AA")
-            }
+        try await TestApp.serving(backend) { app, port, mllp in
+            func send(_ name: String) async throws { try await TestApp.sendOverMLLP(name, port: mllp) }
             try await send("adt_a01_utf8.hl7")
             _ = try await PatientGroupEndToEndTests.eventually("the patient group") {
                 try await ChatGroup.query(on: app.db).filter(\.$name == "12床 · 王建国 · MRN10001").first()
@@ -529,14 +515,6 @@ import VaporTesting
             let green = try await inbox.first { $0.type == "update" && $0.message?.id == red.message?.id }
             #expect(green.message?.card?.severity == .success)
             try await socket.close()
-        } catch {
-            await app.server.shutdown()
-            try? await app.asyncShutdown()
-            await dispose()
-            throw error
         }
-        await app.server.shutdown()
-        try await app.asyncShutdown()
-        await dispose()
     }
 }

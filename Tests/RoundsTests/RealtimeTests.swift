@@ -177,22 +177,9 @@ actor Inbox {
 
     @Test(arguments: Backend.all)
     func admissionOverMLLPToCardOnTheNursesScreen(_ backend: Backend) async throws {
-        let (location, dispose) = try await TestDatabases.shared.make(backend)
-        let app = try await Application.make(.testing)
-        app.logger.logLevel = .warning
-        do {
-            var configuration = TestApp.configuration(location, clock: TestClock())
-            configuration.integration = .init(host: "127.0.0.1", port: 0, runOutboundWorker: false)
-            try await configure(app, configuration)
-            let port = try await RealtimeTests.serve(app)
-            let mllp = try #require(app.mllpPort)
-
+        try await TestApp.serving(backend) { app, port, mllp in
             func send(_ name: String, controlID: String? = nil, _ edits: [String: String] = [:]) async throws {
-                let message = try PatientGroupTests.fixture(name, controlID: controlID, edits)
-                let ack = try await MLLPClient.withConnection(host: "127.0.0.1", port: mllp) { session in
-                    try await session.send(Array(message.encode().utf8))
-                }
-                #expect(try HL7Message.parse(bytes: ack).0["MSA-1"] == "AA")
+                try await TestApp.sendOverMLLP(name, port: mllp, controlID: controlID, edits)
             }
 
             try await send("adt_a01_utf8.hl7")
@@ -223,14 +210,6 @@ actor Inbox {
             }
             #expect(archived.archivedAt != nil)
             try await socket.close()
-        } catch {
-            await app.server.shutdown()
-            try? await app.asyncShutdown()
-            await dispose()
-            throw error
         }
-        await app.server.shutdown()
-        try await app.asyncShutdown()
-        await dispose()
     }
 }

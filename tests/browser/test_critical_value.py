@@ -1,14 +1,11 @@
 """A critical potassium over MLLP: the nurse's page shows the urgent popup wherever she is;
 acknowledging it turns the alert card green for everyone in the patient group."""
-import os
-import subprocess
-
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from rounds_process import SAMPLES, Rounds, binary
+from rounds_process import Rounds, send_hl7
 from test_sign_in import sign_in
 
 
@@ -19,15 +16,11 @@ def rounds_server():
     rounds.remove()
 
 
-def send(server, name):
-    out = subprocess.run([binary(), "send-hl7", "--port", str(server.mllp_port), os.path.join(SAMPLES, name)],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_urgent_popup_and_acknowledgement(rounds_server, browser, second_browser):
     base = rounds_server.base
-    send(rounds_server, "adt_a01_utf8.hl7")
+    send_hl7(rounds_server, "adt_a01_utf8.hl7")
     nurse, doctor = browser, second_browser
     sign_in(nurse, base, "wang.fang")          # stays on her home page
     sign_in(doctor, base, "li.ming")
@@ -35,7 +28,7 @@ def test_urgent_popup_and_acknowledgement(rounds_server, browser, second_browser
     WebDriverWait(doctor, 15).until(EC.element_to_be_clickable((By.XPATH, "//a[contains(., 'MRN10001')]"))).click()
     WebDriverWait(doctor, 15).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#chat.live")))
 
-    send(rounds_server, "oru_r01_critical_k.hl7")
+    send_hl7(rounds_server, "oru_r01_critical_k.hl7")
     popup = WebDriverWait(nurse, 20).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#urgent-alerts .urgent-alert")))
     assert "6.9" in popup.text
     popup.find_element(By.CSS_SELECTOR, "button.urgent-ack").click()

@@ -2,7 +2,6 @@
 sees the running score reach the high-risk band, loses the network while sending (the draft is
 kept and sent when the network returns, once), and finds the band's tasks on the ward calendar."""
 import os
-import subprocess
 import time
 
 import pytest
@@ -10,16 +9,14 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from rounds_process import SAMPLES, Rounds, Session, binary
+from rounds_process import Rounds, Session, send_hl7
 from test_sign_in import SHOTS, sign_in
 
 
 @pytest.fixture(scope="module")
 def rounds_server():
     rounds = Rounds().start()
-    out = subprocess.run([binary(), "send-hl7", "--port", str(rounds.mllp_port), os.path.join(SAMPLES, "adt_a01_utf8.hl7")],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
+    send_hl7(rounds, "adt_a01_utf8.hl7")
     yield rounds
     rounds.remove()
 

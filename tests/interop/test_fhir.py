@@ -1,25 +1,20 @@
 """Our FHIR output read by an independent implementation: the `fhir.resources` models (R4B, the
 nearest release to R4 that it ships; Questionnaire and QuestionnaireResponse are the same there)
 must accept every shipped instrument's Questionnaire and a real assessment's QuestionnaireResponse."""
-import os
-import subprocess
+import json
+import urllib.request
 
 import pytest
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
-from rounds_process import SAMPLES, Rounds, Session, binary
-
-import json
-import urllib.request
+from rounds_process import Rounds, Session, send_hl7
 
 
 @pytest.fixture(scope="module")
 def server():
     rounds = Rounds().start()
-    out = subprocess.run([binary(), "send-hl7", "--port", str(rounds.mllp_port), os.path.join(SAMPLES, "adt_a01_utf8.hl7")],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
+    send_hl7(rounds, "adt_a01_utf8.hl7")
     yield rounds
     rounds.remove()
 

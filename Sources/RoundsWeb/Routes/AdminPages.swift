@@ -69,8 +69,7 @@ struct AdminPages {
         do {
             return req.redirect(to: try await action())
         } catch let error as RoundsError {
-            let message = error.message(locale: req.locale) + (error.detail.map { ": \($0)" } ?? "")
-            return req.redirect(to: back + "?error=" + (message.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""))
+            return req.redirect(to: back, error: error)
         }
     }
 
@@ -270,8 +269,7 @@ struct AdminPages {
             // The secret is shown on this answer only; it is not in the URL or any log.
             return try await tokensPage(req, newSecret: issued.secret)
         } catch let error as RoundsError {
-            let message = error.message(locale: req.locale) + (error.detail.map { ": \($0)" } ?? "")
-            return req.redirect(to: "/admin/tokens?error=" + (message.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""))
+            return req.redirect(to: "/admin/tokens", error: error)
         }
     }
 

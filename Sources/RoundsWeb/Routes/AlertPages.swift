@@ -96,22 +96,12 @@ struct AlertPages {
                                   error: req.query[String.self, at: "error"])
     }
 
-    /// Form posts answer with the page again: errors the person can fix go back as a message.
-    private func back(_ req: Request, to path: String, _ body: () async throws -> Void) async throws -> Response {
-        do {
-            try await body()
-        } catch let error as RoundsError where [409, 422].contains(error.status) {
-            let message = error.message(locale: req.locale) + (error.detail.map { ": \($0)" } ?? "")
-            return req.redirect(to: "\(path)?error=\(message.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")")
-        }
-        return req.redirect(to: "\(path)?done=1")
-    }
 
     @Sendable func acknowledge(req: Request) async throws -> Response {
         struct Form: Content { var readBack: String? }
         let id = try req.parameters.require("id")
         let form = try req.content.decode(Form.self)
-        return try await back(req, to: "/alerts/\(id)") {
+        return try await req.formResult(back: "/alerts/\(id)") {
             _ = try await req.rounds.alerts.acknowledge(alertID: id, readBack: form.readBack, context: req.context(), on: req.db)
         }
     }
@@ -120,7 +110,7 @@ struct AlertPages {
         struct Form: Content { var kind: String; var text: String? }
         let id = try req.parameters.require("id")
         let form = try req.content.decode(Form.self)
-        return try await back(req, to: "/alerts/\(id)") {
+        return try await req.formResult(back: "/alerts/\(id)") {
             _ = try await req.rounds.alerts.recordAction(alertID: id, kind: form.kind, text: form.text, context: req.context(), on: req.db)
         }
     }
@@ -153,8 +143,7 @@ struct AlertPages {
             let (alert, _) = try await req.rounds.alerts.report(report, source: "manual", context: req.context(), on: req.db)
             return req.redirect(to: "/alerts/\(alert.id!)")
         } catch let error as RoundsError where [404, 409, 422].contains(error.status) {
-            let message = error.message(locale: req.locale) + (error.detail.map { ": \($0)" } ?? "")
-            return req.redirect(to: "/alerts/new?error=\(message.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")")
+            return req.redirect(to: "/alerts/new", error: error)
         }
     }
 
@@ -243,7 +232,7 @@ struct AlertPages {
             let targets = (try? req.content.get([String].self, at: "targets_\(i)")) ?? []
             steps.append(.init(afterMinutes: Int(raw.trimmingCharacters(in: .whitespaces)) ?? -1, targets: targets))
         }
-        return try await back(req, to: "/wards/\(wardID)/escalation") {
+        return try await req.formResult(back: "/wards/\(wardID)/escalation") {
             _ = try await req.rounds.alerts.setLadder(wardID: wardID, steps: steps, context: req.context(), on: req.db)
         }
     }

@@ -112,8 +112,7 @@ struct ChatPages {
             _ = try await req.rounds.chat.post(groupID: id, text: form.text, replyTo: form.replyTo?.isEmpty == false ? form.replyTo : nil,
                                                context: req.context(), on: req.db)
         } catch let error as RoundsError where error.status == 422 || error.status == 409 || error.status == 413 {
-            let message = error.message(locale: req.locale) + (error.detail.map { ": \($0)" } ?? "")
-            return req.redirect(to: "/groups/\(id)?error=\(message.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? "")")
+            return req.redirect(to: "/groups/\(id)", error: error)
         }
         return req.redirect(to: "/groups/\(id)#composer")
     }

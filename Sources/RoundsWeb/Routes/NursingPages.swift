@@ -237,23 +237,12 @@ struct NursingPages {
             req.rounds.notifier.broadcastLocally("outbox")
             return req.redirect(to: "/patients/\(patientID)/nursing?done=\(assessment.id!)#\(code)")
         } catch let error as RoundsError where [409, 422].contains(error.status) {
-            let message = error.message(locale: req.locale) + (error.detail.map { ": \($0)" } ?? "")
-            return req.redirect(to: "/patients/\(patientID)/assess/\(code)?error=\(message.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")")
+            return req.redirect(to: "/patients/\(patientID)/assess/\(code)", error: error)
         }
     }
 
     // MARK: Care plan, falls
 
-    private func back(_ req: Request, to path: String, _ body: () async throws -> Void) async throws -> Response {
-        do {
-            try await body()
-        } catch let error as RoundsError where [409, 422].contains(error.status) {
-            let message = error.message(locale: req.locale) + (error.detail.map { ": \($0)" } ?? "")
-            let separator = path.contains("?") ? "&" : "?"
-            return req.redirect(to: "\(path)\(separator)error=\(message.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")")
-        }
-        return req.redirect(to: path + (path.contains("?") ? "&" : "?") + "done=1")
-    }
 
     /// Where a form came from (only local paths), to go back there.
     private func returnPath(_ req: Request, default path: String) -> String {
@@ -266,7 +255,7 @@ struct NursingPages {
         let patientID = try req.parameters.require("patientId")
         let form = try req.content.decode(Form.self)
         let times = form.times?.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "，" }).map(String.init)
-        return try await back(req, to: "/patients/\(patientID)/nursing") {
+        return try await req.formResult(back: "/patients/\(patientID)/nursing") {
             _ = try await req.rounds.nursing.addTask(patientID: patientID, .init(
                 title: form.title, schedule: .init(kind: form.kind, everyHours: form.everyHours, times: times), durationHours: form.durationHours),
                 context: req.context(), on: req.db)
@@ -277,7 +266,7 @@ struct NursingPages {
         struct Form: Content { var note: String? }
         let patientID = try req.parameters.require("patientId")
         let form = try req.content.decode(Form.self)
-        return try await back(req, to: "/patients/\(patientID)/nursing") {
+        return try await req.formResult(back: "/patients/\(patientID)/nursing") {
             _ = try await req.rounds.nursing.recordFall(patientID: patientID, note: form.note, context: req.context(), on: req.db)
         }
     }
@@ -287,7 +276,7 @@ struct NursingPages {
         let form = try req.content.decode(Form.self)
         guard let dueAt = ISO8601DateFormatter().date(from: form.dueAt) else { throw RoundsError.badRequest("dueAt: an ISO 8601 time") }
         let taskID = try req.parameters.require("taskId")
-        return try await back(req, to: returnPath(req, default: "/")) {
+        return try await req.formResult(back: returnPath(req, default: "/")) {
             _ = try await req.rounds.nursing.recordTask(taskID: taskID, dueAt: dueAt, outcome: form.outcome, reason: form.reason,
                                                         context: req.context(), on: req.db)
         }
@@ -416,8 +405,7 @@ struct NursingPages {
             let instrument = try await req.rounds.nursing.importInstrument(Data(json.utf8), context: req.context(), on: req.db)
             return req.redirect(to: "/admin/instruments?ok=\(instrument.code)%20v\(instrument.version)")
         } catch let error as RoundsError where error.status == 422 {
-            let message = error.message(locale: req.locale) + (error.detail.map { ": \($0)" } ?? "")
-            return req.redirect(to: "/admin/instruments?error=\(message.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")")
+            return req.redirect(to: "/admin/instruments", error: error)
         }
     }
 }

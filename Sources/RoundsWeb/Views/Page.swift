@@ -48,6 +48,26 @@ extension Request {
     }
 }
 
+extension Request {
+    /// Back to `path` with the error as a message the person can act on (the page shows `error=`).
+    func redirect(to path: String, error: RoundsError) -> Response {
+        let message = error.message(locale: locale) + (error.detail.map { ": \($0)" } ?? "")
+        let separator = path.contains("?") ? "&" : "?"
+        return redirect(to: path + separator + "error=" + (message.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""))
+    }
+
+    /// Runs a form's action, then goes back to `path` with `done=1`; errors the person can fix
+    /// (409, 422) go back there as a message instead of an error page.
+    func formResult(back path: String, _ action: () async throws -> Void) async throws -> Response {
+        do {
+            try await action()
+        } catch let error as RoundsError where [409, 422].contains(error.status) {
+            return redirect(to: path, error: error)
+        }
+        return redirect(to: path + (path.contains("?") ? "&" : "?") + "done=1")
+    }
+}
+
 enum ErrorPage {
     struct Data: Encodable {
         var status: Int

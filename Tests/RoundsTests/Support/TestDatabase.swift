@@ -1,5 +1,6 @@
 import Fluent
 import Foundation
+import RoundsHL7
 import RoundsCore
 import RoundsStore
 import RoundsWeb
@@ -154,6 +155,41 @@ enum TestApp {
         }
         try await app.asyncShutdown()
         await dispose()
+    }
+}
+
+extension TestApp {
+    /// Runs `body` with a server listening on loopback ports (HTTP and MLLP) on a fresh copy of
+    /// the demo database: the whole path as a hospital runs it.
+    static func serving(_ backend: Backend, _ body: (Application, _ httpPort: Int, _ mllpPort: Int) async throws -> Void) async throws {
+        let (location, dispose) = try await TestDatabases.shared.make(backend)
+        let app = try await Application.make(.testing)
+        app.logger.logLevel = .warning
+        do {
+            var configuration = TestApp.configuration(location, clock: TestClock())
+            configuration.integration = .init(host: "127.0.0.1", port: 0, runOutboundWorker: false)
+            try await configure(app, configuration)
+            let port = try await RealtimeTests.serve(app)
+            guard let mllp = app.mllpPort else { throw TestSetupError("the MLLP listener did not start") }
+            try await body(app, port, mllp)
+        } catch {
+            await app.server.shutdown()
+            try? await app.asyncShutdown()
+            await dispose()
+            throw error
+        }
+        await app.server.shutdown()
+        try await app.asyncShutdown()
+        await dispose()
+    }
+
+    /// Sends a fixture over MLLP (with optional edits) and expects an AA.
+    static func sendOverMLLP(_ name: String, port: Int, controlID: String? = nil, _ edits: [String: String] = [:]) async throws {
+        let message = try PatientGroupTests.fixture(name, controlID: controlID, edits)
+        let ack = try await MLLPClient.withConnection(host: "127.0.0.1", port: port) { session in
+            try await session.send(Array(message.encode().utf8))
+        }
+        #expect(try HL7Message.parse(bytes: ack).0["MSA-1"] == "AA")
     }
 }
 
