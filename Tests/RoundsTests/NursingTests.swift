@@ -209,14 +209,21 @@ import VaporTesting
             try await doctor.login("li.ming")
             let created = try await nurse.json(.POST, "/api/v1/patients/\(patient.id!)/care-plan",
                                                NewTaskBody(title: "每2小时翻身", schedule: .init(kind: "every_hours", everyHours: 2), startsAt: nil,
-                                                           durationHours: nil, assigneeId: nil))
+                                                           durationHours: nil, assigneeId: nil, assigneeRole: nil))
             #expect(created.status == .created)
             let task = try created.decode(CareTaskDTO.self)
             #expect(try await nurse.json(.POST, "/api/v1/patients/\(patient.id!)/care-plan",
                                          NewTaskBody(title: "x", schedule: .init(kind: "daily_at", times: ["8点"]), startsAt: nil, durationHours: nil,
-                                                     assigneeId: nil)).status == .unprocessableEntity)
+                                                     assigneeId: nil, assigneeRole: nil)).status == .unprocessableEntity)
             #expect(try await doctor.json(.POST, "/api/v1/patients/\(patient.id!)/care-plan",
-                                          NewTaskBody(title: "y", schedule: .init(kind: "once"), startsAt: nil, durationHours: nil, assigneeId: nil)).status == .forbidden)
+                                          NewTaskBody(title: "y", schedule: .init(kind: "once"), startsAt: nil, durationHours: nil, assigneeId: nil, assigneeRole: nil)).status == .forbidden)
+            // Tasks for the head nurse only: in her feed, not in the nurse's.
+            #expect(try await nurse.json(.POST, "/api/v1/patients/\(patient.id!)/care-plan",
+                                         NewTaskBody(title: "护士长查看压疮护理", schedule: .init(kind: "once"), startsAt: nil, durationHours: nil,
+                                                     assigneeId: nil, assigneeRole: "head_nurse")).status == .created)
+            #expect(try await nurse.json(.POST, "/api/v1/patients/\(patient.id!)/care-plan",
+                                         NewTaskBody(title: "z", schedule: .init(kind: "once"), startsAt: nil, durationHours: nil,
+                                                     assigneeId: nil, assigneeRole: "janitor")).status == .unprocessableEntity)
 
             let iso = ISO8601DateFormatter()
             let start = clock.now()
@@ -267,7 +274,12 @@ import VaporTesting
             #expect(calendar.body.string.hasPrefix("BEGIN:VCALENDAR") && calendar.body.string.contains("BEGIN:VEVENT")
                     && calendar.body.string.contains("12床 王建国"))
             #expect(try await Client(app).request(.GET, "/calendar/feed/not-a-token/rounds.ics").status == .notFound)
-            #expect(try await Demo.audit("calendar.feed.read", app).count == 1)
+            #expect(!calendar.body.string.contains("护士长查看压疮护理"))
+            let headNurse = Client(app)
+            try await headNurse.login("zhang.li")
+            let hers = try await headNurse.json(.POST, "/api/v1/me/calendar-feed", [String: String]()).decode(CalendarFeedDTO.self)
+            #expect(try await Client(app).request(.GET, hers.url).body.string.contains("护士长查看压疮护理"))
+            #expect(try await Demo.audit("calendar.feed.read", app).count == 2)
         }
     }
 

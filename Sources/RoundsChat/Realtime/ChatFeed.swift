@@ -1,4 +1,5 @@
 import FluentKit
+import SQLKit
 import Foundation
 import Logging
 import RoundsCore
@@ -67,6 +68,10 @@ public actor ChatFeed {
     /// How far back each look reaches: covers transactions that commit out of id order.
     private let window: TimeInterval = 10
     private var loop: Task<Void, Never>?
+    private var deliveries: Task<Void, Never>?
+    /// Wakes for new rows coalesce here: under load many arrive while one look is running, and
+    /// one more look after it sees them all.
+    private var deliveryKick: AsyncStream<Void>.Continuation?
     /// How often to look without being woken (a lost wake-up costs at most this).
     private let safetyTick: Duration
 
@@ -86,6 +91,14 @@ public actor ChatFeed {
         guard loop == nil else { return }
         let (listenerID, wakes) = notifier.updates()
         let notifier = self.notifier, tick = safetyTick
+        let (kicks, kick) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        deliveryKick = kick
+        deliveries = Task { [weak self] in
+            for await _ in kicks {
+                guard let self else { break }
+                await self.deliverIfAnyoneListens()
+            }
+        }
         loop = Task { [weak self] in
             // A regular look, in case a wake-up was lost.
             let ticker = Task {
@@ -106,6 +119,9 @@ public actor ChatFeed {
     public func stop() {
         loop?.cancel()
         loop = nil
+        deliveryKick?.finish()
+        deliveries?.cancel()
+        deliveries = nil
         clients.removeAll()
     }
 
@@ -129,6 +145,10 @@ public actor ChatFeed {
             await deliverUpdate(String(payload.dropFirst(7)))
             return
         }
+        deliveryKick?.yield()
+    }
+
+    private func deliverIfAnyoneListens() async {
         guard !clients.isEmpty else { return }
         do { try await deliverRecent() } catch { logger.warning("chat feed: \(error)") }
     }
@@ -157,10 +177,12 @@ public actor ChatFeed {
     private func deliverRecent() async throws {
         let db = database()
         let floor = Self.idFloor(clock.now().addingTimeInterval(-window))
-        let messages = try await ChatMessage.query(on: db).filter(\.$id > floor).sort(\.$id).limit(1000).all()
-            .filter { sentMessages[$0.id!] == nil }
-        let receipts = try await ChatReceipt.query(on: db).filter(\.$id > floor).sort(\.$id).limit(5000).all()
-            .filter { sentReceipts[$0.id!] == nil }
+        // Ids first (cheap), whole rows only for what was not sent yet: the window is wide on
+        // purpose (late commits), and under load most of it was already delivered.
+        let messageIDs = try await Self.ids(in: ChatMessage.schema, after: floor, limit: 1000, on: db).filter { sentMessages[$0] == nil }
+        let receiptIDs = try await Self.ids(in: ChatReceipt.schema, after: floor, limit: 5000, on: db).filter { sentReceipts[$0] == nil }
+        let messages = messageIDs.isEmpty ? [] : try await ChatMessage.query(on: db).filter(\.$id ~~ messageIDs).sort(\.$id).all()
+        let receipts = receiptIDs.isEmpty ? [] : try await ChatReceipt.query(on: db).filter(\.$id ~~ receiptIDs).sort(\.$id).all()
         guard !messages.isEmpty || !receipts.isEmpty else { return prune() }
         let groupIDs = Set(messages.map(\.groupID)).union(receipts.map(\.groupID))
         let members = try await ChatMember.query(on: db).filter(\.$groupID ~~ Array(groupIDs)).all()
@@ -202,6 +224,12 @@ public actor ChatFeed {
     }
 
     /// The smallest UUIDv7 id of a moment: ids made after it sort above.
+    static func ids(in table: String, after floor: String, limit: Int, on db: any Database) async throws -> [String] {
+        guard let sql = db as? any SQLDatabase else { return [] }
+        return try await sql.raw("SELECT id FROM \(ident: table) WHERE id > \(bind: floor) ORDER BY id LIMIT \(bind: limit)")
+            .all().map { try $0.decode(column: "id", as: String.self) }
+    }
+
     static func idFloor(_ date: Date) -> String {
         let millis = UInt64(max(0, date.timeIntervalSince1970 * 1000))
         let hex = String(millis, radix: 16)

@@ -70,8 +70,10 @@ public final class CareTask: Model, @unchecked Sendable {
     @OptionalField(key: "times") public var times: String?
     @Field(key: "starts_at") public var startsAt: Date
     @OptionalField(key: "ends_at") public var endsAt: Date?
-    /// A named nurse, or nil for the ward's nurses.
+    /// A named nurse; or nil for the ward's nurses (all of them, or those of `assigneeRole`).
     @OptionalField(key: "assignee_id") public var assigneeID: String?
+    /// nurse or head_nurse: the ward's staff in that role.
+    @OptionalField(key: "assignee_role") public var assigneeRole: String?
     @OptionalField(key: "source_assessment_id") public var sourceAssessmentID: String?
     /// active, stopped.
     @Field(key: "status") public var status: String
@@ -130,7 +132,7 @@ struct CreateNursing: AsyncMigration {
             .field("patient_id", .string, .required).field("encounter_id", .string, .required).field("ward_id", .string, .required)
             .field("title", .string, .required).field("schedule_kind", .string, .required).field("every_hours", .int).field("times", .string)
             .field("starts_at", .datetime, .required).field("ends_at", .datetime).field("assignee_id", .string)
-            .field("source_assessment_id", .string).field("status", .string, .required).field("created_by_name", .string, .required)
+            .field("assignee_role", .string).field("source_assessment_id", .string).field("status", .string, .required).field("created_by_name", .string, .required)
             .field("created_at", .datetime, .required).create()
         try await database.schema(CareTaskRecord.schema)
             .field("id", .string, .identifier(auto: false))

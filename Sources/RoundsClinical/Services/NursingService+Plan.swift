@@ -105,8 +105,12 @@ extension NursingService {
         public var startsAt: Date?
         public var durationHours: Int?
         public var assigneeID: String?
-        public init(title: String, schedule: Instrument.Schedule, startsAt: Date? = nil, durationHours: Int? = nil, assigneeID: String? = nil) {
-            self.title = title; self.schedule = schedule; self.startsAt = startsAt; self.durationHours = durationHours; self.assigneeID = assigneeID
+        /// nurse or head_nurse (when no one is named).
+        public var assigneeRole: String?
+        public init(title: String, schedule: Instrument.Schedule, startsAt: Date? = nil, durationHours: Int? = nil, assigneeID: String? = nil,
+                    assigneeRole: String? = nil) {
+            self.title = title; self.schedule = schedule; self.startsAt = startsAt; self.durationHours = durationHours
+            self.assigneeID = assigneeID; self.assigneeRole = assigneeRole
         }
     }
 
@@ -124,6 +128,9 @@ extension NursingService {
         default: throw RoundsError.validation("schedule.kind: once, every_hours or daily_at")
         }
         if let hours = input.durationHours, !(1...2160).contains(hours) { throw RoundsError.validation("durationHours: 1 to 2160") }
+        if let role = input.assigneeRole, ![Role.nurse.rawValue, Role.headNurse.rawValue].contains(role) {
+            throw RoundsError.validation("assigneeRole: nurse or head_nurse")
+        }
         let stay = try await stay(patientID: patientID, encounterID: nil, chart: true, action: "care_plan.create", context: context, on: db)
         if let assignee = input.assigneeID {
             guard try await StaffRole.query(on: db).filter(\.$staffID == assignee).filter(\.$departmentID == stay.ward.id!).first() != nil else {
@@ -143,6 +150,7 @@ extension NursingService {
         task.startsAt = input.startsAt ?? now
         task.endsAt = input.durationHours.map { task.startsAt.addingTimeInterval(TimeInterval($0 * 3600)) }
         task.assigneeID = input.assigneeID
+        task.assigneeRole = input.assigneeID == nil ? input.assigneeRole : nil
         task.status = "active"
         task.createdByName = context.principal.displayName
         task.createdAt = now
@@ -264,12 +272,14 @@ extension NursingService {
     }
 
     /// Tasks and reassessments of these stays in [from, to), in time order.
-    func entries(for statuses: [BedStatus], from: Date, to: Date, assignee: String? = nil, on db: any Database) async throws -> [CalendarEntry] {
+    /// `include` narrows the tasks (a nurse's feed: hers and her role's).
+    func entries(for statuses: [BedStatus], from: Date, to: Date, include: ((CareTask) -> Bool)? = nil,
+                 on db: any Database) async throws -> [CalendarEntry] {
         let byEncounter = Dictionary(statuses.map { ($0.encounter.id!, $0) }, uniquingKeysWith: { a, _ in a })
         let ids = Array(byEncounter.keys)
         guard !ids.isEmpty else { return [] }
         var tasks = try await CareTask.query(on: db).filter(\.$encounterID ~~ ids).all()
-        if let assignee { tasks = tasks.filter { $0.assigneeID == nil || $0.assigneeID == assignee } }
+        if let include { tasks = tasks.filter(include) }
         let records = try await CareTaskRecord.query(on: db).filter(\.$taskID ~~ tasks.compactMap(\.id)).filter(\.$dueAt >= from)
             .filter(\.$dueAt < to).all()
         let recorded = Dictionary(records.map { ("\($0.taskID)@\(Int($0.dueAt.timeIntervalSince1970))", $0) }, uniquingKeysWith: { a, _ in a })
@@ -333,12 +343,16 @@ extension NursingService {
     public func calendarFeed(token: String, clientAddress: String?, on db: any Database) async throws -> String {
         guard let feed = try await CalendarFeed.query(on: db).filter(\.$tokenHash == Self.digest(token)).first(),
               let staff = try await Staff.find(feed.id, on: db), staff.isActive else { throw RoundsError.notFound("calendar feed", id: "…") }
-        let wardIDs = try await StaffRole.query(on: db).filter(\.$staffID == staff.id!).all()
-            .filter { $0.role == .nurse || $0.role == .headNurse }.map(\.departmentID)
+        let roles = try await StaffRole.query(on: db).filter(\.$staffID == staff.id!).all().filter { $0.role == .nurse || $0.role == .headNurse }
+        let rolesOnWard = Dictionary(grouping: roles, by: \.departmentID).mapValues { Set($0.map(\.role.rawValue)) }
+        let wardIDs = Array(rolesOnWard.keys)
         let encounters = wardIDs.isEmpty ? [] : try await Encounter.query(on: db).filter(\.$wardID ~~ wardIDs).filter(\.$status == .active).all()
         let now = clock.now()
         let entries = try await entries(for: try await bedStatuses(encounters, on: db), from: now.addingTimeInterval(-86_400),
-                                        to: now.addingTimeInterval(7 * 86_400), assignee: staff.id, on: db)
+                                        to: now.addingTimeInterval(7 * 86_400), include: { task in
+            task.assigneeID == staff.id
+                || (task.assigneeID == nil && (task.assigneeRole.map { rolesOnWard[task.wardID]?.contains($0) ?? false } ?? true))
+        }, on: db)
         try await audit.record("calendar.feed.read", entityType: "staff", entityID: staff.id, detail: "\(entries.count) entries",
                                actorKind: "staff", actorID: staff.id, actorName: staff.displayName, clientAddress: clientAddress, on: db)
         return Self.ics(entries, name: "Rounds · \(staff.displayName)", now: now)

@@ -88,13 +88,14 @@ struct CareTaskDTO: APISchema {
     var startsAt: Date
     var endsAt: Date?
     var assigneeId: String?
+    var assigneeRole: String?
     var status: String
     var sourceAssessmentId: String?
     var createdBy: String
     init(_ t: CareTask) {
         id = t.id ?? ""; title = t.title
         schedule = .init(kind: t.scheduleKind, everyHours: t.everyHours, times: t.times.map { $0.split(separator: ",").map(String.init) })
-        startsAt = t.startsAt; endsAt = t.endsAt; assigneeId = t.assigneeID; status = t.status; sourceAssessmentId = t.sourceAssessmentID
+        startsAt = t.startsAt; endsAt = t.endsAt; assigneeId = t.assigneeID; assigneeRole = t.assigneeRole; status = t.status; sourceAssessmentId = t.sourceAssessmentID
         createdBy = t.createdByName
     }
     static let sample: CareTaskDTO = {
@@ -110,9 +111,12 @@ struct NewTaskBody: APISchema {
     var schedule: Instrument.Schedule
     var startsAt: Date?
     var durationHours: Int?
+    /// A named nurse of the ward, or
     var assigneeId: String?
+    /// nurse or head_nurse: the ward's staff in that role (none named: all the ward's nurses).
+    var assigneeRole: String?
     static let sample = NewTaskBody(title: "床头抬高30°", schedule: .init(kind: "daily_at", times: ["08:00", "20:00"]), startsAt: nil,
-                                    durationHours: 72, assigneeId: nil)
+                                    durationHours: 72, assigneeId: nil, assigneeRole: "nurse")
 }
 
 struct TaskRecordBody: APISchema {
@@ -243,7 +247,8 @@ struct NursingRoutes {
             let body = try req.content.decode(NewTaskBody.self)
             let task = try await req.rounds.nursing.addTask(
                 patientID: req.parameters.require("patientId"),
-                .init(title: body.title, schedule: body.schedule, startsAt: body.startsAt, durationHours: body.durationHours, assigneeID: body.assigneeId),
+                .init(title: body.title, schedule: body.schedule, startsAt: body.startsAt, durationHours: body.durationHours,
+                      assigneeID: body.assigneeId, assigneeRole: body.assigneeRole),
                 context: req.context(), on: req.db)
             return try await CareTaskDTO(task).encodeResponse(status: .created, for: req)
         }
