@@ -1,5 +1,6 @@
 import FluentKit
 import Foundation
+import NIOConcurrencyHelpers
 import Logging
 import Metrics
 import RoundsCore
@@ -31,6 +32,7 @@ public struct InboundPipeline: Sendable {
     public let logger: Logger
     /// Wakes the outbox worker (of every process, on PostgreSQL) when events commit.
     public let notifier: ChangeNotifier?
+    let ruleCache = RuleCache()
 
     public init(clock: any RoundsClock, ids: IDGenerator, logger: Logger = Logger(label: "rounds.hl7"), notifier: ChangeNotifier? = nil) {
         self.clock = clock
@@ -73,7 +75,7 @@ public struct InboundPipeline: Sendable {
                                       reason: "MSH-9 (message type) is required", errorCode: "101", peer: peer, now: now, on: db)
         }
         let rules: [CriticalValueRule]
-        do { rules = try await CriticalValueRule.query(on: db).all() } catch { return nil }
+        do { rules = ["ORU", "MDM"].contains(parsed.messageType) ? try await ruleCache.rules(on: db) : [] } catch { return nil }
 
         // SQLite has one writer: take turns in-process instead of colliding (a collision between
         // two transactions that both read first ends in SQLITE_BUSY, not a wait).
@@ -135,6 +137,21 @@ public struct InboundPipeline: Sendable {
         return await storeRefusal(bytes, message: parsed, charset: charset, status: .error, ack: .error,
                                   reason: "internal error while applying the message (\(lastError.map { "\(type(of: $0))" } ?? "unknown"))",
                                   errorCode: "207", peer: peer, now: now, on: db)
+    }
+
+    /// Critical-value rules change rarely (a configuration, not a feed): read them at most every
+    /// 30 seconds instead of for every result message.
+    final class RuleCache: Sendable {
+        private let box = NIOLockedValueBox<(loaded: ContinuousClock.Instant, rules: [CriticalValueRule])?>(nil)
+        static let lifetime: Duration = .seconds(30)
+
+        func rules(on db: any Database) async throws -> [CriticalValueRule] {
+            let now = ContinuousClock.now
+            if let cached = box.withLockedValue({ $0 }), now - cached.loaded < Self.lifetime { return cached.rules }
+            let rules = try await CriticalValueRule.query(on: db).all()
+            box.withLockedValue { $0 = (now, rules) }
+            return rules
+        }
     }
 
     static func isSQLite(_ db: any Database) -> Bool {
