@@ -55,6 +55,10 @@ extension AlertService {
         guard let sql = db as? any SQLDatabase else { return 0 }
         let now = clock.now()
         let lock = sql.dialect.name == "postgresql" ? " FOR UPDATE SKIP LOCKED" : ""
+        // A plain read first: most of the time nothing is due, and then nothing is written (on
+        // SQLite even an UPDATE that matches nothing takes the write lock).
+        let anyDue = try await AlertDelivery.query(on: db).filter(\.$status == "pending").filter(\.$nextAttemptAt <= now).count() > 0
+        guard anyDue else { return 0 }
         let claimed = try await SQLiteWriteGate.serialised(db) {
             try await sql.raw("""
                 UPDATE alert_deliveries SET claimed_until = \(bind: now.addingTimeInterval(60))

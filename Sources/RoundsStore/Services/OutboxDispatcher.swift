@@ -28,12 +28,16 @@ public struct OutboxDispatcher: Sendable {
         var done = 0
         for id in ids {
             do {
-                let handled: Bool = try await db.transaction { tx in
-                    guard let event = try await Self.claim(id, on: tx) else { return false }
-                    try await handler(event, tx)
-                    event.dispatchedAt = clock.now()
-                    try await event.save(on: tx)
-                    return true
+                // On SQLite, take turns with the HL7 intake: two write transactions that both read
+                // first end in SQLITE_BUSY, and a busy event would be retried and could be set aside.
+                let handled: Bool = try await SQLiteWriteGate.serialised(db) {
+                    try await db.transaction { tx in
+                        guard let event = try await Self.claim(id, on: tx) else { return false }
+                        try await handler(event, tx)
+                        event.dispatchedAt = clock.now()
+                        try await event.save(on: tx)
+                        return true
+                    }
                 }
                 if handled { done += 1 }
             } catch {
