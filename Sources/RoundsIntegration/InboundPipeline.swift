@@ -79,8 +79,9 @@ public struct InboundPipeline: Sendable {
 
         // SQLite has one writer: take turns in-process instead of colliding (a collision between
         // two transactions that both read first ends in SQLITE_BUSY, not a wait).
+        // A message with a critical value goes before routine ones.
         let gate = Self.isSQLite(db) ? SQLiteWriteGate.shared : nil
-        await gate?.acquire()
+        await gate?.acquire(urgent: ResultMapper.carriesCriticalValue(parsed, rules: rules))
         let receipt = await apply(bytes, parsed, charset: charset, sender: sender, rules: rules, peer: peer, replayOf: replayOf, now: now, on: db)
         await gate?.release()
         return receipt
@@ -112,10 +113,10 @@ public struct InboundPipeline: Sendable {
                         try await HL7ControlID(sender: sender, controlID: controlID, messageID: record.id!).create(on: tx)
                     }
                     for event in ctx.events { try await event.create(on: tx) }
-                    if !ctx.events.isEmpty { try await notifier?.notify("outbox", on: tx) }
+                    if !ctx.events.isEmpty { try await notifier?.notify(Self.wake(for: ctx.events), on: tx) }
                     return ctx
                 }
-                if !applied.events.isEmpty { notifier?.broadcastLocally("outbox") }
+                if !applied.events.isEmpty { notifier?.broadcastLocally(Self.wake(for: applied.events)) }
                 let ack = HL7Builder.ack(for: parsed, code: .accept, controlID: ids.next(), at: now)
                 return Receipt(outcome: .accepted, acknowledgement: encode(ack, charset), messageID: record.id,
                                detail: "\(applied.events.count) events")
@@ -152,6 +153,12 @@ public struct InboundPipeline: Sendable {
             box.withLockedValue { $0 = (now, rules) }
             return rules
         }
+    }
+
+    /// The wake-up for the outbox worker: "outbox-urgent" when a critical value is among the
+    /// events, so the batch in hand yields to it.
+    public static func wake(for events: [OutboxEvent]) -> String {
+        events.contains { $0.kind == "observation.critical" } ? "outbox-urgent" : "outbox"
     }
 
     static func isSQLite(_ db: any Database) -> Bool {

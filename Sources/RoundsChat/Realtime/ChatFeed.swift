@@ -61,6 +61,10 @@ public actor ChatFeed {
     private var clients: [UUID: Client] = [:]
     private var sentMessages: [String: Date] = [:]
     private var sentReceipts: [String: Date] = [:]
+    /// The highest ids read so far, and when the whole window was last read.
+    private var newestMessageSeen: String?
+    private var newestReceiptSeen: String?
+    private var lastFullLook: ContinuousClock.Instant?
     private let clock: any RoundsClock
     private let notifier: ChangeNotifier
     private let database: @Sendable () -> any Database
@@ -136,7 +140,7 @@ public actor ChatFeed {
     }
 
     private func wake(_ payload: String) async {
-        if payload == "outbox" { return }  // for the outbox worker; the cards follow as "chat"
+        if payload.hasPrefix("outbox") { return }  // for the outbox worker; the cards follow as "chat"
         if payload.hasPrefix("typing:") {
             await deliverTyping(payload)
             return
@@ -176,11 +180,26 @@ public actor ChatFeed {
 
     private func deliverRecent() async throws {
         let db = database()
-        let floor = Self.idFloor(clock.now().addingTimeInterval(-window))
-        // Ids first (cheap), whole rows only for what was not sent yet: the window is wide on
-        // purpose (late commits), and under load most of it was already delivered.
-        let messageIDs = try await Self.ids(in: ChatMessage.schema, after: floor, limit: 1000, on: db).filter { sentMessages[$0] == nil }
-        let receiptIDs = try await Self.ids(in: ChatReceipt.schema, after: floor, limit: 5000, on: db).filter { sentReceipts[$0] == nil }
+        // Most looks read only what is newer than anything seen (cheap under load); about once a
+        // second a look reads the whole window again, for rows whose transaction committed after
+        // newer ones (ids are made before commit). Ids first, whole rows only for what was not
+        // sent yet.
+        let now = clock.now()
+        let windowFloor = Self.idFloor(now.addingTimeInterval(-window))
+        let tick = ContinuousClock.now  // a cadence, not clinical time: the wall clock even under a test clock
+        let fullLook = lastFullLook.map { tick - $0 >= .seconds(1) } ?? true
+        if fullLook { lastFullLook = tick }
+        let messageFloor = fullLook ? windowFloor : max(windowFloor, newestMessageSeen ?? "")
+        let receiptFloor = fullLook ? windowFloor : max(windowFloor, newestReceiptSeen ?? "")
+        let limit = 5000
+        let allMessageIDs = try await Self.ids(in: ChatMessage.schema, after: messageFloor, limit: limit, on: db)
+        let allReceiptIDs = try await Self.ids(in: ChatReceipt.schema, after: receiptFloor, limit: limit, on: db)
+        if let last = allMessageIDs.last { newestMessageSeen = max(newestMessageSeen ?? "", last) }
+        if let last = allReceiptIDs.last { newestReceiptSeen = max(newestReceiptSeen ?? "", last) }
+        // More than one look's worth arrived: look again straight after this one.
+        if allMessageIDs.count == limit || allReceiptIDs.count == limit { deliveryKick?.yield() }
+        let messageIDs = allMessageIDs.filter { sentMessages[$0] == nil }
+        let receiptIDs = allReceiptIDs.filter { sentReceipts[$0] == nil }
         let messages = messageIDs.isEmpty ? [] : try await ChatMessage.query(on: db).filter(\.$id ~~ messageIDs).sort(\.$id).all()
         let receipts = receiptIDs.isEmpty ? [] : try await ChatReceipt.query(on: db).filter(\.$id ~~ receiptIDs).sort(\.$id).all()
         guard !messages.isEmpty || !receipts.isEmpty else { return prune() }
@@ -188,7 +207,6 @@ public actor ChatFeed {
         let members = try await ChatMember.query(on: db).filter(\.$groupID ~~ Array(groupIDs)).all()
         var membersByGroup: [String: Set<String>] = [:]
         for m in members { membersByGroup[m.groupID, default: []].insert(m.staffID) }
-        let now = clock.now()
         for message in messages {
             sentMessages[message.id!] = now
             await send(Event(type: "message", groupId: message.groupID, message: Message(message)), to: membersByGroup[message.groupID] ?? [])

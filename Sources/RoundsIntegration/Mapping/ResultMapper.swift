@@ -51,15 +51,7 @@ enum ResultMapper {
             let code = ctx.value("\(obx)-3-1") ?? ""
             let unit = ctx.value("\(obx)-6-1")
             let flag = ctx.value("\(obx)-8")?.uppercased()
-            var reason: String?
-            if let flag, criticalFlags.contains(flag) { reason = "abnormal flag \(flag)" }
-            if reason == nil, let number = Double(value.trimmingCharacters(in: .whitespaces)),
-               let rule = ctx.rules.first(where: { rule in
-                   rule.code == code && (unit.map { $0.caseInsensitiveCompare(rule.unit) == .orderedSame } ?? true)
-               }) {
-                if let low = rule.low, number < low { reason = "below \(trim(low)) \(rule.unit)" }
-                if let high = rule.high, number > high { reason = "above \(trim(high)) \(rule.unit)" }
-            }
+            let reason = criticalReason(value: value, code: code, unit: unit, flag: flag, rules: ctx.rules)
             let observation = Observation()
             observation.id = ctx.ids.next()
             observation.patientID = patient.id!
@@ -115,6 +107,37 @@ enum ResultMapper {
                 reportID: report.id!, documentNumber: report.documentNumber, title: report.title, text: report.text,
                 attachmentID: attachment?.id, author: report.author))
         }
+    }
+
+    /// Why a numeric or coded result is critical (flag HH/LL/AA, or outside a configured rule's
+    /// limits), or nil.
+    static func criticalReason(value: String, code: String, unit: String?, flag: String?, rules: [CriticalValueRule]) -> String? {
+        if let flag, criticalFlags.contains(flag) { return "abnormal flag \(flag)" }
+        guard let number = Double(value.trimmingCharacters(in: .whitespaces)),
+              let rule = rules.first(where: { rule in
+                  rule.code == code && (unit.map { $0.caseInsensitiveCompare(rule.unit) == .orderedSame } ?? true)
+              }) else { return nil }
+        if let high = rule.high, number > high { return "above \(trim(high)) \(rule.unit)" }
+        if let low = rule.low, number < low { return "below \(trim(low)) \(rule.unit)" }
+        return nil
+    }
+
+    /// Whether a result message carries a critical value or finding, read before it is stored so
+    /// that it can go first (the mapping itself decides what is raised).
+    static func carriesCriticalValue(_ message: HL7Message, rules: [CriticalValueRule]) -> Bool {
+        let obxCount = message.segments(named: "OBX").count
+        guard obxCount > 0 else { return false }
+        for n in 1...obxCount {
+            let obx = "OBX(\(n))"
+            let flag = message["\(obx)-8"]?.uppercased()
+            if let flag, criticalFlags.contains(flag) { return true }
+            if let value = message["\(obx)-5"], !value.isEmpty,
+               criticalReason(value: value, code: message["\(obx)-3-1"] ?? "", unit: message["\(obx)-6-1"].flatMap { $0.isEmpty ? nil : $0 },
+                              flag: flag, rules: rules) != nil {
+                return true
+            }
+        }
+        return false
     }
 
     /// ED: source ^ type ^ subtype ^ encoding ^ data. Base64 and hex are decoded; anything else

@@ -5,9 +5,14 @@ import RoundsCore
 import SQLKit
 
 /// Hands outbox events (written in the same transaction as the change they describe) to the
-/// modules that act on them — chat today, alerts and automations later — exactly once each:
-/// the handler's writes and the "dispatched" mark commit together. On PostgreSQL the batch is
-/// claimed with `FOR UPDATE SKIP LOCKED`, so several `rounds` processes can share the work.
+/// modules that act on them — chat, alerts, automations — exactly once each: the handlers'
+/// writes and the "dispatched" mark commit together. On PostgreSQL the events are claimed with
+/// `FOR UPDATE SKIP LOCKED`, so several `rounds` processes can share the work.
+///
+/// Events are handled in batches, one transaction each (one commit, one turn at SQLite's single
+/// writer, instead of one per event). Critical values go first: a patient with a pending
+/// critical value is dispatched in a batch of its own before routine cards, and a routine batch
+/// stops early when a critical value arrives meanwhile (`signalUrgent`).
 public struct OutboxDispatcher: Sendable {
     public typealias Handler = @Sendable (OutboxEvent, any Database) async throws -> Void
 
@@ -15,63 +20,97 @@ public struct OutboxDispatcher: Sendable {
     public let logger: Logger
     /// After this many failed attempts an event is set aside (dispatched with its error kept).
     public var maximumAttempts = 5
+    private let urgent = UrgentSignal()
 
     public init(clock: any RoundsClock, logger: Logger = Logger(label: "rounds.outbox")) {
         self.clock = clock
         self.logger = logger
     }
 
+    /// A critical value was committed (here or in another process): the batch in hand yields.
+    public func signalUrgent() { urgent.set(true) }
+
     /// Dispatches up to `limit` pending events (see `pendingIDs` for the order); returns how many.
     @discardableResult
     public func dispatchPending(limit: Int = 20, on db: any Database, handler: @escaping Handler) async throws -> Int {
-        let ids = try await pendingIDs(limit: limit, on: db)
+        urgent.set(false)  // the query below sees every critical value committed before now
+        let pending = try await pendingIDs(limit: limit, on: db)
+        let urgentIDs = pending.filter(\.urgent).map(\.id), routineIDs = pending.filter { !$0.urgent }.map(\.id)
         var done = 0
-        for id in ids {
-            do {
-                // On SQLite, take turns with the HL7 intake: two write transactions that both read
-                // first end in SQLITE_BUSY, and a busy event would be retried and could be set aside.
-                let handled: Bool = try await SQLiteWriteGate.serialised(db) {
-                    try await db.transaction { tx in
-                        guard let event = try await Self.claim(id, on: tx) else { return false }
-                        try await handler(event, tx)
-                        event.dispatchedAt = clock.now()
-                        try await event.save(on: tx)
-                        return true
-                    }
-                }
-                if handled { done += 1 }
-            } catch {
-                try await recordFailure(id, error: error, on: db)
-            }
-        }
+        if !urgentIDs.isEmpty { done += try await dispatch(urgentIDs, urgent: true, on: db, handler: handler) }
+        if !routineIDs.isEmpty { done += try await dispatch(routineIDs, urgent: false, on: db, handler: handler) }
         return done
     }
 
-    /// Pending events in arrival order, except that a patient with a pending critical value goes
-    /// first: under load a critical value must not wait behind routine cards. A patient's own
-    /// events keep their order (the admission that opens the group still comes before the alert).
-    private func pendingIDs(limit: Int, on db: any Database) async throws -> [String] {
-        guard let sql = db as? any SQLDatabase else {
-            return try await OutboxEvent.query(on: db).filter(\.$dispatchedAt == nil).sort(\.$id).limit(limit).all(\.$id)
+    /// One batch in one transaction. If an event fails it takes the batch with it: then each
+    /// event goes alone, so only the failing one is retried (and in the end set aside).
+    private func dispatch(_ ids: [String], urgent isUrgent: Bool, on db: any Database, handler: @escaping Handler) async throws -> Int {
+        do {
+            // On SQLite, take turns with the HL7 intake: two write transactions that both read
+            // first end in SQLITE_BUSY, and a busy event would be retried and could be set aside.
+            return try await SQLiteWriteGate.serialised(db, urgent: isUrgent) {
+                try await db.transaction { tx in
+                    var handled: [String] = []
+                    for event in try await Self.claim(ids, on: tx) {
+                        // A critical value arrived or waits to be stored: commit what is done and
+                        // go back for it.
+                        if !isUrgent, !handled.isEmpty, await shouldYield(db) { break }
+                        try await handler(event, tx)
+                        handled.append(event.id!)
+                    }
+                    if !handled.isEmpty {
+                        try await OutboxEvent.query(on: tx).filter(\.$id ~~ handled).set(\.$dispatchedAt, to: clock.now()).update()
+                    }
+                    return handled.count
+                }
+            }
+        } catch {
+            guard ids.count > 1 else {
+                try await recordFailure(ids[0], error: error, on: db)
+                return 0
+            }
+            var done = 0
+            for id in ids { done += try await dispatch([id], urgent: isUrgent, on: db, handler: handler) }
+            return done
         }
-        return try await sql.raw("""
-            SELECT id FROM outbox_events WHERE dispatched_at IS NULL
-            ORDER BY CASE WHEN patient_id IN (SELECT patient_id FROM outbox_events
-                                              WHERE dispatched_at IS NULL AND kind = 'observation.critical') THEN 0 ELSE 1 END, id
-            LIMIT \(bind: limit)
-            """).all().map { try $0.decode(column: "id", as: String.self) }
     }
 
-    /// Locks one pending event for this transaction (PostgreSQL), or nil if another process has it.
-    private static func claim(_ id: String, on tx: any Database) async throws -> OutboxEvent? {
-        if let sql = tx as? any SQLDatabase, sql.dialect.name == "postgresql" {
-            let rows = try await sql.raw("""
-                SELECT id FROM outbox_events WHERE id = \(bind: id) AND dispatched_at IS NULL FOR UPDATE SKIP LOCKED
-                """).all()
-            guard !rows.isEmpty else { return nil }
+    private func shouldYield(_ db: any Database) async -> Bool {
+        if urgent.get() { return true }
+        guard (db as? any SQLDatabase)?.dialect.name == "sqlite" else { return false }
+        return await SQLiteWriteGate.shared.hasUrgentWaiters
+    }
+
+    /// Pending events in arrival order, except that a patient with a pending critical value goes
+    /// first (urgent): under load a critical value must not wait behind routine cards. A
+    /// patient's own events keep their order (the admission that opens the group still comes
+    /// before the alert).
+    private func pendingIDs(limit: Int, on db: any Database) async throws -> [(id: String, urgent: Bool)] {
+        guard let sql = db as? any SQLDatabase else {
+            return try await OutboxEvent.query(on: db).filter(\.$dispatchedAt == nil).sort(\.$id).limit(limit).all(\.$id).map { ($0, false) }
         }
-        guard let event = try await OutboxEvent.find(id, on: tx), event.dispatchedAt == nil else { return nil }
-        return event
+        return try await sql.raw("""
+            SELECT id, CASE WHEN patient_id IN (SELECT patient_id FROM outbox_events
+                                                WHERE dispatched_at IS NULL AND kind = 'observation.critical') THEN 1 ELSE 0 END AS urgent
+            FROM outbox_events WHERE dispatched_at IS NULL
+            ORDER BY urgent DESC, id
+            LIMIT \(bind: limit)
+            """).all().map { (try $0.decode(column: "id", as: String.self), try $0.decode(column: "urgent", as: Int.self) == 1) }
+    }
+
+    /// Locks the still-pending events of `ids` for this transaction (PostgreSQL: those another
+    /// process holds are skipped) and returns them in the order of `ids`.
+    private static func claim(_ ids: [String], on tx: any Database) async throws -> [OutboxEvent] {
+        var claimable = ids
+        if let sql = tx as? any SQLDatabase, sql.dialect.name == "postgresql" {
+            claimable = try await sql.raw("""
+                SELECT id FROM outbox_events WHERE id IN (\(binds: ids)) AND dispatched_at IS NULL FOR UPDATE SKIP LOCKED
+                """).all().map { try $0.decode(column: "id", as: String.self) }
+            guard !claimable.isEmpty else { return [] }
+        }
+        let events = try await OutboxEvent.query(on: tx).filter(\.$id ~~ claimable).filter(\.$dispatchedAt == nil).all()
+        let position = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) })
+        return events.sorted { position[$0.id!, default: 0] < position[$1.id!, default: 0] }
     }
 
     private func recordFailure(_ id: String, error: any Error, on db: any Database) async throws {
@@ -86,4 +125,12 @@ public struct OutboxDispatcher: Sendable {
         }
         try await event.save(on: db)
     }
+}
+
+/// "A critical value is waiting", shared by the copies of a dispatcher.
+final class UrgentSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set(_ newValue: Bool) { lock.withLock { value = newValue } }
+    func get() -> Bool { lock.withLock { value } }
 }

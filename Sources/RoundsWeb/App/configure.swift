@@ -95,7 +95,10 @@ final class OutboxWorker: LifecycleHandler, @unchecked Sendable {
         let (kicks, kick) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let (listenerID, wakes) = services.notifier.updates()
         let forwarder = Task {
-            for await payload in wakes where payload == "outbox" { kick.yield() }
+            for await payload in wakes where payload.hasPrefix("outbox") {
+                if payload == "outbox-urgent" { services.outbox.signalUrgent() }
+                kick.yield()
+            }
         }
         let ticker = Task {
             while !Task.isCancelled {
