@@ -8,11 +8,15 @@ from selenium.webdriver.support.ui import WebDriverWait
 SHOTS = os.environ.get("ROUNDS_SCREENSHOTS")
 
 
-def sign_in(browser, base, username, password="rounds-demo"):
+def sign_in(browser, base, username, password="rounds-demo", expect_success=True):
     browser.get(base + "/login")
     browser.find_element(By.ID, "username").send_keys(username)
     browser.find_element(By.ID, "password").send_keys(password)
     browser.find_element(By.ID, "login-submit").click()
+    if expect_success:
+        # Wait for the signed-in page: navigating on before the login answer arrives would
+        # cancel it (and the next page would be the login form again).
+        WebDriverWait(browser, 30).until(EC.presence_of_element_located((By.ID, "me-name")))
 
 
 def test_nurse_sees_her_wards_patients(server, browser):
@@ -35,7 +39,7 @@ def test_nurse_sees_her_wards_patients(server, browser):
 
 
 def test_wrong_password_is_refused_with_a_message(server, browser):
-    sign_in(browser, server, "li.ming", "not-the-password")
+    sign_in(browser, server, "li.ming", "not-the-password", expect_success=False)
     error = WebDriverWait(browser, 10).until(EC.presence_of_element_located((By.ID, "page-error")))
     assert "用户名或密码错误" in error.text
     assert browser.current_url.endswith("/login")
