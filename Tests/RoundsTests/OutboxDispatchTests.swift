@@ -53,7 +53,11 @@ import Vapor
             let first = try await Self.event(app, kind: "order.changed", patientID: "p1")
             let bad = try await Self.event(app, kind: "order.changed", patientID: "p2")
             let third = try await Self.event(app, kind: "order.changed", patientID: "p3")
-            let done = try await app.rounds.outbox.dispatchPending(on: app.db, handler: Self.auditing(app, failing: bad.id))
+            // Rounds until a round delivers nothing: the last one is the failing event alone again.
+            var done = 0
+            while case let n = try await app.rounds.outbox.dispatchPending(on: app.db, handler: Self.auditing(app, failing: bad.id)), n > 0 {
+                done += n
+            }
             #expect(done == 2)
             for good in [first, third] {
                 let stored = try #require(try await OutboxEvent.find(good.id, on: app.db))
@@ -62,7 +66,7 @@ import Vapor
                 #expect(try await Self.handledCount(app, good.id!) == 1)
             }
             let failed = try #require(try await OutboxEvent.find(bad.id, on: app.db))
-            #expect(failed.dispatchedAt == nil && failed.attempts == 1 && failed.lastError?.contains("cannot be handled") == true)
+            #expect(failed.dispatchedAt == nil && failed.attempts == 2 && failed.lastError?.contains("cannot be handled") == true)
             #expect(try await Self.handledCount(app, bad.id!) == 0)
         }
     }
@@ -75,7 +79,13 @@ import Vapor
             let other = try await Self.event(app, kind: "observation.result", patientID: "routine")
             let critical = try await Self.event(app, kind: "observation.critical", patientID: "critical")
             let recorder = Recorder()
-            #expect(try await app.rounds.outbox.dispatchPending(on: app.db, handler: Self.auditing(app, recorder: recorder)) == 4)
+            // Rounds until nothing is left (a routine batch may yield to other tests' critical
+            // values at the shared SQLite writer; the order stays the same).
+            var done = 0
+            while case let n = try await app.rounds.outbox.dispatchPending(on: app.db, handler: Self.auditing(app, recorder: recorder)), n > 0 {
+                done += n
+            }
+            #expect(done == 4)
             #expect(await recorder.items == [admission.id!, critical.id!, routine.id!, other.id!])
         }
     }

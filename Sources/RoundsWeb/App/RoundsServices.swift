@@ -104,11 +104,15 @@ extension RoundsServices {
     @discardableResult
     public func dispatchOutbox(on db: any Database) async throws -> Int {
         let chat = self.chat, alerts = self.alerts
-        let count = try await outbox.dispatchPending(on: db) { event, tx in
+        var count = 0
+        // Round after round: a batch may stop early to let a critical value go first.
+        while case let done = try await outbox.dispatchPending(on: db, handler: { event, tx in
             try await chat.handle(event, on: tx)  // first: the group the alert card goes to
             try await alerts.handle(event, on: tx)
+        }), done > 0 {
+            count += done
+            notifier.broadcastLocally("chat")
         }
-        if count > 0 { notifier.broadcastLocally("chat") }
         return count
     }
 }
