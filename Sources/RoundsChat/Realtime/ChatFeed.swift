@@ -182,8 +182,8 @@ public actor ChatFeed {
         let db = database()
         // Most looks read only what is newer than anything seen (cheap under load); about once a
         // second a look reads the whole window again, for rows whose transaction committed after
-        // newer ones (ids are made before commit). Ids first, whole rows only for what was not
-        // sent yet.
+        // newer ones (ids are made before commit) or that another process made with a clock a
+        // little behind. Ids first, whole rows only for what was not sent yet.
         let now = clock.now()
         let windowFloor = Self.idFloor(now.addingTimeInterval(-window))
         let tick = ContinuousClock.now  // a cadence, not clinical time: the wall clock even under a test clock
