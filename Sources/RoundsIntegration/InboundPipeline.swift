@@ -80,7 +80,7 @@ public struct InboundPipeline: Sendable {
         // SQLite has one writer: take turns in-process instead of colliding (a collision between
         // two transactions that both read first ends in SQLITE_BUSY, not a wait).
         // A message with a critical value goes before routine ones.
-        let gate = Self.isSQLite(db) ? SQLiteWriteGate.shared : nil
+        let gate = SQLiteWriteGate.of(db)
         await gate?.acquire(urgent: ResultMapper.carriesCriticalValue(parsed, rules: rules))
         let receipt = await apply(bytes, parsed, charset: charset, sender: sender, rules: rules, peer: peer, replayOf: replayOf, now: now, on: db)
         await gate?.release()
@@ -159,10 +159,6 @@ public struct InboundPipeline: Sendable {
     /// events, so the batch in hand yields to it.
     public static func wake(for events: [OutboxEvent]) -> String {
         events.contains { $0.kind == "observation.critical" } ? "outbox-urgent" : "outbox"
-    }
-
-    static func isSQLite(_ db: any Database) -> Bool {
-        (db as? any SQLDatabase)?.dialect.name == "sqlite"
     }
 
     static func map(_ ctx: inout MappingContext) async throws {

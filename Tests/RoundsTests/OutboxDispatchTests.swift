@@ -43,6 +43,14 @@ import Vapor
         }
     }
 
+    /// Dispatches round after round until a round delivers nothing (a routine batch may yield
+    /// to other tests' critical values at the shared SQLite writer); returns how many in all.
+    static func drain(_ app: Application, handler: @escaping OutboxDispatcher.Handler) async throws -> Int {
+        var done = 0
+        while case let n = try await app.rounds.outbox.dispatchPending(on: app.db, handler: handler), n > 0 { done += n }
+        return done
+    }
+
     static func handledCount(_ app: Application, _ id: String) async throws -> Int {
         try await AuditEvent.query(on: app.db).filter(\.$action == "test.handle").filter(\.$entityID == id).count()
     }
@@ -53,12 +61,8 @@ import Vapor
             let first = try await Self.event(app, kind: "order.changed", patientID: "p1")
             let bad = try await Self.event(app, kind: "order.changed", patientID: "p2")
             let third = try await Self.event(app, kind: "order.changed", patientID: "p3")
-            // Rounds until a round delivers nothing: the last one is the failing event alone again.
-            var done = 0
-            while case let n = try await app.rounds.outbox.dispatchPending(on: app.db, handler: Self.auditing(app, failing: bad.id)), n > 0 {
-                done += n
-            }
-            #expect(done == 2)
+            // The last round is the failing event alone again, and delivers nothing.
+            #expect(try await Self.drain(app, handler: Self.auditing(app, failing: bad.id)) == 2)
             for good in [first, third] {
                 let stored = try #require(try await OutboxEvent.find(good.id, on: app.db))
                 #expect(stored.dispatchedAt != nil && stored.attempts == 0)
@@ -79,13 +83,7 @@ import Vapor
             let other = try await Self.event(app, kind: "observation.result", patientID: "routine")
             let critical = try await Self.event(app, kind: "observation.critical", patientID: "critical")
             let recorder = Recorder()
-            // Rounds until nothing is left (a routine batch may yield to other tests' critical
-            // values at the shared SQLite writer; the order stays the same).
-            var done = 0
-            while case let n = try await app.rounds.outbox.dispatchPending(on: app.db, handler: Self.auditing(app, recorder: recorder)), n > 0 {
-                done += n
-            }
-            #expect(done == 4)
+            #expect(try await Self.drain(app, handler: Self.auditing(app, recorder: recorder)) == 4)
             #expect(await recorder.items == [admission.id!, critical.id!, routine.id!, other.id!])
         }
     }
@@ -101,11 +99,8 @@ import Vapor
             #expect(done == 1)
             #expect(try await OutboxEvent.find(routine[0].id, on: app.db)?.dispatchedAt != nil)
             #expect(try await OutboxEvent.find(routine[1].id, on: app.db)?.dispatchedAt == nil)
-            // The next rounds start afresh and finish the rest (other tests' critical values at
-            // the shared SQLite writer may make them yield too).
-            var rest = 0
-            while rest < 4, case let n = try await dispatcher.dispatchPending(on: app.db, handler: Self.auditing(app)), n > 0 { rest += n }
-            #expect(rest == 4)
+            // The next rounds start afresh and finish the rest.
+            #expect(try await Self.drain(app, handler: Self.auditing(app)) == 4)
         }
     }
 

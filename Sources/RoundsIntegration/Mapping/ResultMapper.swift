@@ -129,11 +129,9 @@ enum ResultMapper {
         guard obxCount > 0 else { return false }
         for n in 1...obxCount {
             let obx = "OBX(\(n))"
-            let flag = message["\(obx)-8"]?.uppercased()
-            if let flag, criticalFlags.contains(flag) { return true }
-            if let value = message["\(obx)-5"], !value.isEmpty,
-               criticalReason(value: value, code: message["\(obx)-3-1"] ?? "", unit: message["\(obx)-6-1"].flatMap { $0.isEmpty ? nil : $0 },
-                              flag: flag, rules: rules) != nil {
+            if criticalReason(value: message["\(obx)-5"] ?? "", code: message["\(obx)-3-1"] ?? "",
+                              unit: message["\(obx)-6-1"].flatMap { $0.isEmpty ? nil : $0 },
+                              flag: message["\(obx)-8"]?.uppercased(), rules: rules) != nil {
                 return true
             }
         }

@@ -77,8 +77,7 @@ public struct OutboxDispatcher: Sendable {
 
     private func shouldYield(_ db: any Database) async -> Bool {
         if urgent.get() { return true }
-        guard (db as? any SQLDatabase)?.dialect.name == "sqlite" else { return false }
-        return await SQLiteWriteGate.shared.hasUrgentWaiters
+        return await SQLiteWriteGate.of(db)?.hasUrgentWaiters ?? false
     }
 
     /// Pending events in arrival order, except that a patient with a pending critical value goes

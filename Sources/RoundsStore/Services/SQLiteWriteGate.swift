@@ -35,16 +35,21 @@ public actor SQLiteWriteGate {
 }
 
 extension SQLiteWriteGate {
+    /// The gate writers to `db` take turns at: the shared one on SQLite, none elsewhere.
+    public static func of(_ db: any Database) -> SQLiteWriteGate? {
+        (db as? any SQLDatabase)?.dialect.name == "sqlite" ? shared : nil
+    }
+
     /// Runs `body` holding the gate when `db` is SQLite, straight through otherwise.
     public static func serialised<T: Sendable>(_ db: any Database, urgent: Bool = false, _ body: () async throws -> T) async throws -> T {
-        guard (db as? any SQLDatabase)?.dialect.name == "sqlite" else { return try await body() }
-        await shared.acquire(urgent: urgent)
+        guard let gate = of(db) else { return try await body() }
+        await gate.acquire(urgent: urgent)
         do {
             let result = try await body()
-            await shared.release()
+            await gate.release()
             return result
         } catch {
-            await shared.release()
+            await gate.release()
             throw error
         }
     }
