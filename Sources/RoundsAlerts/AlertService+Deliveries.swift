@@ -59,7 +59,7 @@ extension AlertService {
         // SQLite even an UPDATE that matches nothing takes the write lock).
         let anyDue = try await AlertDelivery.query(on: db).filter(\.$status == "pending").filter(\.$nextAttemptAt <= now).count() > 0
         guard anyDue else { return 0 }
-        let claimed = try await SQLiteWriteGate.serialised(db) {
+        let claimed = try await SQLiteWriteGate.serialised(db, writer: "alert-delivery") {
             try await sql.raw("""
                 UPDATE alert_deliveries SET claimed_until = \(bind: now.addingTimeInterval(60))
                 WHERE id IN (SELECT id FROM alert_deliveries
@@ -92,7 +92,7 @@ extension AlertService {
             }
             delivery.attempts += 1
             delivery.claimedUntil = nil
-            try await SQLiteWriteGate.serialised(db) { try await delivery.save(on: db) }
+            try await SQLiteWriteGate.serialised(db, writer: "alert-delivery") { try await delivery.save(on: db) }
         }
         return claimed.count
     }

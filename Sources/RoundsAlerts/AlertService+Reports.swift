@@ -76,7 +76,7 @@ extension AlertService {
             observationID: "", code: testCode, name: testName, value: value, unit: unit, referenceRange: nil, flag: flag,
             critical: true, criticalReason: note ?? (source == "manual" ? "reported by \(context.principal.displayName)" : "reported by \(context.principal.displayName) (API)"),
             observedAt: report.observedAt)
-        let alert = try await SQLiteWriteGate.serialised(db) {
+        let alert = try await SQLiteWriteGate.serialised(db, urgent: true, writer: "critical-value-report") {
             try await db.transaction { tx in
                 let alert = try await raise(patientID: patient.id!, encounterID: nil, result: result, source: source, sourceKey: sourceKey,
                                             actor: context.principal.displayName, reportedBy: context.principal.displayName, on: tx)

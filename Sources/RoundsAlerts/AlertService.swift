@@ -124,7 +124,7 @@ public struct AlertService: Sendable {
             .sort(\.$dueAt).limit(50).all(\.$id)
         var fired = 0
         for id in dueIDs {
-            let didFire: Bool = try await SQLiteWriteGate.serialised(db) { try await db.transaction { tx in
+            let didFire: Bool = try await SQLiteWriteGate.serialised(db, writer: "escalation") { try await db.transaction { tx in
                 guard let timer = try await Self.claim(id, on: tx) else { return false }
                 guard let alert = try await CriticalAlert.find(timer.alertID, on: tx), alert.status == "open" else {
                     timer.status = "cancelled"

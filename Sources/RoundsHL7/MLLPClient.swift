@@ -3,12 +3,15 @@ import NIOPosix
 import NIOSSL
 
 public enum MLLPClientError: Error, Sendable, CustomStringConvertible {
-    case noAcknowledgement
+    /// The message (by MSH-10, when readable) got no answer: the connection closed, or stayed
+    /// silent for the whole timeout.
+    case noAcknowledgement(controlID: String?, timeoutSeconds: Int64)
     case frame(String)
 
     public var description: String {
         switch self {
-        case .noAcknowledgement: return "the connection closed (or timed out) before an acknowledgement arrived"
+        case .noAcknowledgement(let controlID, let timeout):
+            return "no acknowledgement for message \(controlID ?? "(no MSH-10)") within \(timeout) s: the connection closed or stayed silent"
         case .frame(let s): return s
         }
     }
@@ -20,10 +23,13 @@ public enum MLLPClient {
     public final class Session {
         private var inbound: NIOAsyncChannelInboundStream<MLLPFrame>.AsyncIterator
         private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+        private let timeout: TimeAmount
 
-        init(inbound: NIOAsyncChannelInboundStream<MLLPFrame>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
+        init(inbound: NIOAsyncChannelInboundStream<MLLPFrame>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+             timeout: TimeAmount) {
             self.inbound = inbound
             self.outbound = outbound
+            self.timeout = timeout
         }
 
         /// Sends one message and waits for its acknowledgement (the payload, unframed).
@@ -36,7 +42,15 @@ public enum MLLPClient {
                 case .tooLarge(let size): throw MLLPClientError.frame("acknowledgement of \(size) bytes is over the limit")
                 }
             }
-            throw MLLPClientError.noAcknowledgement
+            throw MLLPClientError.noAcknowledgement(controlID: Self.controlID(payload), timeoutSeconds: timeout.nanoseconds / 1_000_000_000)
+        }
+
+        /// MSH-10 of an outgoing message, for the error that names what was awaited.
+        static func controlID(_ payload: [UInt8]) -> String? {
+            let header = payload.prefix { $0 != 0x0D }
+            guard header.count > 4, header.starts(with: Array("MSH".utf8)) else { return nil }
+            let fields = header.split(separator: header[header.startIndex + 3], omittingEmptySubsequences: false)
+            return fields.count > 9 ? String(decoding: fields[9], as: UTF8.self) : nil
         }
 
         /// Writes raw bytes (for tests of malformed input).
@@ -54,7 +68,7 @@ public enum MLLPClient {
 
     public static func withConnection<T: Sendable>(
         host: String, port: Int, tls: NIOSSLContext? = nil, serverHostname: String? = nil,
-        timeout: TimeAmount = .seconds(30), maximumSize: Int = MLLP.defaultMaximumSize,
+        timeout: TimeAmount = .seconds(60), maximumSize: Int = MLLP.defaultMaximumSize,
         _ body: (Session) async throws -> T
     ) async throws -> T {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -71,7 +85,7 @@ public enum MLLPClient {
                 }
             }
         return try await channel.executeThenClose { inbound, outbound in
-            try await body(Session(inbound: inbound.makeAsyncIterator(), outbound: outbound))
+            try await body(Session(inbound: inbound.makeAsyncIterator(), outbound: outbound, timeout: timeout))
         }
     }
 }

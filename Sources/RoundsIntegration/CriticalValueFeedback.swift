@@ -36,7 +36,7 @@ public struct CriticalValueFeedback: AlertConnector {
         }
         let message = Self.message(for: notice, source: source, controlID: "RCV\(outbound.ids.next().replacingOccurrences(of: "-", with: "").suffix(16))",
                                    at: outbound.clock.now(), timeZone: timeZone)
-        try await SQLiteWriteGate.serialised(db) {
+        try await SQLiteWriteGate.serialised(db, writer: "lis-feedback") {
             _ = try await outbound.enqueue(message, host: host, port: port, on: db)
         }
     }

@@ -80,11 +80,10 @@ public struct InboundPipeline: Sendable {
         // SQLite has one writer: take turns in-process instead of colliding (a collision between
         // two transactions that both read first ends in SQLITE_BUSY, not a wait).
         // A message with a critical value goes before routine ones.
-        let gate = SQLiteWriteGate.of(db)
-        await gate?.acquire(urgent: ResultMapper.carriesCriticalValue(parsed, rules: rules))
-        let receipt = await apply(bytes, parsed, charset: charset, sender: sender, rules: rules, peer: peer, replayOf: replayOf, now: now, on: db)
-        await gate?.release()
-        return receipt
+        // Cancelled while waiting (the server is stopping): nothing stored, so no ACK.
+        return try? await SQLiteWriteGate.serialised(db, urgent: ResultMapper.carriesCriticalValue(parsed, rules: rules), writer: "hl7") {
+            await apply(bytes, parsed, charset: charset, sender: sender, rules: rules, peer: peer, replayOf: replayOf, now: now, on: db)
+        }
     }
 
     /// Stores and applies a readable message in one transaction (retried on write conflicts).

@@ -37,6 +37,8 @@ extension Application {
         switch location {
         case .sqlite(let path):
             databases.use(.sqlite(.file(path), sqlLogLevel: .trace), as: .sqlite)
+            // The writers of this file take turns at a gate of its own (see SQLiteWriteGate).
+            SQLiteWriteGate.install(on: databases, id: .sqlite)
         case .postgres(let url):
             databases.use(try .postgres(url: url, maxConnectionsPerEventLoop: poolSizePerEventLoop, sqlLogLevel: .trace), as: .psql)
         }

@@ -60,7 +60,7 @@ import VaporTesting
             let fifth = try await client.login("li.ming", password: "nope-nope")
             #expect(fifth.status.code == 423)
             // Even the right password is refused while locked.
-            let locked = try await client.login("li.ming")
+            let locked = try await client.login("li.ming", password: DemoSeed.password)
             #expect(locked.status.code == 423)
             #expect(client.cookies["rounds_session"] == nil)
             #expect(try await Demo.audit("auth.login", app).last?.outcome == "denied")

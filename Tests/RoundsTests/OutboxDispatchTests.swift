@@ -107,14 +107,14 @@ import Vapor
     @Test func criticalWaitersGoFirstAtTheSQLiteWriter() async throws {
         let gate = SQLiteWriteGate()
         let order = Recorder()
-        await gate.acquire()
-        let routine = Task { await gate.acquire(); await order.add("routine"); await gate.release() }
+        try await gate.acquire()
+        let routine = Task { try await gate.acquire(); await order.add("routine"); await gate.release() }
         while await gate.waitingCount < 1 { await Task.yield() }
-        let urgent = Task { await gate.acquire(urgent: true); await order.add("urgent"); await gate.release() }
+        let urgent = Task { try await gate.acquire(urgent: true); await order.add("urgent"); await gate.release() }
         while await gate.waitingCount < 2 { await Task.yield() }
         #expect(await gate.hasUrgentWaiters)
         await gate.release()
-        _ = await (routine.value, urgent.value)
+        _ = try await (routine.value, urgent.value)
         #expect(await order.items == ["urgent", "routine"])
         #expect(await gate.waitingCount == 0)
     }

@@ -169,7 +169,7 @@ public struct NursingService: Sendable {
         assessment.assessedAt = now
         assessment.reason = reason
         assessment.idempotencyKey = input.idempotencyKey ?? ids.next()
-        try await SQLiteWriteGate.serialised(db) {
+        try await SQLiteWriteGate.serialised(db, writer: "nursing") {
             try await db.transaction { tx in
                 try await assessment.create(on: tx)
                 var started: [String] = []

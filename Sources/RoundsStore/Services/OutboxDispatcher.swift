@@ -48,7 +48,7 @@ public struct OutboxDispatcher: Sendable {
         do {
             // On SQLite, take turns with the HL7 intake: two write transactions that both read
             // first end in SQLITE_BUSY, and a busy event would be retried and could be set aside.
-            return try await SQLiteWriteGate.serialised(db, urgent: isUrgent) {
+            return try await SQLiteWriteGate.serialised(db, urgent: isUrgent, writer: "outbox") {
                 try await db.transaction { tx in
                     var handled: [String] = []
                     for event in try await Self.claim(ids, on: tx) {

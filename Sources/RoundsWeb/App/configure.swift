@@ -13,6 +13,12 @@ import Vapor
 /// Wires the app: database and migrations, services, middleware, templates, routes.
 public func configure(_ app: Application, _ configuration: RoundsConfiguration) async throws {
     RoundsMetrics.bootstrapOnce()
+    if !configuration.database.isPostgres {
+        // Every SQLite call blocks a thread of the app's pool. Vapor's default is the process-wide
+        // pool (one thread per core), which two databases in one process — or the file server and
+        // password hashing — would queue on together: this database gets threads of its own.
+        app.threadPool = NIOThreadPool(numberOfThreads: 4)
+    }
     try app.useRoundsDatabase(configuration.database)
     app.migrations.add(ChatMigrations.all)
     app.migrations.add(AlertMigrations.all)
