@@ -210,15 +210,7 @@ extension AlertService {
         let escalations = try await AlertEscalation.query(on: db).filter(\.$alertID == alertID).sort(\.$level).all()
         let staffIDs = Set(steps.flatMap { ($0.staff ?? "").split(separator: " ").map(String.init) })
         let staff = staffIDs.isEmpty ? [] : try await Staff.query(on: db).filter(\.$id ~~ staffIDs).all()
-        var canAct = false
-        if context.principal.kind == .staff {
-            if let groupID = alert.groupID,
-               try await ChatMember.query(on: db).filter(\.$groupID == groupID).filter(\.$staffID == context.principal.id).first() != nil {
-                canAct = true
-            } else if let wardID = alert.wardID, let ward = try await Department.find(wardID, on: db) {
-                canAct = context.principal.canViewPatients(in: ward.wardRef)
-            }
-        }
+        let canAct = try await isCareTeam(alert, context.principal, on: db)
         try await audit.record("alert.read", entityType: "critical_alert", entityID: alertID, patientID: alert.patientID,
                                hospitalID: alert.hospitalID, context: context, on: db)
         return Record(alert: alert, patient: patient, wardName: try await alert.wardID.asyncFlatMap { try await Department.find($0, on: db)?.name },
@@ -228,18 +220,24 @@ extension AlertService {
 
     /// The alerts a principal may see, newest first (optionally only one status).
     public func visibleAlerts(status: String?, limit: Int = 500, context: RequestContext, on db: any Database) async throws -> [CriticalAlert] {
-        let query = CriticalAlert.query(on: db).sort(\.$raisedAt, .descending).limit(limit)
-        if let status { query.filter(\.$status == status) }
         let principal = context.principal
-        let wards = try await Department.query(on: db).filter(\.$kind == .ward).all()
-        let visibleWards = Set(wards.filter { principal.canViewPatients(in: $0.wardRef) }.compactMap(\.id))
-        let reviewed = reviewableHospitals(principal)
-        let rows = try await query.all().filter { a in
-            if principal.isSuperuser { return true }
-            if let wardID = a.wardID, visibleWards.contains(wardID) { return true }
-            if principal.kind == .staff, reviewed?.contains(a.hospitalID) ?? false { return true }
-            return a.sourceKey.hasPrefix("manual:\(principal.id):") || a.sourceKey.hasPrefix("api:\(principal.id):")
+        let query = CriticalAlert.query(on: db)
+        if let status { query.filter(\.$status == status) }
+        // Who may see what is part of the query, before the limit: an open alert of my wards is
+        // never pushed out by newer alerts I may not see.
+        if !principal.isSuperuser {
+            let wards = try await Department.query(on: db).filter(\.$kind == .ward).all()
+            let visibleWards = wards.filter { principal.canViewPatients(in: $0.wardRef) }.compactMap(\.id)
+            let reviewed = principal.kind == .staff ? Array(reviewableHospitals(principal) ?? []) : []
+            query.group(.or) { or in
+                if !visibleWards.isEmpty { or.filter(\.$wardID ~~ visibleWards) }
+                if !reviewed.isEmpty { or.filter(\.$hospitalID ~~ reviewed) }
+                // What this person or system reported itself.
+                or.filter(\.$sourceKey, .custom("LIKE"), "manual:\(principal.id):%")
+                or.filter(\.$sourceKey, .custom("LIKE"), "api:\(principal.id):%")
+            }
         }
+        let rows = try await query.sort(\.$raisedAt, .descending).sort(\.$id, .descending).limit(limit).all()
         try await audit.record("alert.list", entityType: "critical_alert", entityID: nil, detail: "\(rows.count) alerts", context: context, on: db)
         return rows
     }

@@ -197,17 +197,21 @@ public struct AlertService: Sendable {
 
     // MARK: Closing the loop
 
-    /// Who may acknowledge and act: the group's members (escalation adds the people it reaches)
-    /// and anyone who may see the ward's patients.
-    func requireCareTeam(_ alert: CriticalAlert, action: String, context: RequestContext, on db: any Database) async throws {
+    /// Who may acknowledge and act: the patient's care team — members of the patient's group
+    /// (escalation adds the people it reaches) and clinical staff of the ward. Oversight roles
+    /// (quality control, medical affairs, administrators) read, but cannot silence the loop.
+    func isCareTeam(_ alert: CriticalAlert, _ principal: Principal, on db: any Database) async throws -> Bool {
+        guard principal.kind == .staff else { return false }
         if let groupID = alert.groupID,
-           try await ChatMember.query(on: db).filter(\.$groupID == groupID).filter(\.$staffID == context.principal.id).first() != nil {
-            return
+           try await ChatMember.query(on: db).filter(\.$groupID == groupID).filter(\.$staffID == principal.id).first() != nil {
+            return true
         }
-        if context.principal.kind == .staff, let wardID = alert.wardID, let ward = try await Department.find(wardID, on: db),
-           context.principal.canViewPatients(in: ward.wardRef) {
-            return
-        }
+        guard let wardID = alert.wardID, let ward = try await Department.find(wardID, on: db) else { return false }
+        return principal.caresForPatients(in: ward.wardRef)
+    }
+
+    func requireCareTeam(_ alert: CriticalAlert, action: String, context: RequestContext, on db: any Database) async throws {
+        if try await isCareTeam(alert, context.principal, on: db) { return }
         try await audit.record(action, entityType: "critical_alert", entityID: alert.id, patientID: alert.patientID,
                                hospitalID: alert.hospitalID, outcome: .denied, context: context, on: db)
         throw RoundsError.forbidden("critical values are acknowledged by the patient's care team")

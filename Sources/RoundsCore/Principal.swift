@@ -85,9 +85,13 @@ public struct Principal: Sendable, Equatable {
 
     /// Clinical staff see the patients of the wards (or the wards' departments) they work in.
     public func canViewPatients(in ward: WardRef) -> Bool {
-        if seesAllPatients(ofHospital: ward.hospitalID) { return true }
-        guard kind == .staff else { return false }
-        return assignments.contains { a in
+        seesAllPatients(ofHospital: ward.hospitalID) || caresForPatients(in: ward)
+    }
+
+    /// Cares for the ward's patients at the bedside: a clinical role on the ward or its
+    /// department. Seeing every patient of the hospital (oversight) is not caring for them.
+    public func caresForPatients(in ward: WardRef) -> Bool {
+        kind == .staff && assignments.contains { a in
             a.role.isClinical && (a.departmentID == ward.id || a.departmentID == ward.parentDepartmentID)
         }
     }

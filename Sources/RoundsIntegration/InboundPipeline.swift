@@ -156,9 +156,7 @@ public struct InboundPipeline: Sendable {
 
     /// The wake-up for the outbox worker: "outbox-urgent" when a critical value is among the
     /// events, so the batch in hand yields to it.
-    public static func wake(for events: [OutboxEvent]) -> String {
-        events.contains { $0.kind == "observation.critical" } ? "outbox-urgent" : "outbox"
-    }
+    public static func wake(for events: [OutboxEvent]) -> String { OutboxWriter.wake(for: events) }
 
     static func map(_ ctx: inout MappingContext) async throws {
         switch ctx.message.messageType {

@@ -55,20 +55,8 @@ struct MappingContext {
 
     /// Queues an outbox event in this transaction.
     mutating func emit(_ kind: String, patientID: String?, encounterID: String?, payload: some Encodable) throws {
-        let event = OutboxEvent()
-        event.id = ids.next()
-        event.kind = kind
-        event.patientID = patientID
-        event.encounterID = encounterID
-        event.hospitalID = hospitalID
-        event.sourceMessageID = messageID
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
-        event.payload = String(decoding: try encoder.encode(payload), as: UTF8.self)
-        event.createdAt = now
-        event.attempts = 0
-        events.append(event)
+        events.append(try OutboxEvent.make(id: ids.next(), kind, at: now, patientID: patientID, encounterID: encounterID,
+                                           hospitalID: hospitalID, sourceMessageID: messageID, payload: payload))
     }
 
     // MARK: Resolving references

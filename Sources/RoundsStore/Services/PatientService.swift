@@ -8,11 +8,23 @@ public struct PatientService: Sendable {
     public let clock: any RoundsClock
     public let ids: IDGenerator
     public let audit: AuditLog
+    /// Admissions and discharges through the API are the same clinical events as over HL7
+    /// (the patient group opens and closes with them).
+    public let outbox: OutboxWriter
 
-    public init(clock: any RoundsClock, ids: IDGenerator, audit: AuditLog) {
+    public init(clock: any RoundsClock, ids: IDGenerator, audit: AuditLog, outbox: OutboxWriter) {
         self.clock = clock
         self.ids = ids
         self.audit = audit
+        self.outbox = outbox
+    }
+
+    private func moved(_ event: String, patient: Patient, encounter: Encounter, ward: Department, on db: any Database) async throws -> ClinicalEvent.PatientMoved {
+        var bed: Bed?
+        if let bedID = encounter.bedID { bed = try await Bed.find(bedID, on: db) }
+        return ClinicalEvent.PatientMoved(event: event, mrn: patient.mrn, name: patient.name, wardCode: ward.code, bed: bed?.label,
+                                          fromWardCode: nil, fromBed: nil, attendingID: encounter.attendingID, nurseID: encounter.nurseID,
+                                          visitNumber: encounter.visitNumber, at: clock.now())
     }
 
     /// A patient in a bed, as a ward list shows them.
@@ -131,7 +143,7 @@ public struct PatientService: Sendable {
             if let id, try await Staff.find(id, on: db) == nil { throw RoundsError.validation("\(field): no such staff member") }
         }
         let now = clock.now()
-        return try await db.transaction { tx in
+        let admitted = try await db.transaction { tx in
             let patient: Patient
             if let existing = try await Patient.query(on: tx).filter(\.$hospitalID == ward.hospitalID).filter(\.$mrn == mrn).first() {
                 patient = existing
@@ -149,8 +161,13 @@ public struct PatientService: Sendable {
             try await encounter.create(on: tx)
             try await audit.record("patient.admit", entityType: "encounter", entityID: encounter.id, patientID: patient.id,
                                    hospitalID: ward.hospitalID, detail: ward.name, context: context, on: tx)
-            return (patient, encounter)
+            let event = try outbox.event("patient.admitted", patientID: patient.id, encounterID: encounter.id, hospitalID: ward.hospitalID,
+                                         payload: try await moved("admitted", patient: patient, encounter: encounter, ward: ward, on: tx))
+            try await outbox.store([event], in: tx)
+            return (patient, encounter, event)
         }
+        outbox.wakeAfterCommit([admitted.2])
+        return (admitted.0, admitted.1)
     }
 
     public func discharge(encounterID: String, context: RequestContext, on db: any Database) async throws -> Encounter {
@@ -164,11 +181,17 @@ public struct PatientService: Sendable {
         guard encounter.status == .active else { throw RoundsError.conflict("encounter \(encounterID) is already discharged") }
         encounter.status = .discharged
         encounter.dischargedAt = clock.now()
-        try await db.transaction { tx in
+        guard let patient = try await Patient.find(encounter.patientID, on: db) else { throw RoundsError.notFound("patient", id: encounter.patientID) }
+        let event = try await db.transaction { tx in
             try await encounter.save(on: tx)
             try await audit.record("patient.discharge", entityType: "encounter", entityID: encounterID, patientID: encounter.patientID,
                                    hospitalID: ward.hospitalID, context: context, on: tx)
+            let event = try outbox.event("patient.discharged", patientID: patient.id, encounterID: encounterID, hospitalID: ward.hospitalID,
+                                         payload: try await moved("discharged", patient: patient, encounter: encounter, ward: ward, on: tx))
+            try await outbox.store([event], in: tx)
+            return event
         }
+        outbox.wakeAfterCommit([event])
         return encounter
     }
 }

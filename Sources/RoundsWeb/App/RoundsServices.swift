@@ -36,11 +36,11 @@ public struct RoundsServices: Sendable {
         auth = AuthService(clock: clock, ids: ids, hasher: hasher, audit: audit)
         sessions = SessionService(clock: clock)
         organisation = OrganisationService(clock: clock, ids: ids, hasher: hasher, audit: audit)
-        patients = PatientService(clock: clock, ids: ids, audit: audit)
         catalogue = try Catalogue.load()
         var hl7Logger = Logger(label: "rounds.hl7")
         hl7Logger.logLevel = logLevel
         notifier = ChangeNotifier()
+        patients = PatientService(clock: clock, ids: ids, audit: audit, outbox: OutboxWriter(clock: clock, ids: ids, notifier: notifier))
         hl7 = InboundPipeline(clock: clock, ids: ids, logger: hl7Logger, notifier: notifier)
         hl7Logger = Logger(label: "rounds.hl7.outbound")
         hl7Logger.logLevel = logLevel
