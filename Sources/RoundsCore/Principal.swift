@@ -132,6 +132,32 @@ public struct Principal: Sendable, Equatable {
         }
     }
 
+    /// Giving (or taking away) `role` in a hospital to the staff member `staffID`. Nobody changes
+    /// their own roles; administrators give every role in their hospitals; IT gives at most IT
+    /// and laboratory roles (clinical, oversight and administrator roles open patient data);
+    /// an `organisation:write` token (the HR system) gives every role but administrator.
+    public func canGrant(_ role: Role, hospitalID: String, to staffID: String) -> Bool {
+        switch kind {
+        case .token:
+            return hasScope(.organisationWrite) && tokenCovers(hospitalID: hospitalID) && role != .administrator
+        case .staff:
+            guard staffID != id else { return false }
+            if isSuperuser { return true }
+            return assignments.contains { a in
+                a.hospitalID == hospitalID && (a.role == .administrator || (a.role == .it && (role == .it || role == .laboratory)))
+            }
+        }
+    }
+
+    /// Editing who joins a ward's patient groups: its head nurse, or an administrator of its
+    /// hospital (not IT: a rule puts people into every new patient group of the ward).
+    public func canEditGroupRules(in ward: WardRef) -> Bool {
+        guard kind == .staff else { return false }
+        return isSuperuser || assignments.contains { a in
+            (a.role == .headNurse && a.departmentID == ward.id) || (a.role == .administrator && a.hospitalID == ward.hospitalID)
+        }
+    }
+
     /// Creating hospitals and group-wide settings is for group administrators only.
     public var canManageGroup: Bool {
         kind == .staff && isSuperuser

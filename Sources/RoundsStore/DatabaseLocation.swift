@@ -2,6 +2,7 @@ import Fluent
 import FluentPostgresDriver
 import FluentSQLiteDriver
 import Foundation
+import RoundsCore
 import Vapor
 
 /// Where the data lives. SQLite is the zero-set-up default (one file); a `postgres://` URL
@@ -36,6 +37,7 @@ extension Application {
     public func useRoundsDatabase(_ location: DatabaseLocation, poolSizePerEventLoop: Int = 4) throws {
         switch location {
         case .sqlite(let path):
+            try Self.restrictToOwner(path)
             databases.use(.sqlite(.file(path), sqlLogLevel: .trace), as: .sqlite)
             // The writers of this file take turns at a gate of its own (see SQLiteWriteGate).
             SQLiteWriteGate.install(on: databases, id: .sqlite)
@@ -44,4 +46,25 @@ extension Application {
         }
         migrations.add(RoundsMigrations.all)
     }
+
+    /// The SQLite file holds patient data: readable and writable by the server's own user only
+    /// (SQLite gives its -wal and -shm files the same permissions). An existing file that others
+    /// could read is tightened.
+    static func restrictToOwner(_ path: String) throws {
+        let files = FileManager.default
+        if !files.fileExists(atPath: path) {
+            guard files.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+                throw DatabaseFileError(description: "cannot create the database file \(path)")
+            }
+        } else {
+            try files.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        }
+        for suffix in ["-wal", "-shm"] where files.fileExists(atPath: path + suffix) {
+            try files.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path + suffix)
+        }
+    }
+}
+
+struct DatabaseFileError: Error, CustomStringConvertible {
+    var description: String
 }

@@ -54,6 +54,25 @@ import VaporTesting
             await #expect(throws: (any Error).self) {
                 try await sql.raw("DELETE FROM audit_events").run()
             }
+            // Nor rewritten by replacing a row with the same id (SQLite), nor emptied (PostgreSQL).
+            let first = try #require(try await AuditEvent.query(on: app.db).sort(\.$at).first())
+            if backend == .sqlite {
+                await #expect(throws: (any Error).self) {
+                    try await sql.raw("""
+                        INSERT OR REPLACE INTO audit_events (id, at, actor_kind, actor_name, action, entity_type, outcome)
+                        VALUES (\(bind: first.id!), \(bind: first.at), 'staff', 'someone else', 'nothing', 'none', 'success')
+                        """).run()
+                }
+            } else {
+                await #expect(throws: (any Error).self) { try await sql.raw("TRUNCATE audit_events").run() }
+                await #expect(throws: (any Error).self) {
+                    try await sql.raw("""
+                        INSERT INTO audit_events (id, at, actor_kind, actor_name, action, entity_type, outcome)
+                        VALUES (\(bind: first.id!), \(bind: first.at), 'staff', 'someone else', 'nothing', 'none', 'success')
+                        ON CONFLICT (id) DO UPDATE SET actor_name = 'someone else'
+                        """).run()
+                }
+            }
             #expect(try await AuditEvent.query(on: app.db).count() == before)
             #expect(try await AuditEvent.query(on: app.db).filter(\.$actorName == "someone else").count() == 0)
             // And there is no route to change them.

@@ -205,7 +205,10 @@ import VaporTesting
             let html = page.body.string
             #expect(html.contains("医嘱变更 · 顺铂") && html.contains("bot-card sev-warning") && html.contains("青霉素"))
             #expect(html.contains("主管医生") && html.contains("id=\"composer\""))
-            // Opening the page read the group.
+            // Opening the page (a GET) reads nothing; without JavaScript the nurse says so with a button.
+            #expect(try await nurse.get("/api/v1/groups").decode([GroupDTO].self).first?.unread ?? 0 > 0)
+            let upTo = try #require(html.range(of: "name=\"upTo\" value=\"").map { String(html[$0.upperBound...].prefix { $0 != "\"" }) })
+            #expect(try await nurse.form("/groups/\(group.id!)/read", ["upTo": upTo]).status == .seeOther)
             #expect(try await nurse.get("/api/v1/groups").decode([GroupDTO].self).first?.unread == 0)
             // The form posts a message and comes back to the group.
             let posted = try await nurse.form("/groups/\(group.id!)/messages", ["text": "<b>收到</b>"])

@@ -120,4 +120,198 @@ import VaporTesting
             #expect(late.status == .conflict)
         }
     }
+
+    // MARK: Access control
+
+    @Test(arguments: Backend.all)
+    func rolesAreGivenOnlyByThoseWhoMay(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            let lung = try await Demo.department("LUNG", app)
+            let it = try await Demo.staff("hu.bin", app), lab = try await Demo.staff("qian.li", app), nurse = try await Demo.staff("wang.fang", app)
+            let itClient = Client(app)
+            try await itClient.login("hu.bin")
+            func grant(_ client: Client, _ staff: Staff, _ role: Role) async throws -> HTTPStatus {
+                try await client.json(.POST, "/api/v1/staff/\(staff.id!)/roles", AssignRoleBody(departmentId: lung.id!, role: role)).status
+            }
+            // IT makes nobody a clinician, administrator or overseer, least of all itself.
+            for role in [Role.nurse, .doctor, .administrator, .qualityControl] {
+                #expect(try await grant(itClient, it, role) == .forbidden, "IT gave itself \(role)")
+                #expect(try await grant(itClient, lab, role) == .forbidden, "IT gave \(role)")
+            }
+            #expect(try await grant(itClient, it, .laboratory) == .forbidden)
+            #expect(try await grant(itClient, lab, .it) == .created)
+            #expect(try await grant(itClient, nurse, .laboratory) == .created)
+            // Nor takes a clinical role away.
+            let nurseRole = try #require(try await StaffRole.query(on: app.db).filter(\.$staffID == nurse.id!).filter(\.$role == .nurse).first())
+            #expect(try await itClient.raw(.DELETE, "/api/v1/staff/\(nurse.id!)/roles/\(nurseRole.id!)", "").status == .forbidden)
+            let denied = try await Demo.audit("staff.role.assign", app).filter { $0.outcome == "denied" }
+            #expect(denied.count == 9)
+            // After all that, IT still cannot read patients.
+            let patient = try await Demo.patient(onWard: "LUNG", app)
+            #expect(try await itClient.get("/api/v1/patients/\(patient.id!)").status == .forbidden)
+
+            // The group administrator gives every role, but not to itself.
+            let admin = Client(app)
+            try await admin.login("admin")
+            #expect(try await grant(admin, lab, .administrator) == .created)
+            let adminStaff = try await Demo.staff("admin", app)
+            #expect(try await grant(admin, adminStaff, .doctor) == .forbidden)
+            // An organisation:write token (the HR system) gives clinical roles, never administrator.
+            let main = try await Demo.hospital("HK01", app)
+            let hr = Client(app)
+            hr.bearer = try #require(try await TokenTests().issue(app, scopes: [.organisationWrite], hospital: main.id).secret)
+            #expect(try await grant(hr, it, .administrator) == .forbidden)
+            #expect(try await grant(hr, lab, .doctor) == .created)
+        }
+    }
+
+    @Test(arguments: Backend.all)
+    func wardGroupRulesAreForTheHeadNurseAndTheHospitalsStaff(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            let lung = try await Demo.department("LUNG", app)
+            let it = try await Demo.staff("hu.bin", app), east = try await Demo.staff("luo.jie", app), pharmacist = try await Demo.staff("qian.li", app)
+            func rule(_ extras: [String]) -> ChatService.GroupRule {
+                .init(headNurses: true, wardNurses: true, wardDoctors: true, extraStaffIds: extras)
+            }
+            let itClient = Client(app)
+            try await itClient.login("hu.bin")
+            #expect(try await itClient.json(.PUT, "/api/v1/wards/\(lung.id!)/group-rules", rule([it.id!])).status == .forbidden)
+            let headNurse = Client(app)
+            try await headNurse.login("zhang.li")
+            // Someone of the other hospital does not join this ward's patients' groups.
+            let stranger = try await headNurse.json(.PUT, "/api/v1/wards/\(lung.id!)/group-rules", rule([east.id!]))
+            #expect(stranger.status == .unprocessableEntity && stranger.body.string.contains("hospital"))
+            #expect(try await headNurse.json(.PUT, "/api/v1/wards/\(lung.id!)/group-rules", rule([pharmacist.id!])).status == .ok)
+            #expect(try await Demo.audit("chat.rule.update", app).contains { $0.outcome == "denied" && $0.actorName == "胡斌" })
+
+            // The memberships the rule creates are each audited.
+            try await PatientGroupTests.deliver(app, try PatientGroupTests.fixture("adt_a01_utf8.hl7"))
+            let added = try await Demo.audit("chat.member.add", app)
+            #expect(added.contains { $0.detail?.hasPrefix(pharmacist.id!) == true && $0.patientID != nil })
+        }
+    }
+
+    // MARK: Untrusted content
+
+    /// An HL7 report's attachment claimed to be HTML (or anything but a PDF or an image) is kept,
+    /// but only ever downloaded, in a sandbox: it cannot run in a clinician's session.
+    @Test(arguments: Backend.all)
+    func anHL7AttachmentIsNeverServedSoThatItRuns(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            try await PatientGroupTests.deliver(app, try PatientGroupTests.fixture("adt_a01_utf8.hl7"))
+            let script = Data("<html><script>fetch('/api/v1/me')</script></html>".utf8).base64EncodedString()
+            for (n, type, subtype) in [("1", "text", "html"), ("2", "application", "javascript"), ("3", "IM", "svg+xml")] {
+                let message = try PatientGroupTests.fixture("mdm_t02_pathology_pdf.hl7", controlID: "XSS-\(n)",
+                                                            ["OBX(2)-5-2": type, "OBX(2)-5-3": subtype, "OBX(2)-5-5": script, "TXA-12": "DOCX\(n)"])
+                let receipt = try #require(await app.rounds.hl7.receive(Array(message.encode().utf8), peer: "127.0.0.1", on: app.db))
+                #expect(receipt.outcome == .accepted)
+            }
+            let stored = try await Attachment.query(on: app.db).all()
+            #expect(stored.count == 3 && stored.allSatisfy { $0.contentType == FileType.opaque && $0.filename.hasSuffix(".bin") })
+            // A row stored before the check existed is checked again on the way out.
+            let legacy = try #require(stored.first)
+            legacy.contentType = "text/html"
+            try await legacy.save(on: app.db)
+
+            let nurse = Client(app)
+            try await nurse.login("wang.fang")
+            for file in stored {
+                let response = try await nurse.request(.GET, "/attachments/\(file.id!)")
+                #expect(response.status == .ok)
+                #expect(response.headers.contentType?.serialize() == FileType.opaque)
+                #expect(response.headers.first(name: .contentDisposition)?.hasPrefix("attachment;") == true)
+                #expect(response.headers.first(name: "Content-Security-Policy") == "sandbox; default-src 'none'")
+                #expect(response.headers.first(name: "X-Content-Type-Options") == "nosniff")
+            }
+            // A real PDF still opens in the browser, in the same sandbox.
+            let pdf = try PatientGroupTests.fixture("mdm_t02_pathology_pdf.hl7", controlID: "PDF-1")
+            _ = await app.rounds.hl7.receive(Array(pdf.encode().utf8), peer: "127.0.0.1", on: app.db)
+            let report = try #require(try await Attachment.query(on: app.db).filter(\.$contentType == "application/pdf").first())
+            let opened = try await nurse.request(.GET, "/attachments/\(report.id!)")
+            #expect(opened.headers.contentType?.serialize() == "application/pdf")
+            #expect(opened.headers.first(name: .contentDisposition)?.hasPrefix("inline;") == true)
+            #expect(opened.headers.first(name: "Content-Security-Policy") == "sandbox; default-src 'none'")
+        }
+    }
+
+    @Test func linksThatLeaveTheSiteAreRefused() {
+        for bad in ["\t/evil.example", "/\t/evil.example", "/\\evil.example", "//evil.example", "/\n/evil.example", "https://evil.example",
+                    "javascript:alert(1)", "/\u{0B}/evil.example", " /x", "/x y"] {
+            #expect(!LinkCheck.isLocalPath(bad), "\(bad.debugDescription) passed as local")
+        }
+        for good in ["/", "/patients/1?tab=results#orders", "/groups/a%2Fb"] { #expect(LinkCheck.isLocalPath(good), "\(good)") }
+        #expect(LinkCheck.isHTTPSLink("https://bot.hospital.cn/case/1"))
+        for bad in ["https://", "https:/\\evil", "https://a b", "http://bot.hospital.cn", "https://user@evil.example/"] {
+            #expect(!LinkCheck.isHTTPSLink(bad), "\(bad.debugDescription)")
+        }
+    }
+
+    @Test(arguments: Backend.all)
+    func signInNeverRedirectsOffSite(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            for next in ["\t/evil.example", "/\t/evil.example", "/\\evil.example"] {
+                let client = Client(app)
+                let page = try await client.page("/login")
+                let token = Client.hiddenField("_csrf", in: page.body.string) ?? ""
+                let response = try await client.form("/login", ["username": "wang.fang", "password": DemoSeed.password, "_csrf": token, "next": next],
+                                                     includeCSRF: false)
+                #expect(response.status == .seeOther && response.headers.first(name: .location) == "/", "\(next.debugDescription)")
+            }
+        }
+    }
+
+    @Test func aWebSocketFromAnotherSiteIsRefused() async throws {
+        try await TestApp.with(.sqlite) { app, _ in
+            let port = try await RealtimeTests.serve(app)
+            do {
+                let nurse = Client(app)
+                try await nurse.login("wang.fang")
+                let cookie = nurse.cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
+                await #expect(throws: (any Error).self) {
+                    try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/api/v1/ws", headers: ["Cookie": cookie, "Origin": "https://evil.example"],
+                                                on: MultiThreadedEventLoopGroup.singleton) { _ in }
+                }
+                #expect(try await Demo.audit("chat.ws.connect", app).contains { $0.outcome == "denied" && $0.actorName == "王芳" })
+                // From Rounds' own page it opens.
+                let box = RealtimeTests.SocketBox()
+                try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/api/v1/ws", headers: ["Cookie": cookie, "Origin": "http://127.0.0.1:\(port)"],
+                                            on: MultiThreadedEventLoopGroup.singleton) { ws in box.socket = ws }
+                for _ in 0..<100 where box.socket == nil { try await Task.sleep(for: .milliseconds(20)) }
+                try await #require(box.socket).close()
+            } catch {
+                await app.server.shutdown()
+                throw error
+            }
+            await app.server.shutdown()
+        }
+    }
+
+    @Test(arguments: Backend.all)
+    func openingAGroupPageMarksNothingRead(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            try await PatientGroupTests.deliver(app, try PatientGroupTests.fixture("adt_a01_utf8.hl7"))
+            try await PatientGroupTests.deliver(app, try PatientGroupTests.fixture("orm_o01_change.hl7"))
+            let group = try await PatientGroupTests.group(app)
+            let nurse = Client(app)
+            try await nurse.login("wang.fang")
+            let before = try await ChatReceipt.query(on: app.db).count()
+            #expect(try await nurse.page("/groups/\(group.id!)").status == .ok)
+            #expect(try await ChatReceipt.query(on: app.db).count() == before)
+        }
+    }
+
+    // MARK: Storage
+
+    @Test func theSQLiteFileIsTheServersAlone() async throws {
+        try await TestApp.with(.sqlite) { app, _ in
+            guard case .sqlite(let path) = app.rounds.configuration.database else { Issue.record("not SQLite"); return }
+            let permissions = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)
+            #expect(permissions.intValue & 0o077 == 0, "the database file is \(String(permissions.intValue, radix: 8))")
+        }
+        let fresh = NSTemporaryDirectory() + "rounds-perm-\(UUID().uuidString).sqlite"
+        defer { try? FileManager.default.removeItem(atPath: fresh) }
+        try Application.restrictToOwner(fresh)
+        let mode = try #require(try FileManager.default.attributesOfItem(atPath: fresh)[.posixPermissions] as? NSNumber)
+        #expect(mode.intValue == 0o600)
+    }
 }

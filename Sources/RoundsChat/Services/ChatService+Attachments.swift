@@ -8,21 +8,7 @@ import RoundsStore
 /// bytes must be what the declared type says they are.
 extension ChatService {
     public static let maximumAttachmentSize = 10 * 1024 * 1024
-    public static let attachmentTypes = ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"]
-
-    /// Whether the first bytes are those of the declared type.
-    static func looksLike(_ contentType: String, _ data: Data) -> Bool {
-        let b = [UInt8](data.prefix(12))
-        func starts(_ magic: [UInt8]) -> Bool { b.count >= magic.count && Array(b.prefix(magic.count)) == magic }
-        switch contentType {
-        case "image/png": return starts([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
-        case "image/jpeg": return starts([0xFF, 0xD8, 0xFF])
-        case "image/gif": return starts(Array("GIF87a".utf8)) || starts(Array("GIF89a".utf8))
-        case "image/webp": return starts(Array("RIFF".utf8)) && b.count >= 12 && Array(b[8..<12]) == Array("WEBP".utf8)
-        case "application/pdf": return starts(Array("%PDF-".utf8))
-        default: return false
-        }
-    }
+    public static var attachmentTypes: [String] { FileType.previewable }
 
     /// A member posts a file to the group.
     public func attach(groupID: String, filename: String, contentType: String, data: Data, context: RequestContext,
@@ -43,7 +29,7 @@ extension ChatService {
             throw RoundsError(code: "unsupported_media_type", status: 415, zh: "不支持的文件类型", en: "Unsupported file type",
                               detail: "\(type.isEmpty ? "no type" : type): send \(Self.attachmentTypes.joined(separator: ", "))")
         }
-        guard Self.looksLike(type, data) else {
+        guard FileType.bytes(data, are: type) else {
             throw RoundsError(code: "unsupported_media_type", status: 415, zh: "文件内容与类型不符", en: "The file is not what its type says",
                               detail: "the bytes are not \(type)")
         }

@@ -98,7 +98,7 @@ extension ChatService {
             switch (button.url, button.action) {
             case (let url?, nil):
                 // Links stay inside Rounds or go to https: no javascript: or data: URLs on a ward PC.
-                guard url.hasPrefix("/") && !url.hasPrefix("//") || url.hasPrefix("https://") else {
+                guard LinkCheck.isLocalPath(url) || LinkCheck.isHTTPSLink(url) else {
                     throw RoundsError.validation("card.buttons.url: a path in Rounds (/…) or an https:// link")
                 }
             case (nil, let action?):

@@ -73,8 +73,13 @@ extension ChatService {
         let extras = Array(Set(rule.extraStaffIds)).sorted()
         guard extras.count <= 20 else { throw RoundsError.validation("extraStaffIds: at most 20") }
         if !extras.isEmpty {
-            let found = try await Staff.query(on: db).filter(\.$id ~~ extras).filter(\.$isActive == true).count()
-            guard found == extras.count else { throw RoundsError.validation("extraStaffIds: every id must be an active member of staff") }
+            // Only people who work in the ward's hospital join its patients' groups.
+            let active = Set(try await Staff.query(on: db).filter(\.$id ~~ extras).filter(\.$isActive == true).all(\.$id))
+            let ofHospital = Set(try await StaffRole.query(on: db).filter(\.$staffID ~~ extras).filter(\.$hospitalID == ward.hospitalID).all(\.$staffID))
+            guard active.count == extras.count else { throw RoundsError.validation("extraStaffIds: every id must be an active member of staff") }
+            guard ofHospital.count == extras.count else {
+                throw RoundsError.validation("extraStaffIds: every person must hold a role in the ward's hospital")
+            }
         }
         let saved = try await WardGroupRule.find(wardID, on: db) ?? WardGroupRule()
         saved.id = wardID
@@ -96,9 +101,8 @@ extension ChatService {
     private func wardForRules(_ wardID: String, write: Bool, context: RequestContext, on db: any Database) async throws -> Department {
         guard let ward = try await Department.find(wardID, on: db), ward.kind == .ward else { throw RoundsError.notFound("ward", id: wardID) }
         let p = context.principal
-        let isHeadNurse = p.kind == .staff && p.assignments.contains { $0.role == .headNurse && $0.departmentID == wardID }
-        let allowed = write ? (isHeadNurse || p.canManageOrganisation(hospitalID: ward.hospitalID))
-                            : (isHeadNurse || p.canManageOrganisation(hospitalID: ward.hospitalID) || p.canViewPatients(in: ward.wardRef))
+        let allowed = p.canEditGroupRules(in: ward.wardRef)
+            || (!write && (p.canManageOrganisation(hospitalID: ward.hospitalID) || p.canViewPatients(in: ward.wardRef)))
         guard allowed else {
             try await audit.record(write ? "chat.rule.update" : "chat.rule.read", entityType: "ward", entityID: wardID, hospitalID: ward.hospitalID,
                                    outcome: .denied, context: context, on: db)

@@ -137,13 +137,7 @@ public struct ChatService: Sendable {
         var added = existing
         for (staffID, reason) in wanted where !added.contains(staffID) {
             guard let staff = try await Staff.find(staffID, on: db), staff.isActive else { continue }
-            let member = ChatMember()
-            member.id = ids.next()
-            member.groupID = group.id!
-            member.staffID = staffID
-            member.reason = reason
-            member.addedAt = clock.now()
-            try await member.create(on: db)
+            try await insertMember(staffID, reason: reason, into: group, on: db)
             added.insert(staffID)
         }
     }
@@ -479,13 +473,21 @@ extension ChatService {
     public func addMembers(_ staffIDs: [String], reason: String, to group: ChatGroup, on db: any Database) async throws {
         let existing = Set(try await ChatMember.query(on: db).filter(\.$groupID == group.id!).all(\.$staffID))
         for staffID in Set(staffIDs) where !existing.contains(staffID) {
-            let member = ChatMember()
-            member.id = ids.next()
-            member.groupID = group.id!
-            member.staffID = staffID
-            member.reason = reason
-            member.addedAt = clock.now()
-            try await member.create(on: db)
+            try await insertMember(staffID, reason: reason, into: group, on: db)
         }
+    }
+
+    /// One new member. Membership opens the patient's record to them: every one is audited.
+    private func insertMember(_ staffID: String, reason: String, into group: ChatGroup, on db: any Database) async throws {
+        let member = ChatMember()
+        member.id = ids.next()
+        member.groupID = group.id!
+        member.staffID = staffID
+        member.reason = reason
+        member.addedAt = clock.now()
+        try await member.create(on: db)
+        try await audit.record("chat.member.add", entityType: "chat_group", entityID: group.id, patientID: group.patientID,
+                               hospitalID: group.hospitalID, detail: "\(staffID) (\(reason))", actorKind: "system",
+                               actorID: nil, actorName: "patient group", clientAddress: nil, on: db)
     }
 }

@@ -164,16 +164,22 @@ enum ResultMapper {
         default:
             throw MappingError("\(obx)-5-4 encoding '\(encoding)' is not supported (Base64 or Hex)", code: "102")
         }
-        let contentType = subtype == "pdf" ? "application/pdf" : "\(type)/\(subtype)"
-        if contentType == "application/pdf" && !data.starts(with: Array("%PDF".utf8)) {
+        // ED-2 is an HL7 type code (AP, IM, TEXT…) or already a MIME top-level type.
+        let top = ["ap": "application", "im": "image", "text": "text", "tx": "text", "au": "audio", "vi": "video"][type] ?? type
+        let declared = subtype == "pdf" ? "application/pdf" : "\(top)/\(subtype == "jpg" ? "jpeg" : subtype)"
+        if declared == "application/pdf" && !data.starts(with: Array("%PDF".utf8)) {
             throw MappingError("\(obx)-5 says PDF but the data is not a PDF", code: "102")
         }
+        // OBX-5 names the type, but the sender is not trusted with what a browser will run:
+        // anything but a PDF or an image (by its bytes) is kept, and only ever downloaded.
+        let contentType = FileType.verified(declared, data)
         let attachment = Attachment()
         attachment.id = ctx.ids.next()
         attachment.patientID = patientID
         attachment.sourceMessageID = ctx.messageID
         attachment.contentType = contentType
-        attachment.filename = "\(ctx.value("TXA-12-1") ?? ctx.messageID).\(subtype)"
+        let stem = (ctx.value("TXA-12-1") ?? ctx.messageID).filter { $0.isLetter || $0.isNumber || "-_.".contains($0) }.prefix(80)
+        attachment.filename = "\(stem.isEmpty ? "report" : String(stem)).\(contentType == FileType.opaque ? "bin" : subtype.lowercased())"
         attachment.data = data
         attachment.size = data.count
         attachment.createdAt = ctx.now

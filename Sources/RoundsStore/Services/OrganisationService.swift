@@ -236,6 +236,12 @@ public struct OrganisationService: Sendable {
             throw RoundsError.notFound("department", id: departmentID)
         }
         try await requireManage(hospitalID: department.hospitalID, action: "staff.role.assign", context: context, on: db)
+        guard context.principal.canGrant(role, hospitalID: department.hospitalID, to: staffID) else {
+            try await audit.record("staff.role.assign", entityType: "staff", entityID: staffID, hospitalID: department.hospitalID,
+                                   outcome: .denied, detail: "\(role.rawValue) @ \(department.name)", context: context, on: db)
+            throw RoundsError.forbidden(staffID == context.principal.id ? "nobody gives a role to themselves"
+                                        : "giving the \(role.rawValue) role is for administrators")
+        }
         if let existing = try await StaffRole.query(on: db).filter(\.$staffID == staffID)
             .filter(\.$departmentID == departmentID).filter(\.$role == role).first() {
             return existing
@@ -255,6 +261,11 @@ public struct OrganisationService: Sendable {
             throw RoundsError.notFound("role assignment", id: assignmentID)
         }
         try await requireManage(hospitalID: assignment.hospitalID, action: "staff.role.remove", context: context, on: db)
+        guard context.principal.canGrant(assignment.role, hospitalID: assignment.hospitalID, to: assignment.staffID) else {
+            try await audit.record("staff.role.remove", entityType: "staff", entityID: assignment.staffID, hospitalID: assignment.hospitalID,
+                                   outcome: .denied, detail: assignment.role.rawValue, context: context, on: db)
+            throw RoundsError.forbidden("taking away the \(assignment.role.rawValue) role is for administrators")
+        }
         try await db.transaction { tx in
             try await assignment.delete(on: tx)
             try await audit.record("staff.role.remove", entityType: "staff", entityID: assignment.staffID,

@@ -33,17 +33,28 @@ struct ChatPages {
         routes.get("groups", use: list)
         routes.get("groups", ":id", use: show)
         routes.post("groups", ":id", "messages", use: post)
+        routes.post("groups", ":id", "read", use: markRead)
         routes.get("attachments", ":id", use: attachment)
     }
 
     /// The bytes of an image or PDF, shown inline; nothing in them may run as a page of Rounds.
     @Sendable func attachment(req: Request) async throws -> Response {
         let file = try await req.rounds.chat.attachment(id: req.parameters.require("id"), context: req.context(), on: req.db)
+        return Self.serve(file)
+    }
+
+    /// Untrusted bytes (from HL7 senders and uploads): checked again on the way out (rows stored
+    /// before the type check existed), previewable types inline, everything else as a download,
+    /// and always in a sandbox that runs nothing and loads nothing.
+    static func serve(_ file: Attachment) -> Response {
+        let type = FileType.verified(file.contentType, file.data)
         let response = Response(status: .ok, body: .init(data: file.data))
-        response.headers.replaceOrAdd(name: .contentType, value: file.contentType)
+        response.headers.replaceOrAdd(name: .contentType, value: type)
         let encoded = file.filename.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "file"
-        response.headers.replaceOrAdd(name: .contentDisposition, value: "inline; filename*=UTF-8''\(encoded)")
-        // X-Content-Type-Options: nosniff and the strict CSP come from SecurityHeadersMiddleware.
+        let disposition = type == FileType.opaque ? "attachment" : "inline"
+        response.headers.replaceOrAdd(name: .contentDisposition, value: "\(disposition); filename*=UTF-8''\(encoded)")
+        response.headers.replaceOrAdd(name: "Content-Security-Policy", value: "sandbox; default-src 'none'")
+        response.headers.replaceOrAdd(name: "X-Content-Type-Options", value: "nosniff")
         response.headers.replaceOrAdd(name: .cacheControl, value: "private, no-store")
         return response
     }
@@ -95,8 +106,8 @@ struct ChatPages {
                                attachmentId: m.attachmentID, isImage: m.kind == "file" && !m.text.lowercased().hasSuffix(".pdf"),
                                quote: m.replyToID.flatMap { id in byID[id].map { "\($0.senderName): \($0.recalledAt == nil ? String($0.text.prefix(60)) : "…")" } })
         }
-        // Opening the group reads it.
-        if isMember, let last = messages.last?.id { _ = try await chat.read(groupID: id, upTo: last, context: context, on: db) }
+        // A GET marks nothing read (a link or a prefetch is not reading): the page's script
+        // posts the read receipt when the group is on screen.
         let data = GroupData(id: id, name: group.name, archived: group.isArchived, isMember: isMember, patientName: patientName, mrn: mrn,
                              ward: wardName, bed: bedLabel, doctor: doctor, allergies: allergies,
                              members: members.map { MemberView(name: $0.1.displayName, reason: t["chat_reason_\($0.0.reason)"] ?? $0.0.reason) },
@@ -115,5 +126,14 @@ struct ChatPages {
             return req.redirect(to: "/groups/\(id)", error: error)
         }
         return req.redirect(to: "/groups/\(id)#composer")
+    }
+
+    /// Without JavaScript the reader says so with a button (a GET never marks anything read).
+    @Sendable func markRead(req: Request) async throws -> Response {
+        struct Form: Content { var upTo: String }
+        let id = try req.parameters.require("id")
+        let form = try req.content.decode(Form.self)
+        _ = try await req.rounds.chat.read(groupID: id, upTo: form.upTo, context: req.context(), on: req.db)
+        return req.redirect(to: "/groups/\(id)")
     }
 }

@@ -246,7 +246,7 @@ struct NursingPages {
 
     /// Where a form came from (only local paths), to go back there.
     private func returnPath(_ req: Request, default path: String) -> String {
-        guard let back = try? req.content.get(String.self, at: "back"), back.hasPrefix("/"), !back.hasPrefix("//") else { return path }
+        guard let back = try? req.content.get(String.self, at: "back"), LinkCheck.isLocalPath(back) else { return path }
         return back
     }
 

@@ -14,12 +14,40 @@ struct RealtimeRoutes {
         var groupId: String?
     }
 
+    /// Cross-site WebSocket hijacking: the session cookie goes along with a socket opened by any
+    /// page, so a browser's socket must come from a page of Rounds itself (refused before the
+    /// upgrade, as an ordinary audited 403).
+    struct SameOriginOnly: AsyncMiddleware {
+        func respond(to req: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+            if let origin = req.headers.first(name: "Origin"), !RealtimeRoutes.isSameOrigin(origin, req) {
+                try await req.rounds.audit.record("chat.ws.connect", entityType: "websocket", entityID: nil, outcome: .denied,
+                                                  detail: "Origin \(origin.prefix(100))", context: req.context(), on: req.db)
+                throw RoundsError.forbidden("WebSocket from another site (Origin \(origin.prefix(100)))")
+            }
+            return try await next.respond(to: req)
+        }
+    }
+
+    /// The Origin names this server: the configured public address, or the Host the request came to.
+    static func isSameOrigin(_ origin: String, _ req: Request) -> Bool {
+        guard let url = URL(string: origin), let host = url.host?.lowercased() else { return false }
+        let port = url.port.map { ":\($0)" } ?? ""
+        let claimed = host + port
+        if let publicURL = req.rounds.configuration.publicURL, let own = URL(string: publicURL), let ownHost = own.host?.lowercased(),
+           claimed == ownHost + (own.port.map { ":\($0)" } ?? "") {
+            return true
+        }
+        guard let hostHeader = req.headers.first(name: .host)?.lowercased() else { return false }
+        // Some clients leave the port out of Host; the site must still be the same.
+        return hostHeader == claimed || (!hostHeader.contains(":") && hostHeader == host)
+    }
+
     func register(_ routes: any RoutesBuilder, registry: OpenAPIRegistry) {
         registry.add(.init(method: .GET, path: "/api/v1/ws",
                            summary: "WebSocket (upgrade): live message, receipt and typing events of my groups; send {\"type\":\"typing\",\"groupId\":…}",
                            tag: "chat", body: nil, response: nil, responseIsArray: false, status: 101, query: [],
                            responseContentType: "application/json"))
-        routes.webSocket("ws", maxFrameSize: .init(integerLiteral: 1 << 16), shouldUpgrade: { req in
+        routes.grouped(SameOriginOnly()).webSocket("ws", maxFrameSize: .init(integerLiteral: 1 << 16), shouldUpgrade: { req in
             // Staff only (bots use the REST API); the sign-in check already ran.
             guard try req.context().principal.kind == .staff else { throw RoundsError.forbidden("WebSocket clients are people") }
             return [:]

@@ -93,7 +93,7 @@ struct SignInRoutes {
 
     /// Only local paths, so the sign-in page cannot be used to bounce people to another site.
     static func safeNext(_ next: String?) -> String {
-        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.contains("\\"), !next.hasPrefix("/login") else { return "/" }
+        guard let next, LinkCheck.isLocalPath(next), !next.hasPrefix("/login") else { return "/" }
         return next
     }
 }

@@ -166,5 +166,7 @@
     });
   }
   document.addEventListener('visibilitychange', function () { if (!document.hidden && lastId) markRead(lastId); });
+  // Opening the page (a GET) marks nothing read; the open, visible page says so explicitly.
+  if (lastId) markRead(lastId);
   connect();
 })();
