@@ -166,7 +166,8 @@
     });
   }
   document.addEventListener('visibilitychange', function () { if (!document.hidden && lastId) markRead(lastId); });
-  // Opening the page (a GET) marks nothing read; the open, visible page says so explicitly.
-  if (lastId) markRead(lastId);
+  // Opening the page (a GET) marks nothing read; the open, visible page says so explicitly,
+  // once the page's scripts have all loaded.
+  window.addEventListener('load', function () { if (lastId) markRead(lastId); });
   connect();
 })();
