@@ -207,6 +207,16 @@ public struct Principal: Sendable, Equatable {
         }
     }
 
+    /// The outbound HL7 queue serves the whole installation (its rows belong to no one hospital,
+    /// and it sends patient data to the hosts it names): group administrators, or an
+    /// integration token not limited to one hospital.
+    public var managesOutboundHL7: Bool {
+        switch kind {
+        case .token: return hasScope(.integration) && tokenHospitalID == nil
+        case .staff: return isSuperuser
+        }
+    }
+
     /// Hospitals whose messages this principal sees in the message store; nil means all.
     public var integrationHospitalIDs: Set<String>? {
         switch kind {

@@ -56,6 +56,10 @@ extension RoundsError {
     public static func accountLocked(minutes: Int) -> RoundsError {
         RoundsError(code: "account_locked", status: 423, zh: "登录失败次数过多，账号已暂时锁定", en: "Too many failed sign-ins; the account is locked for a while", detail: "try again in \(minutes) min")
     }
+    public static func tooManySignIns(seconds: Int) -> RoundsError {
+        RoundsError(code: "too_many_sign_ins", status: 429, zh: "此设备登录失败次数过多，请稍后再试", en: "Too many failed sign-ins from this device; try again later",
+                    detail: "try again in \(seconds) s")
+    }
     public static let csrf = RoundsError(
         code: "csrf_rejected", status: 403, zh: "页面已过期或请求来源不可信，请刷新后重试", en: "The form has expired or did not come from Rounds; reload and try again")
     public static func conflict(_ detail: String) -> RoundsError {

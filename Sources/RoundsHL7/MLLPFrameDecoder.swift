@@ -20,6 +20,10 @@ public struct MLLPFrameDecoder: ByteToMessageDecoder {
     let maximumSize: Int
     /// Inside an over-sized frame: skipping to its end, having seen this many bytes.
     private var skipping: Int?
+    /// How many bytes of the frame being received (from the reader index) were already searched
+    /// for its end: each read searches only what is new, so a frame of n bytes arriving in many
+    /// reads costs O(n), not O(n²) (5 MiB used to take the event loop for most of a minute).
+    private var searched = 0
 
     public init(maximumSize: Int) {
         self.maximumSize = maximumSize
@@ -49,13 +53,16 @@ public struct MLLPFrameDecoder: ByteToMessageDecoder {
             return .continue
         }
         let view = buffer.readableBytesView
-        guard let end = view.firstIndex(of: Self.endBlock) else {
+        guard let end = view.dropFirst(max(searched, 1)).firstIndex(of: Self.endBlock) else {
+            searched = view.count
             if buffer.readableBytes - 1 > maximumSize {
                 skipping = buffer.readableBytes
+                searched = 0
                 buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
             }
             return .needMoreData
         }
+        searched = 0
         // The CR after FS is expected but not waited for: a sender that omits it still gets its ACK.
         let payloadLength = end - buffer.readerIndex - 1
         buffer.moveReaderIndex(forwardBy: 1)

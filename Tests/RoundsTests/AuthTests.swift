@@ -50,24 +50,40 @@ import VaporTesting
         }
     }
 
+    /// Five failures lock a username at the address they came from, for 15 minutes: a known and
+    /// an unknown username answer alike (nothing tells which exist), and the nurse at another
+    /// PC still signs in. Twenty failures from one address, any usernames, make it wait.
     @Test(arguments: Backend.all)
-    func repeatedFailuresLockTheAccountUntilTheLockExpires(backend: Backend) async throws {
-        try await TestApp.with(backend) { app, clock in
-            let client = Client(app)
-            for _ in 1...4 {
-                #expect(try await client.login("li.ming", password: "nope-nope").status == .unauthorized)
+    func repeatedFailuresLockAUsernameAtThatAddressOnly(backend: Backend) async throws {
+        try await TestApp.with(backend, trustProxy: true) { app, clock in
+            func client(_ address: String) -> Client {
+                let c = Client(app)
+                c.extraHeaders.replaceOrAdd(name: "X-Forwarded-For", value: address)
+                return c
             }
-            let fifth = try await client.login("li.ming", password: "nope-nope")
-            #expect(fifth.status.code == 423)
-            // Even the right password is refused while locked.
-            let locked = try await client.login("li.ming", password: DemoSeed.password)
-            #expect(locked.status.code == 423)
-            #expect(client.cookies["rounds_session"] == nil)
+            let attacker = client("10.9.9.9")
+            var known: [UInt] = [], unknown: [UInt] = []
+            for _ in 1...6 {
+                known.append(try await attacker.login("li.ming", password: "nope-nope").status.code)
+                unknown.append(try await attacker.login("no.such.user", password: "nope-nope").status.code)
+            }
+            #expect(known == [401, 401, 401, 401, 423, 423])
+            #expect(unknown == known)
+            // Even the right password is refused from there while locked.
+            let locked = try await attacker.login("li.ming", password: DemoSeed.password)
+            #expect(locked.status.code == 423 && attacker.cookies["rounds_session"] == nil)
             #expect(try await Demo.audit("auth.login", app).last?.outcome == "denied")
+            // The doctor at the ward PC is not locked out by someone else's guesses.
+            #expect(try await client("10.1.2.3").login("li.ming").status == .seeOther)
             clock.advance(by: 15 * 60 + 1)
-            let after = try await client.login("li.ming")
-            #expect(after.status == .seeOther)
+            #expect(try await attacker.login("li.ming", password: DemoSeed.password).status == .seeOther)
             #expect(try await Demo.staff("li.ming", app).failedLogins == 0)
+
+            // A spray over many usernames from one address: after 20 failures it must wait (429).
+            let sprayer = client("10.8.8.8")
+            var codes: [UInt] = []
+            for n in 0..<21 { codes.append(try await sprayer.login("user\(n)", password: "nope-nope").status.code) }
+            #expect(codes.prefix(20).allSatisfy { $0 == 401 } && codes.last == 429)
         }
     }
 

@@ -174,9 +174,19 @@ import VaporTesting
     func outboundMessagesAreQueuedThroughTheAPI(_ backend: Backend) async throws {
         try await TestApp.with(backend) { app, _ in
             let peer = try await FakeHL7Peer.start(answering: ["AA"])
-            let admin = Client(app)
-            try await admin.login("hu.bin")
             let text = "MSH|^~\\&|ROUNDS|ARION|LIS|ARION|20261122||ACK^R01|OUT9|P|2.5\nMSA|AA|MSG00004"
+            // IT of one hospital aims no patient data at hosts of its choosing, nor reads the queue.
+            let it = Client(app)
+            try await it.login("hu.bin")
+            #expect(try await it.json(.POST, "/api/v1/hl7/outbound", EnqueueOutboundBody(host: "127.0.0.1", port: peer.port, message: text)).status == .forbidden)
+            #expect(try await it.get("/api/v1/hl7/outbound").status == .forbidden)
+            let main = try await Demo.hospital("HK01", app)
+            let scoped = Client(app)
+            scoped.bearer = try #require(try await TokenTests().issue(app, scopes: [.integration], hospital: main.id).secret)
+            #expect(try await scoped.get("/api/v1/hl7/outbound").status == .forbidden)
+            #expect(try await Demo.audit("hl7.outbound.list", app).filter { $0.outcome == "denied" }.count == 2)
+            let admin = Client(app)
+            try await admin.login("admin")
             let queued = try await admin.json(.POST, "/api/v1/hl7/outbound", EnqueueOutboundBody(host: "127.0.0.1", port: peer.port, message: text))
             #expect(queued.status == .created)
             let row = try queued.decode(OutboundDTO.self)
@@ -185,7 +195,7 @@ import VaporTesting
             #expect(peer.received == ["OUT9"])
             let list = try await admin.get("/api/v1/hl7/outbound").decode([OutboundDTO].self)
             #expect(list.first?.status == "sent")
-            #expect(try await Demo.audit("hl7.outbound.enqueue", app).count == 1)
+            #expect(try await Demo.audit("hl7.outbound.enqueue", app).filter { $0.outcome == "success" }.count == 1)
 
             let bad = try await admin.json(.POST, "/api/v1/hl7/outbound", EnqueueOutboundBody(host: "127.0.0.1", port: 2575, message: "not hl7"))
             #expect(bad.status == .unprocessableEntity && bad.problemCode == "validation_failed")

@@ -191,6 +191,27 @@ import VaporTesting
         }
     }
 
+    /// The group administrator's (and a role-less account's) contact details are the group's
+    /// own administrators' business, not a hospital administrator's or IT's.
+    @Test(arguments: Backend.all)
+    func theSuperusersContactDetailsAreOutOfReach(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            let superuser = try await Demo.staff("admin", app), nurse = try await Demo.staff("wang.fang", app)
+            for username in ["luo.jie", "hu.bin"] {
+                let other = Client(app)
+                try await other.login(username)
+                let changed = try await other.json(.PUT, "/api/v1/staff/\(superuser.id!)/contact", StaffContactBody(mobile: "13900000000", email: nil))
+                #expect(changed.status == .forbidden, "\(username)")
+                #expect(try await other.get("/api/v1/staff/\(superuser.id!)").status == .forbidden, "\(username)")
+            }
+            #expect(try await Demo.staff("admin", app).mobile == superuser.mobile)
+            // IT still looks after the staff of its own hospital.
+            let it = Client(app)
+            try await it.login("hu.bin")
+            #expect(try await it.json(.PUT, "/api/v1/staff/\(nurse.id!)/contact", StaffContactBody(mobile: "13800001234", email: nil)).status == .ok)
+        }
+    }
+
     // MARK: Untrusted content
 
     /// An HL7 report's attachment claimed to be HTML (or anything but a PDF or an image) is kept,

@@ -1,4 +1,6 @@
 import FluentKit
+import NIOCore
+import NIOEmbedded
 import Foundation
 import RoundsCore
 @testable import RoundsHL7
@@ -147,4 +149,38 @@ struct LatencyTests {
         }
     }
 
+}
+
+/// The MLLP frame reader searches each byte once, however the frame is cut into reads.
+@Suite struct MLLPFramingTests {
+    static func frames(_ chunks: [[UInt8]], maximumSize: Int = 8 * 1024 * 1024) throws -> [MLLPFrame] {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(MLLPFrameDecoder(maximumSize: maximumSize)))
+        for chunk in chunks { try channel.writeInbound(ByteBuffer(bytes: chunk)) }
+        var out: [MLLPFrame] = []
+        while let frame = try channel.readInbound(as: MLLPFrame.self) { out.append(frame) }
+        _ = try channel.finish()
+        return out
+    }
+
+    @Test func aFiveMebibyteFrameInSmallReadsIsReadOnce() throws {
+        let payload = [UInt8](repeating: UInt8(ascii: "A"), count: 5 * 1024 * 1024)
+        let framed = MLLP.frame(payload) + MLLP.frame(Array("MSH|next".utf8))
+        // 1 KiB reads: with a search from the start on every read this was ~13 billion byte looks.
+        let chunks = stride(from: 0, to: framed.count, by: 1024).map { Array(framed[$0..<min($0 + 1024, framed.count)]) }
+        let frames = try Self.frames(chunks)
+        #expect(frames.count == 2)
+        #expect(frames.first == .message(payload))
+        #expect(frames.last == .message(Array("MSH|next".utf8)))
+    }
+
+    @Test func theEndBlockMayArriveAloneOrSplitFromItsCarriageReturn() throws {
+        let message = Array("MSH|^~\\&|A".utf8)
+        let frames = try Self.frames([[0x0B], Array(message.prefix(4)), Array(message.dropFirst(4)), [0x1C], [0x0D, 0x0B] + message + [0x1C, 0x0D]])
+        #expect(frames == [.message(message), .message(message)])
+        // Over the limit in pieces: refused whole, and the next frame still read.
+        let big = [UInt8](repeating: 0x41, count: 3000)
+        let refused = try Self.frames([[0x0B] + big.prefix(1000), Array(big.dropFirst(1000)), [0x1C, 0x0D]] + [MLLP.frame(message)], maximumSize: 2048)
+        #expect(refused.count == 2 && refused.last == .message(message))
+        if case .tooLarge = refused.first {} else { Issue.record("expected tooLarge, got \(String(describing: refused.first))") }
+    }
 }

@@ -1,6 +1,7 @@
 import Crypto
 import FluentKit
 import Foundation
+import NIOConcurrencyHelpers
 import RoundsCore
 
 /// Sign-in with lock-out, loading who someone is, and API tokens.
@@ -9,53 +10,56 @@ public struct AuthService: Sendable {
     public let ids: IDGenerator
     public let hasher: PasswordHasher
     public let audit: AuditLog
-    /// Failed sign-ins in a row before the account locks.
-    public var maxFailedLogins = 5
-    public var lockout: TimeInterval = 15 * 60
+    /// Failed sign-ins, per address and per username at an address (see `SignInThrottle`).
+    public let throttle: SignInThrottle
+    private let dummy: DummyHash
 
-    public init(clock: any RoundsClock, ids: IDGenerator, hasher: PasswordHasher, audit: AuditLog) {
+    public init(clock: any RoundsClock, ids: IDGenerator, hasher: PasswordHasher, audit: AuditLog,
+                throttle: SignInThrottle = SignInThrottle()) {
         self.clock = clock
         self.ids = ids
         self.hasher = hasher
         self.audit = audit
+        self.throttle = throttle
+        self.dummy = DummyHash(hasher: hasher)
     }
 
-    /// Checks a password. Unknown users and wrong passwords get the same answer; each failure
-    /// counts towards the lock-out, and every attempt is audited.
+    /// Checks a password. Unknown users and wrong passwords get the same answer, in the same
+    /// time (a bcrypt check of the same cost either way) and with the same lock after repeated
+    /// failures; every attempt is audited.
     public func login(username: String, password: String, clientAddress: String?, on db: any Database) async throws -> Staff {
         let now = clock.now()
-        guard let staff = try await Staff.query(on: db).filter(\.$username == username).first(), staff.isActive else {
-            // Spend the same time as a real check so usernames cannot be probed by timing.
-            _ = try? await hasher.verify(password, hash: Self.dummyHash)
-            try await audit.record("auth.login", entityType: "staff", entityID: nil, outcome: .failure,
-                                   detail: "unknown user \(username.prefix(64))", actorKind: "anonymous",
-                                   actorID: nil, actorName: String(username.prefix(64)), clientAddress: clientAddress, on: db)
+        let staff = try await Staff.query(on: db).filter(\.$username == username).first().flatMap { $0.isActive ? $0 : nil }
+        func refuse(_ detail: String, outcome: AuditOutcome) async throws {
+            try await audit.record("auth.login", entityType: "staff", entityID: staff?.id, outcome: outcome, detail: detail,
+                                   actorKind: staff == nil ? "anonymous" : "staff", actorID: staff?.id,
+                                   actorName: staff?.displayName ?? String(username.prefix(64)), clientAddress: clientAddress, on: db)
+        }
+        switch throttle.verdict(username: username, address: clientAddress, now: now) {
+        case .allowed: break
+        case .locked(let minutes):
+            try await refuse("locked at this address" + (staff == nil ? " (unknown user)" : ""), outcome: .denied)
+            throw RoundsError.accountLocked(minutes: minutes)
+        case .slowDown(let seconds):
+            try await refuse("too many failed sign-ins from this address", outcome: .denied)
+            throw RoundsError.tooManySignIns(seconds: seconds)
+        }
+        // The same bcrypt work whether or not the user exists.
+        let hash: String
+        if let staff { hash = staff.passwordHash } else { hash = try await dummy.value() }
+        let matches = try await hasher.verify(password, hash: hash)
+        guard let staff, matches else {
+            let lockedNow = throttle.recordFailure(username: username, address: clientAddress, now: now)
+            if let staff {
+                staff.failedLogins += 1
+                try await staff.save(on: db)
+            }
+            try await refuse((staff == nil ? "unknown user" : "wrong password") + (lockedNow ? "; locked at this address" : ""),
+                             outcome: .failure)
+            if lockedNow { throw RoundsError.accountLocked(minutes: Int(throttle.window / 60)) }
             throw RoundsError.badCredentials
         }
-        if let until = staff.lockedUntil, until > now {
-            try await audit.record("auth.login", entityType: "staff", entityID: staff.id, outcome: .denied,
-                                   detail: "account locked", actorKind: "staff", actorID: staff.id,
-                                   actorName: staff.displayName, clientAddress: clientAddress, on: db)
-            throw RoundsError.accountLocked(minutes: Int((until.timeIntervalSince(now) / 60).rounded(.up)))
-        }
-        guard try await hasher.verify(password, hash: staff.passwordHash) else {
-            staff.failedLogins += 1
-            var detail = "wrong password (\(staff.failedLogins))"
-            let lockingNow = staff.failedLogins >= maxFailedLogins
-            if lockingNow {
-                staff.lockedUntil = now.addingTimeInterval(lockout)
-                staff.failedLogins = 0
-                detail += "; locked"
-            }
-            try await staff.save(on: db)
-            try await audit.record("auth.login", entityType: "staff", entityID: staff.id, outcome: .failure,
-                                   detail: detail, actorKind: "staff", actorID: staff.id,
-                                   actorName: staff.displayName, clientAddress: clientAddress, on: db)
-            if lockingNow {
-                throw RoundsError.accountLocked(minutes: Int(lockout / 60))
-            }
-            throw RoundsError.badCredentials
-        }
+        throttle.recordSuccess(username: username, address: clientAddress)
         staff.failedLogins = 0
         staff.lockedUntil = nil
         try await staff.save(on: db)
@@ -63,9 +67,6 @@ public struct AuthService: Sendable {
                                actorID: staff.id, actorName: staff.displayName, clientAddress: clientAddress, on: db)
         return staff
     }
-
-    /// A bcrypt hash of a random string, so an unknown user costs as much as a known one.
-    static let dummyHash = "$2b$12$C6UzMDM.H6dfI/f/IKxGhu0Qy2bX0hQ2qV1Xv8eQz0Lx0R7uQ8b1W"
 
     /// Builds the principal for a signed-in person, with all their role assignments.
     public func principal(forStaffID id: String, on db: any Database) async throws -> Principal? {
@@ -165,5 +166,21 @@ public struct AuthService: Sendable {
         var generator = SystemRandomNumberGenerator()
         let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
         return String((0..<40).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] })
+    }
+}
+
+/// A bcrypt hash of a random password at the hasher's own cost, made once: checking against it
+/// costs what checking a real user's password costs.
+final class DummyHash: Sendable {
+    private let hasher: PasswordHasher
+    private let cached = NIOLockedValueBox<String?>(nil)
+
+    init(hasher: PasswordHasher) { self.hasher = hasher }
+
+    func value() async throws -> String {
+        if let hash = cached.withLockedValue({ $0 }) { return hash }
+        let hash = try await hasher.hash(UUID().uuidString + UUID().uuidString)
+        cached.withLockedValue { $0 = $0 ?? hash }
+        return cached.withLockedValue { $0 ?? hash }
     }
 }

@@ -143,9 +143,7 @@ public struct OrganisationService: Sendable {
         guard let staff = try await Staff.find(id, on: db) else { throw RoundsError.notFound("staff member", id: id) }
         let roles = try await StaffRole.query(on: db).filter(\.$staffID == id).all()
         let principal = context.principal
-        let allowed = principal.id == id || principal.administeredHospitalIDs == nil
-            || roles.contains { principal.canManageOrganisation(hospitalID: $0.hospitalID) }
-            || (principal.isAdministrator && roles.isEmpty)
+        let allowed = principal.id == id || Self.administers(staff, roles: roles, principal)
         guard allowed else { throw RoundsError.forbidden("staff member \(id)") }
         return (staff, roles)
     }
@@ -157,8 +155,7 @@ public struct OrganisationService: Sendable {
         guard let staff = try await Staff.find(staffID, on: db) else { throw RoundsError.notFound("staff member", id: staffID) }
         let roles = try await StaffRole.query(on: db).filter(\.$staffID == staffID).all()
         let principal = context.principal
-        let allowed = principal.kind == .staff && (principal.id == staffID || principal.administeredHospitalIDs == nil
-            || roles.contains { principal.canManageOrganisation(hospitalID: $0.hospitalID) } || (principal.isAdministrator && roles.isEmpty))
+        let allowed = principal.kind == .staff && (principal.id == staffID || Self.administers(staff, roles: roles, principal))
         guard allowed else {
             try await audit.record("staff.contact.update", entityType: "staff", entityID: staffID, outcome: .denied, context: context, on: db)
             throw RoundsError.forbidden("staff member \(staffID)")
@@ -182,6 +179,15 @@ public struct OrganisationService: Sendable {
             try await audit.record("staff.contact.update", entityType: "staff", entityID: staffID, context: context, on: tx)
         }
         return staff
+    }
+
+    /// Who looks after a staff member's record: administrators of a hospital they work in; a
+    /// group administrator, or someone with no roles yet, only the group's own administrators
+    /// (a hospital's administrator or IT must not reach the superuser's contact details).
+    static func administers(_ staff: Staff, roles: [StaffRole], _ principal: Principal) -> Bool {
+        if principal.canManageGroup { return true }
+        if staff.isSuperuser || roles.isEmpty { return false }
+        return roles.contains { principal.canManageOrganisation(hospitalID: $0.hospitalID) }
     }
 
     public func createStaff(username: String, displayName: String, password: String, employeeNo: String?,
