@@ -321,6 +321,29 @@ import VaporTesting
         }
     }
 
+    // MARK: Audit
+
+    @Test(arguments: Backend.all)
+    func refusedCallsLeaveATraceAndTokenGuessingIsSlowedDown(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            #expect(try await Client(app).get("/api/v1/patients/x").status == .unauthorized)
+            #expect(try await Demo.audit("auth.required", app).contains { $0.detail == "GET /api/v1/patients/x" })
+            let guesser = Client(app)
+            var codes: [UInt] = []
+            for n in 0..<51 {
+                guesser.bearer = "rnd_guess_\(n)"
+                codes.append(try await guesser.get("/api/v1/me").status.code)
+            }
+            #expect(codes.prefix(50).allSatisfy { $0 == 401 } && codes.last == 429)
+            #expect(try await Demo.audit("auth.token", app).count == 50)
+            // A form without its CSRF token is refused, and that is audited too.
+            let nurse = Client(app)
+            try await nurse.login("wang.fang")
+            #expect(try await nurse.form("/groups/none/messages", ["text": "hi"], includeCSRF: false).status == .forbidden)
+            #expect(try await Demo.audit("auth.csrf", app).contains { $0.actorName == "王芳" && $0.outcome == "denied" })
+        }
+    }
+
     // MARK: Storage
 
     @Test func theSQLiteFileIsTheServersAlone() async throws {

@@ -12,6 +12,8 @@ public struct AuthService: Sendable {
     public let audit: AuditLog
     /// Failed sign-ins, per address and per username at an address (see `SignInThrottle`).
     public let throttle: SignInThrottle
+    /// Unknown, expired and revoked API tokens, per address (guessing is slowed down).
+    public let tokenGuesses = SignInThrottle(perUsername: .max, perAddress: 50, window: 60)
     private let dummy: DummyHash
 
     public init(clock: any RoundsClock, ids: IDGenerator, hasher: PasswordHasher, audit: AuditLog,

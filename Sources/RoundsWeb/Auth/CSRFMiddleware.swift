@@ -14,6 +14,9 @@ struct CSRFMiddleware: AsyncMiddleware {
             let sent = request.headers.first(name: Self.header) ?? (try? request.content.get(String.self, at: Self.formField))
             guard let sent, Self.constantTimeEquals(sent, session.csrfToken) else {
                 request.logger.notice("CSRF token missing or wrong", metadata: ["path": .string(request.url.path)])
+                try await request.rounds.audit.record("auth.csrf", entityType: "route", entityID: nil, outcome: .denied,
+                                                      detail: "\(request.method) \(request.url.path.prefix(200))", context: request.context(),
+                                                      on: request.db)
                 throw RoundsError.csrf
             }
         }

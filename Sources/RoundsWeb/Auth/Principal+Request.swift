@@ -53,7 +53,17 @@ struct PrincipalMiddleware: AsyncMiddleware {
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         let services = request.rounds
         if let bearer = request.headers.bearerAuthorization {
+            let guesses = services.auth.tokenGuesses, now = services.configuration.clock.now()
+            if case .slowDown(let seconds) = guesses.verdict(username: "", address: request.clientAddress, now: now) {
+                throw RoundsError(code: "too_many_bad_tokens", status: 429, zh: "无效令牌过多，请稍后再试",
+                                  en: "Too many invalid tokens from this address; try again later", detail: "try again in \(seconds) s")
+            }
             guard let principal = try await services.auth.principal(forBearer: bearer.token, on: request.db) else {
+                // Unknown, expired and revoked tokens leave a trace, and guessing is slowed down.
+                guesses.recordFailure(username: "", address: request.clientAddress, now: now)
+                try await services.audit.record("auth.token", entityType: "api_token", entityID: nil, outcome: .failure,
+                                                detail: "\(request.method) \(request.url.path.prefix(200))", actorKind: "anonymous",
+                                                actorID: nil, actorName: "unknown token", clientAddress: request.clientAddress, on: request.db)
                 throw RoundsError(code: "invalid_token", status: 401, zh: "API 令牌无效、已过期或已吊销",
                                   en: "The API token is invalid, expired or revoked")
             }
@@ -72,7 +82,12 @@ struct PrincipalMiddleware: AsyncMiddleware {
 struct RequireSignIn: AsyncMiddleware {
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         guard request.principal != nil else {
-            if request.wantsJSON { throw RoundsError.unauthenticated }
+            if request.wantsJSON {
+                try await request.rounds.audit.record("auth.required", entityType: "route", entityID: nil, outcome: .failure,
+                                                      detail: "\(request.method) \(request.url.path.prefix(200))", actorKind: "anonymous",
+                                                      actorID: nil, actorName: "anonymous", clientAddress: request.clientAddress, on: request.db)
+                throw RoundsError.unauthenticated
+            }
             let target = request.url.path == "/" ? "" : "?next=" + (request.url.path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? "")
             return request.redirect(to: "/login" + target)
         }
