@@ -170,8 +170,12 @@ extension AlertService {
 
     public func connectors(context: RequestContext, on db: any Database) async throws -> [ConnectorView] {
         let query = AlertConnectorRow.query(on: db).sort(\.$createdAt)
-        guard context.principal.isAdministrator else { throw RoundsError.forbidden() }
-        if let hospitals = context.principal.administeredHospitalIDs { query.filter(\.$hospitalID ~~ Array(hospitals)) }
+        let hospitals = context.principal.kind == .staff ? context.principal.connectorHospitalIDs : []
+        guard hospitals?.isEmpty != true else {
+            try await audit.record("alert.connector.list", entityType: "alert_connector", entityID: nil, outcome: .denied, context: context, on: db)
+            throw RoundsError.forbidden("connectors are set up by the hospital's administrators")
+        }
+        if let hospitals { query.filter(\.$hospitalID ~~ Array(hospitals)) }
         var views: [ConnectorView] = []
         for row in try await query.all() { views.append(try await view(row, on: db)) }
         return views
@@ -297,10 +301,10 @@ extension AlertService {
     }
 
     private func requireConnectorAdmin(hospitalID: String, action: String, context: RequestContext, on db: any Database) async throws {
-        guard context.principal.kind == .staff, context.principal.canManageOrganisation(hospitalID: hospitalID) else {
+        guard context.principal.canAdministerConnectors(hospitalID: hospitalID) else {
             try await audit.record(action, entityType: "alert_connector", entityID: nil, hospitalID: hospitalID, outcome: .denied,
                                    context: context, on: db)
-            throw RoundsError.forbidden("connectors are set up by the hospital's administrators and IT")
+            throw RoundsError.forbidden("connectors are set up by the hospital's administrators")
         }
     }
 

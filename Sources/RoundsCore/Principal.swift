@@ -149,6 +149,18 @@ public struct Principal: Sendable, Equatable {
         }
     }
 
+    /// Alert connectors send patient data out of Rounds (Feishu, WeCom, SMS, e-mail, the LIS):
+    /// set up by the hospital's administrators, not IT.
+    public func canAdministerConnectors(hospitalID: String) -> Bool {
+        kind == .staff && (isSuperuser || assignments.contains { $0.role == .administrator && $0.hospitalID == hospitalID })
+    }
+
+    /// Hospitals whose connectors this principal administers; nil means all.
+    public var connectorHospitalIDs: Set<String>? {
+        if isSuperuser { return nil }
+        return Set(assignments.filter { $0.role == .administrator }.map(\.hospitalID))
+    }
+
     /// Editing who joins a ward's patient groups: its head nurse, or an administrator of its
     /// hospital (not IT: a rule puts people into every new patient group of the ward).
     public func canEditGroupRules(in ward: WardRef) -> Bool {

@@ -212,6 +212,23 @@ import VaporTesting
         }
     }
 
+    /// IT cannot send critical-value notices (name, MRN, value) to an address of its choosing.
+    @Test(arguments: Backend.all)
+    func connectorsAreForAdministrators(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            let main = try await Demo.hospital("HK01", app)
+            let it = Client(app)
+            try await it.login("hu.bin")
+            let body = ConnectorBody(hospitalId: main.id, kind: "sms", name: "外发", settings: ["url": "https://sms.example/send", "token": "t", "to": "13800000000"])
+            #expect(try await it.json(.POST, "/api/v1/alert-connectors", body).status == .forbidden)
+            #expect(try await it.get("/api/v1/alert-connectors").status == .forbidden)
+            #expect(try await Demo.audit("alert.connector.list", app).contains { $0.outcome == "denied" })
+            let admin = Client(app)
+            try await admin.login("admin")
+            #expect(try await admin.get("/api/v1/alert-connectors").status == .ok)
+        }
+    }
+
     // MARK: Untrusted content
 
     /// An HL7 report's attachment claimed to be HTML (or anything but a PDF or an image) is kept,

@@ -269,7 +269,7 @@ struct AlertRoutes {
                tag: "alerts", returns: AlertService.ConnectorView.self, array: true) { req in
             try await req.rounds.alerts.connectors(context: req.context(), on: req.db)
         }
-        api.on(.POST, "alert-connectors", summary: "Add a connector (administrators, IT)", tag: "alerts", body: ConnectorBody.self,
+        api.on(.POST, "alert-connectors", summary: "Add a connector (administrators of the hospital)", tag: "alerts", body: ConnectorBody.self,
                returns: AlertService.ConnectorView.self, status: 201) { req -> Response in
             let body = try req.content.decode(ConnectorBody.self)
             let view = try await req.rounds.alerts.createConnector(body.input, context: req.context(), on: req.db)
