@@ -171,7 +171,8 @@ def test_our_sender_delivers_to_the_python_server(tmp_path):
 def test_the_outbound_queue_retries_until_the_python_server_accepts(rounds):
     peer = PythonHL7Server(codes=["AE"])
     try:
-        it = Session(rounds.base, "hu.bin")
+        # The outbound queue sends patient data where it is told: group administrators only.
+        it = Session(rounds.base, "admin")
         text = read_message(os.path.join(SAMPLES, "oru_r01_critical_k.hl7")).replace("MSG00004", "OUTPY1")
         status, row = it.post("/api/v1/hl7/outbound", {"host": "127.0.0.1", "port": peer.port, "message": text})
         assert status == 201 and row["status"] == "pending"

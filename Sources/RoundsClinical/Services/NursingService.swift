@@ -193,18 +193,12 @@ public struct NursingService: Sendable {
                     started.append(task.title)
                 }
                 if score.band.isHighRisk {
-                    let event = OutboxEvent()
-                    event.id = ids.next()
-                    event.kind = "assessment.high_risk"
-                    event.patientID = patientID
-                    event.encounterID = stay.encounter.id
-                    event.hospitalID = stay.encounter.hospitalID
-                    event.payload = String(decoding: try JSONEncoder.sorted.encode(ClinicalEvent.AssessmentRecorded(
+                    let payload = ClinicalEvent.AssessmentRecorded(
                         assessmentID: assessment.id!, instrument: instrument.title.zh, total: score.total, band: score.band.label.zh,
-                        assessor: context.principal.displayName, interventions: started, at: now)), as: UTF8.self)
-                    event.createdAt = now
-                    event.attempts = 0
-                    try await event.create(on: tx)
+                        assessor: context.principal.displayName, interventions: started, at: now)
+                    try await OutboxEvent.make(id: ids.next(), "assessment.high_risk", at: now, patientID: patientID,
+                                               encounterID: stay.encounter.id, hospitalID: stay.encounter.hospitalID,
+                                               sourceMessageID: nil, payload: payload).create(on: tx)
                 }
                 try await audit.record("assessment.create", entityType: "assessment", entityID: assessment.id, patientID: patientID,
                                        hospitalID: stay.encounter.hospitalID,
