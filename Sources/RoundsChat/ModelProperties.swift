@@ -14,6 +14,10 @@ extension ChatBot {
     public var properties: [any AnyProperty] { [$id, $callbackURL, $signingSecret, $updatedAt] }
 }
 
+extension ChatBotMember {
+    public var properties: [any AnyProperty] { [$id, $groupID, $botID, $addedBy, $addedAt] }
+}
+
 extension ChatGroup {
     public var properties: [any AnyProperty] { [$id, $kind, $hospitalID, $wardID, $patientID, $encounterID, $name, $status, $previousGroupID, $createdAt, $archivedAt] }
 }
@@ -35,10 +39,10 @@ extension ChatReceipt {
 }
 
 extension WardGroupRule {
-    public var properties: [any AnyProperty] { [$id, $headNurses, $wardNurses, $wardDoctors, $extraStaff, $updatedBy, $updatedAt] }
+    public var properties: [any AnyProperty] { [$id, $headNurses, $wardNurses, $wardDoctors, $extraStaff, $bots, $updatedBy, $updatedAt] }
 }
 
 /// The models of RoundsChat with a listed `properties`, for ModelPropertiesTests.
 public enum RoundsChatModels {
-    public static let all: [any Model.Type] = [BotCallback.self, ChatAction.self, ChatBot.self, ChatGroup.self, ChatMember.self, ChatMessage.self, ChatMessageEdit.self, ChatReceipt.self, WardGroupRule.self]
+    public static let all: [any Model.Type] = [BotCallback.self, ChatAction.self, ChatBot.self, ChatBotMember.self, ChatGroup.self, ChatMember.self, ChatMessage.self, ChatMessageEdit.self, ChatReceipt.self, WardGroupRule.self]
 }

@@ -34,7 +34,7 @@ final class CallbackRecorder: @unchecked Sendable {
         var secret: String
     }
 
-    static func setUp(_ app: Application, hospital: String = "HK01") async throws -> Setup {
+    static func setUp(_ app: Application, hospital: String = "HK01", join: Bool = true) async throws -> Setup {
         try await PatientGroupTests.deliver(app, PatientGroupTests.fixture("adt_a01_utf8.hl7"))
         let group = try await PatientGroupTests.group(app)
         let admin = Client(app)
@@ -44,6 +44,9 @@ final class CallbackRecorder: @unchecked Sendable {
         let token = try issued.decode(TokenDTO.self)
         let configured = try await admin.json(.PUT, "/api/v1/bots/\(token.id)", ConfigureBotBody(callbackUrl: "https://bots.example/rounds"))
         #expect(configured.status == .ok)
+        if join {
+            #expect(try await admin.json(.PUT, "/api/v1/groups/\(group.id!)/bots/\(token.id)", [String: String]()).status == .ok)
+        }
         let bot = Client(app)
         bot.bearer = try #require(token.secret)
         return Setup(group: group, bot: bot, botID: token.id, secret: try configured.decode(BotSecretDTO.self).signingSecret)
@@ -147,7 +150,11 @@ final class CallbackRecorder: @unchecked Sendable {
 
     @Test func aBotOfAnotherHospitalCannotPost() async throws {
         try await TestApp.with(.sqlite) { app, _ in
-            let s = try await Self.setUp(app, hospital: "HK02")
+            let s = try await Self.setUp(app, hospital: "HK02", join: false)
+            // Nor can it be added to a group of this hospital.
+            let admin = Client(app)
+            try await admin.login("admin")
+            #expect(try await admin.json(.PUT, "/api/v1/groups/\(s.group.id!)/bots/\(s.botID)", [String: String]()).status == .unprocessableEntity)
             let refused = try await s.bot.json(.POST, "/api/v1/groups/\(s.group.id!)/bot-messages", BotMessageBody(text: "hi", card: nil))
             #expect(refused.status == .forbidden)
             #expect(try await Demo.audit("chat.message.create", app).contains { $0.outcome == "denied" })
@@ -155,6 +162,65 @@ final class CallbackRecorder: @unchecked Sendable {
             let nurse = Client(app)
             try await nurse.login("wang.fang")
             #expect(try await nurse.json(.PUT, "/api/v1/bots/\(s.botID)", ConfigureBotBody(callbackUrl: nil)).status == .forbidden)
+        }
+    }
+
+    /// A token covering the whole installation still posts only into groups it was added to;
+    /// the ward's head nurse adds and removes it (members see it join), a nurse cannot, and the
+    /// ward's rule brings it into every new group.
+    @Test(arguments: Backend.all)
+    func botsPostOnlyWhereTheyAreMembers(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            try await PatientGroupTests.deliver(app, PatientGroupTests.fixture("adt_a01_utf8.hl7"))
+            let group = try await PatientGroupTests.group(app)
+            let admin = Client(app)
+            try await admin.login("admin")
+            let issued = try await admin.json(.POST, "/api/v1/tokens", CreateTokenBody(name: "病理科机器人", scopes: [.bot], hospitalId: nil, expiresAt: nil))
+            let token = try issued.decode(TokenDTO.self)
+            let bot = Client(app)
+            bot.bearer = try #require(token.secret)
+            let path = "/api/v1/groups/\(group.id!)/bot-messages"
+
+            let refused = try await bot.json(.POST, path, BotMessageBody(text: "病理报告已发布", card: nil))
+            #expect(refused.status == .forbidden)
+            #expect(try await Demo.audit("chat.message.create", app).contains { $0.outcome == "denied" && $0.detail == "bot is not a member" })
+
+            // A nurse of the ward may not add it; the head nurse may.
+            let nurse = Client(app)
+            try await nurse.login("wang.fang")
+            #expect(try await nurse.json(.PUT, "/api/v1/groups/\(group.id!)/bots/\(token.id)", [String: String]()).status == .forbidden)
+            #expect(try await Demo.audit("chat.bot.add", app).contains { $0.outcome == "denied" })
+            let headNurse = Client(app)
+            try await headNurse.login("zhang.li")
+            let added = try await headNurse.json(.PUT, "/api/v1/groups/\(group.id!)/bots/\(token.id)", [String: String]())
+            #expect(added.status == .ok)
+            #expect(try added.decode([GroupBotDTO].self).map(\.name) == ["病理科机器人"])
+            #expect(try await headNurse.json(.PUT, "/api/v1/groups/\(group.id!)/bots/nope", [String: String]()).status == .unprocessableEntity)
+            #expect(try await bot.json(.POST, path, BotMessageBody(text: "病理报告已发布", card: nil)).status == .created)
+            let detail = try await nurse.get("/api/v1/groups/\(group.id!)").decode(GroupDetailDTO.self)
+            #expect(detail.bots.map(\.botId) == [token.id])
+            let notes = try await ChatMessage.query(on: app.db).filter(\.$groupID == group.id!).filter(\.$kind == "system").all(\.$text)
+            #expect(notes.contains("机器人「病理科机器人」已加入本群"))
+
+            // Removed: it posts no more.
+            #expect(try await headNurse.json(.DELETE, "/api/v1/groups/\(group.id!)/bots/\(token.id)", [String: String]()).status == .ok)
+            #expect(try await bot.json(.POST, path, BotMessageBody(text: "again", card: nil)).status == .forbidden)
+            #expect(try await ChatMessage.query(on: app.db).filter(\.$botID != nil).count() == 1)
+
+            // By the ward's rule, it joins the next patient's group (and only bot tokens may be named).
+            let wardID = try #require(group.wardID)
+            let rulePath = "/api/v1/wards/\(wardID)/group-rules"
+            var rule = try await headNurse.get(rulePath).decode(ChatService.GroupRule.self)
+            rule.botIds = ["not-a-bot"]
+            #expect(try await headNurse.json(.PUT, rulePath, rule).status == .unprocessableEntity)
+            rule.botIds = [token.id]
+            #expect(try await headNurse.json(.PUT, rulePath, rule).status == .ok)
+            try await PatientGroupTests.deliver(app, PatientGroupTests.fixture("adt_a01_utf8.hl7", controlID: "SECOND",
+                                                                               ["PID-3": "MRN10099^^^ARION^MR", "PV1-19": "V20261121099", "PV1-3-2": "14"]))
+            let groups = try await ChatGroup.query(on: app.db).filter(\.$id != group.id!).all()
+            let second = try #require(groups.first)
+            #expect(try await ChatBotMember.query(on: app.db).filter(\.$groupID == second.id!).all(\.$addedBy) == ["rule"])
+            #expect(try await bot.json(.POST, "/api/v1/groups/\(second.id!)/bot-messages", BotMessageBody(text: "病理报告已发布", card: nil)).status == .created)
         }
     }
 }

@@ -62,7 +62,7 @@ struct CreateChat: AsyncMigration {
 
 /// The chat module's migrations, run after the store's.
 public enum ChatMigrations {
-    public static var all: [any Migration] { [CreateChat(), CreateChatBots(), CreateChatEdits(), CreateWardGroupRules()] }
+    public static var all: [any Migration] { [CreateChat(), CreateChatBots(), CreateChatEdits(), CreateWardGroupRules(), CreateChatBotMembers()] }
 }
 
 struct CreateChatBots: AsyncMigration {
@@ -128,5 +128,24 @@ struct CreateChatEdits: AsyncMigration {
         for field in ["attachment_id", "mentions", "recalled_at", "edited_at"] {
             try await database.schema(ChatMessage.schema).deleteField(.string(field)).update()
         }
+    }
+}
+
+struct CreateChatBotMembers: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(ChatBotMember.schema)
+            .field("id", .string, .identifier(auto: false))
+            .field("group_id", .string, .required)
+            .field("bot_id", .string, .required)
+            .field("added_by", .string, .required)
+            .field("added_at", .datetime, .required)
+            .unique(on: "group_id", "bot_id")
+            .create()
+        try await database.schema(WardGroupRule.schema).field("bots", .string, .required, .sql(.default(""))).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(WardGroupRule.schema).deleteField("bots").update()
+        try await database.schema(ChatBotMember.schema).delete()
     }
 }

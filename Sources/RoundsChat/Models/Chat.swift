@@ -124,6 +124,21 @@ public final class ChatBot: Model, @unchecked Sendable {
     public init() {}
 }
 
+/// A bot (API token with the bot scope) that may post into a group. Bots are members like people:
+/// added by the ward's head nurse or an administrator (or by the ward's rule for new groups), and
+/// a bot token posts only where it was added, whatever hospitals its token covers.
+public final class ChatBotMember: Model, @unchecked Sendable {
+    public static let schema = "chat_bot_members"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "group_id") public var groupID: String
+    @Field(key: "bot_id") public var botID: String
+    /// Who added it (a staff id), or "rule" for the ward's rule.
+    @Field(key: "added_by") public var addedBy: String
+    @Field(key: "added_at") public var addedAt: Date
+
+    public init() {}
+}
+
 /// Someone pressed an action button of a card.
 public final class ChatAction: Model, @unchecked Sendable {
     public static let schema = "chat_actions"

@@ -60,6 +60,12 @@ extension ChatService {
                                    hospitalID: group.hospitalID, outcome: .denied, context: context, on: db)
             throw RoundsError.forbidden("posting needs a token with the bot scope for this hospital")
         }
+        // A token covering the hospital is not enough: a bot posts only where it was added.
+        guard try await ChatBotMember.query(on: db).filter(\.$groupID == groupID).filter(\.$botID == context.principal.id).first() != nil else {
+            try await audit.record("chat.message.create", entityType: "chat_group", entityID: groupID, patientID: group.patientID,
+                                   hospitalID: group.hospitalID, outcome: .denied, detail: "bot is not a member", context: context, on: db)
+            throw RoundsError.forbidden("this bot is not a member of the group: the ward's head nurse adds it (or the ward's rule)")
+        }
         guard !group.isArchived else { throw RoundsError.conflict("the group is archived (the patient was discharged); it is read-only") }
         if let card { try Self.validate(card) }
         let body = (text ?? card?.title ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
@@ -85,6 +91,94 @@ extension ChatService {
         }
         notifier.broadcastLocally("chat")
         return message
+    }
+
+    // MARK: Bot membership
+
+    /// A bot token that may join groups of the hospital: bot scope, not revoked or expired.
+    @discardableResult
+    func requireBot(_ botID: String, forHospital hospitalID: String, field: String, on db: any Database) async throws -> APIToken {
+        guard let token = try await APIToken.find(botID, on: db),
+              token.scopes.split(separator: " ").contains(Substring(TokenScope.bot.rawValue)) else {
+            throw RoundsError.validation("\(field): \(botID) is not a bot token")
+        }
+        guard token.revokedAt == nil, token.expiresAt.map({ $0 > clock.now() }) ?? true else {
+            throw RoundsError.validation("\(field): the bot token \(botID) is revoked or expired")
+        }
+        guard token.hospitalID == nil || token.hospitalID == hospitalID else {
+            throw RoundsError.validation("\(field): the bot \(botID) belongs to another hospital")
+        }
+        return token
+    }
+
+    /// The bots of a group, with their names.
+    public func bots(of group: ChatGroup, on db: any Database) async throws -> [(ChatBotMember, name: String)] {
+        let members = try await ChatBotMember.query(on: db).filter(\.$groupID == group.id!).sort(\.$addedAt).all()
+        let tokens = try await APIToken.query(on: db).filter(\.$id ~~ members.map(\.botID)).all()
+        let names = Dictionary(tokens.map { ($0.id!, $0.name) }, uniquingKeysWith: { a, _ in a })
+        return members.map { ($0, names[$0.botID] ?? $0.botID) }
+    }
+
+    /// The ward's head nurse (or an administrator of its hospital) adds a bot to one group; the
+    /// members see a note that it joined.
+    public func addBot(_ botID: String, toGroup groupID: String, context: RequestContext, on db: any Database) async throws {
+        let group = try await groupForBotChange(groupID, action: "chat.bot.add", context: context, on: db)
+        let token = try await requireBot(botID, forHospital: group.hospitalID, field: "botId", on: db)
+        guard !group.isArchived else { throw RoundsError.conflict("the group is archived (the patient was discharged); it is read-only") }
+        try await db.transaction { tx in
+            try await insertBot(token, into: group, addedBy: context.principal.id, context: context, on: tx)
+        }
+        notifier.broadcastLocally("chat")
+    }
+
+    public func removeBot(_ botID: String, fromGroup groupID: String, context: RequestContext, on db: any Database) async throws {
+        let group = try await groupForBotChange(groupID, action: "chat.bot.remove", context: context, on: db)
+        guard let member = try await ChatBotMember.query(on: db).filter(\.$groupID == groupID).filter(\.$botID == botID).first() else {
+            throw RoundsError.notFound("bot of this group", id: botID)
+        }
+        let name = try await APIToken.find(botID, on: db)?.name ?? botID
+        try await db.transaction { tx in
+            try await member.delete(on: tx)
+            try await postSystem("机器人「\(name)」已移出本群", to: group, on: tx)
+            try await audit.record("chat.bot.remove", entityType: "chat_group", entityID: groupID, patientID: group.patientID,
+                                   hospitalID: group.hospitalID, detail: botID, context: context, on: tx)
+            try await notifier.notify("chat", on: tx)
+        }
+        notifier.broadcastLocally("chat")
+    }
+
+    /// Adds the bot unless it is there already. `context` nil: the ward's rule did it.
+    func insertBot(_ token: APIToken, into group: ChatGroup, addedBy: String, context: RequestContext?, on db: any Database) async throws {
+        if try await ChatBotMember.query(on: db).filter(\.$groupID == group.id!).filter(\.$botID == token.id!).first() != nil { return }
+        let member = ChatBotMember()
+        member.id = ids.next()
+        member.groupID = group.id!
+        member.botID = token.id!
+        member.addedBy = addedBy
+        member.addedAt = clock.now()
+        try await member.create(on: db)
+        try await postSystem("机器人「\(token.name)」已加入本群", to: group, on: db)
+        if let context {
+            try await audit.record("chat.bot.add", entityType: "chat_group", entityID: group.id, patientID: group.patientID,
+                                   hospitalID: group.hospitalID, detail: token.id, context: context, on: db)
+        } else {
+            try await audit.record("chat.bot.add", entityType: "chat_group", entityID: group.id, patientID: group.patientID,
+                                   hospitalID: group.hospitalID, detail: "\(token.id!) (ward rule)", actorKind: "system",
+                                   actorID: nil, actorName: "patient group", clientAddress: nil, on: db)
+        }
+        try await notifier.notify("chat", on: db)
+    }
+
+    private func groupForBotChange(_ groupID: String, action: String, context: RequestContext, on db: any Database) async throws -> ChatGroup {
+        guard let group = try await ChatGroup.find(groupID, on: db) else { throw RoundsError.notFound("group", id: groupID) }
+        var ward: Department?
+        if let wardID = group.wardID { ward = try await Department.find(wardID, on: db) }
+        guard let ward, context.principal.canEditGroupRules(in: ward.wardRef) else {
+            try await audit.record(action, entityType: "chat_group", entityID: groupID, patientID: group.patientID,
+                                   hospitalID: group.hospitalID, outcome: .denied, context: context, on: db)
+            throw RoundsError.forbidden("bots are added to a patient group by the ward's head nurse or an administrator")
+        }
+        return group
     }
 
     static func validate(_ card: Card) throws {

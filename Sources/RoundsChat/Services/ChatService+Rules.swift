@@ -15,12 +15,15 @@ public final class WardGroupRule: Model, @unchecked Sendable {
     @Field(key: "ward_doctors") public var wardDoctors: Bool
     /// Always added (a pharmacist, a dietitian): staff ids, space-separated.
     @Field(key: "extra_staff") public var extraStaff: String
+    /// Bots (API token ids) that join every new group of the ward, space-separated.
+    @Field(key: "bots") public var bots: String
     @Field(key: "updated_by") public var updatedBy: String
     @Field(key: "updated_at") public var updatedAt: Date
 
     public init() {}
 
     public var extraStaffIDs: [String] { extraStaff.split(separator: " ").map(String.init) }
+    public var botIDs: [String] { bots.split(separator: " ").map(String.init) }
 }
 
 struct CreateWardGroupRules: AsyncMigration {
@@ -47,9 +50,20 @@ extension ChatService {
         public var wardNurses: Bool
         public var wardDoctors: Bool
         public var extraStaffIds: [String]
+        /// Bots (their token ids) that join every new group, e.g. the pathology department's.
+        public var botIds: [String]
 
-        public init(headNurses: Bool, wardNurses: Bool, wardDoctors: Bool, extraStaffIds: [String]) {
-            self.headNurses = headNurses; self.wardNurses = wardNurses; self.wardDoctors = wardDoctors; self.extraStaffIds = extraStaffIds
+        public init(headNurses: Bool, wardNurses: Bool, wardDoctors: Bool, extraStaffIds: [String], botIds: [String] = []) {
+            self.headNurses = headNurses; self.wardNurses = wardNurses; self.wardDoctors = wardDoctors
+            self.extraStaffIds = extraStaffIds; self.botIds = botIds
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(headNurses: try c.decode(Bool.self, forKey: .headNurses), wardNurses: try c.decode(Bool.self, forKey: .wardNurses),
+                      wardDoctors: try c.decode(Bool.self, forKey: .wardDoctors), extraStaffIds: try c.decode([String].self, forKey: .extraStaffIds),
+                      // Written before bots could join by rule: none.
+                      botIds: try c.decodeIfPresent([String].self, forKey: .botIds) ?? [])
         }
 
         /// Without a saved rule: head nurses and ward nurses join.
@@ -59,7 +73,7 @@ extension ChatService {
     static func rule(forWard wardID: String, on db: any Database) async throws -> GroupRule {
         guard let saved = try await WardGroupRule.find(wardID, on: db) else { return .standard }
         return GroupRule(headNurses: saved.headNurses, wardNurses: saved.wardNurses, wardDoctors: saved.wardDoctors,
-                         extraStaffIds: saved.extraStaffIDs)
+                         extraStaffIds: saved.extraStaffIDs, botIds: saved.botIDs)
     }
 
     public func groupRule(wardID: String, context: RequestContext, on db: any Database) async throws -> GroupRule {
@@ -81,21 +95,25 @@ extension ChatService {
                 throw RoundsError.validation("extraStaffIds: every person must hold a role in the ward's hospital")
             }
         }
+        let bots = Array(Set(rule.botIds)).sorted()
+        guard bots.count <= 10 else { throw RoundsError.validation("botIds: at most 10") }
+        for botID in bots { try await requireBot(botID, forHospital: ward.hospitalID, field: "botIds", on: db) }
         let saved = try await WardGroupRule.find(wardID, on: db) ?? WardGroupRule()
         saved.id = wardID
         saved.headNurses = rule.headNurses
         saved.wardNurses = rule.wardNurses
         saved.wardDoctors = rule.wardDoctors
         saved.extraStaff = extras.joined(separator: " ")
+        saved.bots = bots.joined(separator: " ")
         saved.updatedBy = context.principal.id
         saved.updatedAt = clock.now()
         try await db.transaction { tx in
             try await saved.save(on: tx)
             try await audit.record("chat.rule.update", entityType: "ward", entityID: wardID, hospitalID: ward.hospitalID,
-                                   detail: "head nurses \(rule.headNurses), nurses \(rule.wardNurses), doctors \(rule.wardDoctors), +\(extras.count)",
+                                   detail: "head nurses \(rule.headNurses), nurses \(rule.wardNurses), doctors \(rule.wardDoctors), +\(extras.count), bots \(bots.joined(separator: ","))",
                                    context: context, on: tx)
         }
-        return GroupRule(headNurses: rule.headNurses, wardNurses: rule.wardNurses, wardDoctors: rule.wardDoctors, extraStaffIds: extras)
+        return GroupRule(headNurses: rule.headNurses, wardNurses: rule.wardNurses, wardDoctors: rule.wardDoctors, extraStaffIds: extras, botIds: bots)
     }
 
     private func wardForRules(_ wardID: String, write: Bool, context: RequestContext, on db: any Database) async throws -> Department {

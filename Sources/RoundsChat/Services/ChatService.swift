@@ -140,6 +140,11 @@ public struct ChatService: Sendable {
             try await insertMember(staffID, reason: reason, into: group, on: db)
             added.insert(staffID)
         }
+        for botID in rule.botIds {
+            // A bot revoked since the rule was saved joins no more groups.
+            guard let token = try? await requireBot(botID, forHospital: group.hospitalID, field: "botIds", on: db) else { continue }
+            try await insertBot(token, into: group, addedBy: "rule", context: nil, on: db)
+        }
     }
 
     static func groupName(patient: Patient, encounter: Encounter, on db: any Database) async throws -> String {
@@ -148,7 +153,7 @@ public struct ChatService: Sendable {
         return [bed.map { "\($0.label)床" }, patient.name, patient.mrn].compactMap { $0 }.joined(separator: " · ")
     }
 
-    private func postSystem(_ text: String, to group: ChatGroup, on db: any Database) async throws {
+    func postSystem(_ text: String, to group: ChatGroup, on db: any Database) async throws {
         let message = ChatMessage()
         message.id = ids.next()
         message.groupID = group.id!

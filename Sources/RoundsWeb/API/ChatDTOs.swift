@@ -39,10 +39,21 @@ struct MemberDTO: APISchema {
     static let sample = MemberDTO(staffId: "…", name: "李明", reason: "attending", lastReadMessageId: "…")
 }
 
+/// A bot that may post into the group.
+struct GroupBotDTO: APISchema {
+    var botId: String
+    var name: String
+    /// A staff id, or "rule" when the ward's rule added it.
+    var addedBy: String
+    var addedAt: Date
+    static let sample = GroupBotDTO(botId: "…", name: "病理科机器人", addedBy: "rule", addedAt: Date(timeIntervalSince1970: 0))
+}
+
 struct GroupDetailDTO: APISchema {
     var group: GroupDTO
     var members: [MemberDTO]
-    static let sample = GroupDetailDTO(group: .sample, members: [.sample])
+    var bots: [GroupBotDTO]
+    static let sample = GroupDetailDTO(group: .sample, members: [.sample], bots: [.sample])
 }
 
 struct ChatMessageDTO: APISchema {
@@ -162,5 +173,5 @@ struct EditDTO: APISchema {
 }
 
 extension ChatService.GroupRule: APISchema {
-    static var sample: Self { .init(headNurses: true, wardNurses: true, wardDoctors: false, extraStaffIds: ["…"]) }
+    static var sample: Self { .init(headNurses: true, wardNurses: true, wardDoctors: false, extraStaffIds: ["…"], botIds: ["…"]) }
 }

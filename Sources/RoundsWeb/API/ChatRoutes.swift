@@ -23,7 +23,24 @@ struct ChatRoutes {
             let members = try await chat.members(of: group, on: req.db).map {
                 MemberDTO(staffId: $0.1.id ?? "", name: $0.1.displayName, reason: $0.0.reason, lastReadMessageId: $0.0.lastReadMessageID)
             }
-            return GroupDetailDTO(group: GroupDTO(group), members: members)
+            let bots = try await chat.bots(of: group, on: req.db).map {
+                GroupBotDTO(botId: $0.0.botID, name: $0.name, addedBy: $0.0.addedBy, addedAt: $0.0.addedAt)
+            }
+            return GroupDetailDTO(group: GroupDTO(group), members: members, bots: bots)
+        }
+        api.on(.PUT, "groups", ":groupId", "bots", ":botId", summary: "Add a bot to a group (ward's head nurse or administrator)",
+               tag: "chat", returns: GroupBotDTO.self, array: true) { req in
+            let chat = req.rounds.chat
+            let groupID = try req.parameters.require("groupId")
+            try await chat.addBot(req.parameters.require("botId"), toGroup: groupID, context: req.context(), on: req.db)
+            return try await Self.botList(groupID, req)
+        }
+        api.on(.DELETE, "groups", ":groupId", "bots", ":botId", summary: "Remove a bot from a group (ward's head nurse or administrator)",
+               tag: "chat", returns: GroupBotDTO.self, array: true) { req in
+            let chat = req.rounds.chat
+            let groupID = try req.parameters.require("groupId")
+            try await chat.removeBot(req.parameters.require("botId"), fromGroup: groupID, context: req.context(), on: req.db)
+            return try await Self.botList(groupID, req)
         }
         api.on(.GET, "groups", ":groupId", "messages", summary: "Messages after an id, oldest first (catch up after a reconnect)",
                tag: "chat", returns: ChatMessageDTO.self, array: true, query: ["after", "limit"]) { req in
@@ -113,6 +130,13 @@ struct ChatRoutes {
                body: ChatService.GroupRule.self, returns: ChatService.GroupRule.self) { req in
             let rule = try req.content.decode(ChatService.GroupRule.self)
             return try await req.rounds.chat.setGroupRule(wardID: req.parameters.require("wardId"), rule, context: req.context(), on: req.db)
+        }
+    }
+
+    private static func botList(_ groupID: String, _ req: Request) async throws -> [GroupBotDTO] {
+        guard let group = try await ChatGroup.find(groupID, on: req.db) else { throw RoundsError.notFound("group", id: groupID) }
+        return try await req.rounds.chat.bots(of: group, on: req.db).map {
+            GroupBotDTO(botId: $0.0.botID, name: $0.name, addedBy: $0.0.addedBy, addedAt: $0.0.addedAt)
         }
     }
 }
