@@ -46,7 +46,7 @@ class Rounds:
     def start(self, demo=True, timeout=90):
         args = [binary(), "serve", "--db", os.path.join(self.workdir, "rounds.sqlite"), "--port", str(self.http_port),
                 "--mllp-host", "127.0.0.1", "--mllp-port", str(self.mllp_port), "--bcrypt-cost", "6",
-                "--demo-feed-rate", "0"] + (["--demo"] if demo else []) + self.extra
+                "--demo-feed-rate", "0", "--allow-destination", "127.0.0.1"] + (["--demo"] if demo else []) + self.extra
         env = dict(os.environ)
         env.pop("DATABASE_URL", None)
         if self.database_url:

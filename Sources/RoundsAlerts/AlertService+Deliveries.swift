@@ -76,8 +76,13 @@ extension AlertService {
                       let kind = connector.connectorKind, let adapter = adapters[kind] else {
                     throw ConnectorError("the connector was removed or disabled", permanent: true)
                 }
-                let notice = try await notice(for: delivery, on: db)
-                try await adapter.deliver(notice, settings: connector.decodedSettings)
+                let settings = connector.decodedSettings
+                // The list may have been narrowed since the connector was saved.
+                guard permitsDestination(kind, settings) else {
+                    throw ConnectorError("the destination is not on the installation's allow-list", permanent: true)
+                }
+                let notice = try await notice(for: delivery, on: db).disclosing(Self.disclosure(kind, settings))
+                try await adapter.deliver(notice, settings: settings)
                 delivery.status = "sent"
                 delivery.sentAt = clock.now()
                 delivery.lastError = nil
@@ -95,6 +100,19 @@ extension AlertService {
             try await SQLiteWriteGate.serialised(db, writer: "alert-delivery") { try await delivery.save(on: db) }
         }
         return claimed.count
+    }
+
+    /// HL7 goes back to the system the value came from and carries everything; notices to
+    /// people carry what the connector's `patientData` lets out (minimal unless set).
+    static func disclosure(_ kind: ConnectorKind, _ settings: [String: String]) -> AlertNotice.Disclosure {
+        kind == .hl7 ? .full : settings[ConnectorKind.disclosureSetting].flatMap(AlertNotice.Disclosure.init(rawValue:)) ?? .minimal
+    }
+
+    func permitsDestination(_ kind: ConnectorKind, _ settings: [String: String]) -> Bool {
+        let destination = kind.destination(settings)
+        if let url = destination.url { return destinations.permits(url: url) }
+        if let host = destination.host { return destinations.permits(host: host, port: destination.port) }
+        return false
     }
 
     /// Everything a connector needs to know about one delivery, read fresh from the database.
@@ -227,21 +245,45 @@ extension AlertService {
         }
     }
 
-    /// Sends a made-up notice through the connector now; returns nil when it went through, or why not.
+    /// The outcome of "send a test".
+    public struct ConnectorTest: Sendable {
+        public var delivered: Bool
+        /// Generic on purpose: whether the peer refused, was not there or answered 404 is the
+        /// answer a port scanner wants. The reason is in the server log under `reference`.
+        public var error: String?
+        public var reference: String?
+        /// The full reason, for the server log only.
+        public var reason: String?
+    }
+
+    /// Sends a made-up notice through the connector now.
     public func testConnector(id: String, using adapters: [ConnectorKind: any AlertConnector], context: RequestContext,
-                              on db: any Database) async throws -> String? {
+                              on db: any Database) async throws -> ConnectorTest {
         let row = try await connectorRow(id, action: "alert.connector.test", context: context, on: db)
-        guard let kind = row.connectorKind, let adapter = adapters[kind] else { return "no adapter for \(row.kind)" }
         let hospital = try await Hospital.find(row.hospitalID, on: db)
-        var outcome: String?
-        do {
-            try await adapter.deliver(testNotice(hospitalName: hospital?.name ?? "", context: context), settings: row.decodedSettings)
-        } catch {
-            outcome = (error as? ConnectorError)?.message ?? String(describing: type(of: error))
+        var reason: String?
+        if let kind = row.connectorKind, let adapter = adapters[kind] {
+            let settings = row.decodedSettings
+            if permitsDestination(kind, settings) {
+                do {
+                    try await adapter.deliver(testNotice(hospitalName: hospital?.name ?? "", context: context).disclosing(Self.disclosure(kind, settings)),
+                                              settings: settings)
+                } catch {
+                    reason = (error as? ConnectorError)?.message ?? String(describing: error)
+                }
+            } else {
+                reason = "the destination is not on the installation's allow-list"
+            }
+        } else {
+            reason = "no adapter for \(row.kind)"
         }
+        let reference = reason == nil ? nil : ids.next()
         try await audit.record("alert.connector.test", entityType: "alert_connector", entityID: id, hospitalID: row.hospitalID,
-                               outcome: outcome == nil ? .success : .failure, detail: outcome, context: context, on: db)
-        return outcome
+                               outcome: reason == nil ? .success : .failure, detail: reference.map { "reference \($0)" },
+                               context: context, on: db)
+        return ConnectorTest(delivered: reason == nil,
+                             error: reference.map { "the test notice was not delivered (reference \($0) in the server log)" },
+                             reference: reference, reason: reason)
     }
 
     /// Deliveries of one alert, for its page.
@@ -280,6 +322,14 @@ extension AlertService {
         }
         if let port = settings["port"], !(Int(port).map { (1...65535).contains($0) } ?? false) {
             throw RoundsError.validation("settings.port: a port number")
+        }
+        if let value = settings[ConnectorKind.disclosureSetting], AlertNotice.Disclosure(rawValue: value) == nil {
+            throw RoundsError.validation("settings.\(ConnectorKind.disclosureSetting): minimal or full")
+        }
+        guard permitsDestination(kind, settings) else {
+            let key = kind.destination(settings).url == nil ? "host" : (kind == .sms ? "url" : "webhook")
+            throw RoundsError.validation("settings.\(key): not an allowed destination; the installation's allow-list "
+                                         + "(--allow-destination, ROUNDS_ALLOWED_DESTINATIONS) names where notices may go: \(destinations)")
         }
         if let security = settings["security"], !["none", "starttls", "tls"].contains(security) {
             throw RoundsError.validation("settings.security: none, starttls or tls")

@@ -17,6 +17,8 @@ public struct AlertService: Sendable {
     /// Rounds' address as people reach it (e.g. https://rounds.hospital.cn), for links in
     /// messages sent outside; nil leaves the link out.
     public var publicURL: String?
+    /// Where connectors may send (the installation's allow-list).
+    public var destinations: DestinationAllowList = .standard
 
     public init(clock: any RoundsClock, ids: IDGenerator, audit: AuditLog, chat: ChatService) {
         self.clock = clock

@@ -14,6 +14,14 @@ public struct AlertNotice: Sendable, Codable, Equatable {
         case closed
     }
 
+    /// How much of the patient leaves Rounds in a notice to people (chat, SMS, e-mail). Minimal
+    /// by default: where (ward, bed) and that a critical value waits, not who or what; those
+    /// are read in Rounds behind a sign-in. HL7 back to the source system always carries it all.
+    public enum Disclosure: String, Sendable, Codable, CaseIterable {
+        case minimal
+        case full
+    }
+
     public struct Recipient: Sendable, Codable, Equatable {
         public var name: String
         public var mobile: String?
@@ -52,6 +60,7 @@ public struct AlertNotice: Sendable, Codable, Equatable {
     public var sourceMessageID: String?
     /// An absolute link to the alert in Rounds, when the public address is configured.
     public var link: String?
+    public var disclosure: Disclosure = .full
 
     public init(event: Event, level: Int, alertID: String, hospitalName: String, wardName: String?, bed: String?,
                 patientName: String, mrn: String, testCode: String, testName: String, value: String, unit: String?,
@@ -73,6 +82,23 @@ public struct AlertNotice: Sendable, Codable, Equatable {
         self.recipients = recipients
     }
 
+    /// This notice with only what `disclosure` lets out.
+    public func disclosing(_ disclosure: Disclosure) -> AlertNotice {
+        guard disclosure == .minimal else { return self }
+        var notice = self
+        notice.disclosure = .minimal
+        notice.patientName = ""
+        notice.mrn = ""
+        notice.testCode = ""
+        notice.testName = ""
+        notice.value = ""
+        notice.unit = nil
+        notice.flag = nil
+        notice.readBack = nil
+        notice.actionText = nil
+        return notice
+    }
+
     /// One line: what, for whom, where. "【危急值】肺癌中心 12床 王建国（MRN10001）血钾 6.9 mmol/L [HH]"
     public var headline: String {
         let tag: String
@@ -83,6 +109,9 @@ public struct AlertNotice: Sendable, Codable, Equatable {
         case .closed: tag = "【危急值已闭环】"
         }
         let place = [wardName, bed.map { "\($0)床" }].compactMap { $0 }.joined(separator: " ")
+        if disclosure == .minimal {
+            return "\(tag)\(place.isEmpty ? "" : place + " ")患者有危急值，请登录 Rounds 查看并确认"
+        }
         let result = [testName, value, unit, flag.map { "[\($0)]" }].compactMap { $0 }.joined(separator: " ")
         return "\(tag)\(place.isEmpty ? "" : place + " ")\(patientName)（\(mrn)）\(result)"
     }
@@ -159,11 +188,26 @@ public enum ConnectorKind: String, Sendable, Codable, CaseIterable {
     /// Every setting this kind understands.
     public var knownSettings: Set<String> {
         switch self {
-        case .feishu: ["webhook", "secret"]
-        case .wecom: ["webhook"]
-        case .sms: ["url", "token", "to"]
-        case .email: ["host", "port", "security", "username", "password", "from", "to"]
+        case .feishu: ["webhook", "secret", Self.disclosureSetting]
+        case .wecom: ["webhook", Self.disclosureSetting]
+        case .sms: ["url", "token", "to", Self.disclosureSetting]
+        case .email: ["host", "port", "security", "username", "password", "from", "to", Self.disclosureSetting]
         case .hl7: ["host", "port", "sender"]
+        }
+    }
+
+    /// How much of the patient a notice to people carries: `minimal` (default) or `full`.
+    public static let disclosureSetting = "patientData"
+
+    /// The destination this kind sends to, from its settings: a URL or a host and port.
+    public func destination(_ settings: [String: String]) -> (url: String?, host: String?, port: Int) {
+        switch self {
+        case .feishu, .wecom: (settings["webhook"], nil, 0)
+        case .sms: (settings["url"], nil, 0)
+        case .email:
+            (nil, settings["host"], settings["port"].flatMap(Int.init)
+                ?? (settings["security"] == "tls" ? 465 : settings["security"] == "starttls" ? 587 : 25))
+        case .hl7: (nil, settings["host"], settings["port"].flatMap(Int.init) ?? 0)
         }
     }
 

@@ -75,6 +75,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Rounds' address as staff reach it (e.g. https://rounds.example.cn), for links in critical-value messages sent outside (also ROUNDS_PUBLIC_URL).")
     var publicUrl: String?
 
+    @Option(name: .customLong("allow-destination"),
+            help: "A host alert connectors and outbound HL7 may send to: host, host:port, *.domain or a.b.c.d/n; repeat for more (also ROUNDS_ALLOWED_DESTINATIONS, comma-separated). The Feishu and WeCom webhook hosts are always allowed.")
+    var allowDestination: [String] = []
+
+    var allowedDestinations: DestinationAllowList {
+        get throws {
+            let fromEnvironment = (ProcessInfo.processInfo.environment["ROUNDS_ALLOWED_DESTINATIONS"] ?? "")
+                .split(separator: ",").map(String.init)
+            return try DestinationAllowList.standard.adding(allowDestination + fromEnvironment)
+        }
+    }
+
     func validate() throws {
         guard (4...31).contains(bcryptCost) else { throw ValidationError("--bcrypt-cost must be between 4 and 31") }
         guard (1...65535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
@@ -84,6 +96,9 @@ struct Serve: AsyncParsableCommand {
         guard (mllpTlsCert == nil) == (mllpTlsKey == nil) else { throw ValidationError("--mllp-tls-cert and --mllp-tls-key go together") }
         guard demoFeedRate >= 0, demoFeedRate <= 1000 else { throw ValidationError("--demo-feed-rate must be between 0 and 1000") }
         if let publicUrl, URL(string: publicUrl)?.host == nil { throw ValidationError("--public-url must be an http(s) address") }
+        do { _ = try allowedDestinations } catch let error as RoundsError {
+            throw ValidationError("--allow-destination: \(error.messageEN)")
+        }
     }
 
     func run() async throws {
@@ -101,6 +116,7 @@ struct Serve: AsyncParsableCommand {
         var configuration = RoundsConfiguration(database: database.location, bcryptCost: bcryptCost,
                                                 secureCookies: secureCookies, trustProxyHeaders: trustProxy, integration: integration)
         configuration.publicURL = publicUrl ?? ProcessInfo.processInfo.environment["ROUNDS_PUBLIC_URL"]
+        configuration.allowedDestinations = try allowedDestinations
         try await RoundsRunner.serve(configuration, host: host, port: port, demo: demo)
     }
 }

@@ -229,6 +229,85 @@ import VaporTesting
         }
     }
 
+    /// Even an administrator sends only where the installation allows: no connector or
+    /// outbound HL7 peer outside the allow-list, nothing sent to a destination taken off it, and
+    /// "send a test" does not tell a refused connection from a 404.
+    @Test(arguments: Backend.all)
+    func destinationsComeFromTheInstallationsAllowList(_ backend: Backend) async throws {
+        let web = try await FakeWebhookServer.start()
+        do {
+            try await TestApp.with(backend) { app, _ in
+                let main = try await Demo.hospital("HK01", app)
+                let admin = Client(app)
+                try await admin.login("admin")
+                for (kind, settings) in [("sms", ["url": "http://10.1.2.3:8080/send", "token": "t"]),
+                                         ("feishu", ["webhook": "https://open.feishu.cn@evil.example/open-apis/bot/v2/hook/x"]),
+                                         ("wecom", ["webhook": "https://qyapi.weixin.qq.com.evil.example/cgi-bin/webhook/send?key=k"]),
+                                         ("email", ["host": "mail.evil.example", "from": "a@b.cn"]),
+                                         ("hl7", ["host": "10.9.9.9", "port": "2575"]),
+                                         ("sms", ["url": web.base + "/sms/send", "token": "t", "patientData": "everything"])] {
+                    let refused = try await admin.json(.POST, "/api/v1/alert-connectors", ConnectorBody(hospitalId: main.id, kind: kind, name: "x", settings: settings))
+                    #expect(refused.status == .unprocessableEntity, "\(kind) \(settings)")
+                }
+                #expect(try await AlertConnectorRow.query(on: app.db).count() == 0)
+                // The public Feishu host is allowed without configuration.
+                #expect(try await admin.json(.POST, "/api/v1/alert-connectors", ConnectorBody(
+                    hospitalId: main.id, kind: "feishu", name: "飞书", settings: ["webhook": "https://open.feishu.cn/open-apis/bot/v2/hook/x"])).status == .created)
+
+                let outbound = try await admin.json(.POST, "/api/v1/hl7/outbound", EnqueueOutboundBody(
+                    host: "10.9.9.9", port: 22, message: String(decoding: try HL7Fixtures.bytes("oru_r01_critical_k.hl7"), as: UTF8.self)))
+                #expect(outbound.status == .unprocessableEntity)
+                #expect(try await OutboundMessage.query(on: app.db).count() == 0)
+                #expect(try await Demo.audit("hl7.outbound.enqueue", app).contains { $0.outcome == "denied" })
+
+                // Allowed when saved, taken off the list since: nothing is sent.
+                let sms = try await admin.json(.POST, "/api/v1/alert-connectors", ConnectorBody(
+                    hospitalId: main.id, kind: "sms", name: "短信", settings: ["url": web.base + "/sms/send", "token": FakeWebhookServer.smsToken]))
+                    .decode(AlertService.ConnectorView.self)
+                _ = try await CriticalValueTests.raise(app)
+                var narrowed = app.rounds.alerts
+                narrowed.destinations = .standard
+                _ = try await narrowed.deliverDue(using: app.rounds.alertConnectors, on: app.db)
+                let delivery = try #require(try await AlertDelivery.query(on: app.db).filter(\.$connectorID == sms.id).first())
+                #expect(delivery.status == "dead" && delivery.lastError?.contains("allow-list") == true)
+                #expect(web.received.isEmpty)
+
+                // A closed port and a 404 look the same from the test button.
+                let closed = try await admin.json(.POST, "/api/v1/alert-connectors", ConnectorBody(
+                    hospitalId: main.id, kind: "sms", name: "closed", settings: ["url": "http://127.0.0.1:9/send", "token": "t"])).decode(AlertService.ConnectorView.self)
+                let missing = try await admin.json(.POST, "/api/v1/alert-connectors", ConnectorBody(
+                    hospitalId: main.id, kind: "sms", name: "404", settings: ["url": web.base + "/nothing-here", "token": "t"])).decode(AlertService.ConnectorView.self)
+                var answers: [String] = []
+                for id in [closed.id, missing.id] {
+                    let test = try await admin.json(.POST, "/api/v1/alert-connectors/\(id)/test", [String: String]()).decode(ConnectorTestDTO.self)
+                    #expect(!test.delivered)
+                    let error = try #require(test.error)
+                    answers.append(error.replacingOccurrences(of: #"reference \S+"#, with: "reference …", options: .regularExpression))
+                }
+                #expect(answers.count == 2 && answers[0] == answers[1])
+            }
+        } catch {
+            await web.stop()
+            throw error
+        }
+        await web.stop()
+    }
+
+    @Test func theAllowListMatchesHostsPortsDomainsAndNetworks() throws {
+        let list = try DestinationAllowList(["gw.example:8443", "*.hospital.cn", "10.20.0.0/16:2575", "LIS.local"])
+        #expect(list.permits(url: "https://gw.example:8443/send") && !list.permits(url: "https://gw.example/send"))
+        #expect(list.permits(url: "https://sms.hospital.cn/send"))
+        #expect(list.permits(host: "mail.hospital.cn", port: 25) && !list.permits(host: "hospital.cn", port: 25))
+        #expect(!list.permits(host: "hospital.cn.evil.example", port: 443) && !list.permits(host: "evilhospital.cn", port: 443))
+        #expect(list.permits(host: "10.20.3.4", port: 2575) && !list.permits(host: "10.20.3.4", port: 22) && !list.permits(host: "10.21.0.1", port: 2575))
+        #expect(list.permits(host: "lis.local.", port: 2575))
+        #expect(!list.permits(url: "https://user@lis.local/x") && !list.permits(url: "ftp://lis.local/x") && !list.permits(url: "not a url"))
+        #expect(!DestinationAllowList.standard.permits(host: "127.0.0.1", port: 80))
+        for bad in ["*", "a.*.cn", "10.0.0.0/33", "host:0", "host:http", "evil host", "10.0.0/8"] {
+            #expect(throws: RoundsError.self, "\(bad)") { try DestinationAllowList([bad]) }
+        }
+    }
+
     // MARK: Untrusted content
 
     /// An HL7 report's attachment claimed to be HTML (or anything but a PDF or an image) is kept,

@@ -185,7 +185,9 @@ struct ConnectorBody: APISchema {
     var kind: String?
     var name: String?
     /// feishu: webhook, secret · wecom: webhook · sms: url, token, to · email: host, port, security
-    /// (none|starttls|tls), username, password, from, to · hl7: host, port, sender. Settings left out keep their value.
+    /// (none|starttls|tls), username, password, from, to · hl7: host, port, sender. Messaging kinds also patientData:
+    /// minimal (default: ward, bed and that a value waits) or full (name, MRN, value). Settings left out keep their value.
+    /// Destinations must be on the installation's allow-list.
     var settings: [String: String]?
     /// Messaging connectors: 0 = from the first alert, 1 = from the first escalation, …
     var minLevel: Int?
@@ -200,7 +202,7 @@ struct ConnectorBody: APISchema {
 struct ConnectorTestDTO: APISchema {
     var delivered: Bool
     var error: String?
-    static let sample = ConnectorTestDTO(delivered: false, error: "Feishu refused the message: 19021 sign match fail")
+    static let sample = ConnectorTestDTO(delivered: false, error: "the test notice was not delivered (reference 0193… in the server log)")
 }
 
 /// `/api/v1/alerts`: critical values and closing their loop.
@@ -287,9 +289,10 @@ struct AlertRoutes {
         }
         api.on(.POST, "alert-connectors", ":connectorId", "test", summary: "Send a test message through a connector now",
                tag: "alerts", returns: ConnectorTestDTO.self) { req in
-            let error = try await req.rounds.alerts.testConnector(id: req.parameters.require("connectorId"), using: req.rounds.alertConnectors,
-                                                                  context: req.context(), on: req.db)
-            return ConnectorTestDTO(delivered: error == nil, error: error)
+            let test = try await req.rounds.alerts.testConnector(id: req.parameters.require("connectorId"), using: req.rounds.alertConnectors,
+                                                                 context: req.context(), on: req.db)
+            test.log(req.logger)
+            return ConnectorTestDTO(delivered: test.delivered, error: test.error)
         }
     }
 
@@ -298,5 +301,13 @@ struct AlertRoutes {
         let to = try AuditFilterQuery.date(req, "to") ?? req.rounds.configuration.clock.now()
         let from = try AuditFilterQuery.date(req, "from") ?? to.addingTimeInterval(-30 * 86_400)
         return (from, to)
+    }
+}
+
+extension AlertService.ConnectorTest {
+    /// Why a test failed goes to the server log (for IT), not to the page.
+    func log(_ logger: Logger) {
+        guard let reference, let reason else { return }
+        logger.warning("connector test failed", metadata: ["reference": .string(reference), "reason": .string(reason)])
     }
 }

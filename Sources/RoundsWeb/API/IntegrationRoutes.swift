@@ -79,6 +79,13 @@ struct IntegrationRoutes {
             try await Self.requireOutbound(req, context, action: "hl7.outbound.enqueue")
             let body = try req.content.decode(EnqueueOutboundBody.self)
             guard (1...65535).contains(body.port), !body.host.isEmpty else { throw RoundsError.validation("host and port (1–65535) are required") }
+            let allowed = req.rounds.configuration.allowedDestinations
+            guard allowed.permits(host: body.host, port: body.port) else {
+                try await req.rounds.audit.record("hl7.outbound.enqueue", entityType: "hl7_outbound", entityID: nil, outcome: .denied,
+                                                  detail: "\(body.host):\(body.port) not allowed", context: context, on: req.db)
+                throw RoundsError.validation("host: \(body.host):\(body.port) is not an allowed destination; the installation's allow-list "
+                                             + "(--allow-destination, ROUNDS_ALLOWED_DESTINATIONS) names where messages may go: \(allowed)")
+            }
             let message: HL7Message
             do { message = try HL7Message.parse(body.message) } catch let error as HL7Error {
                 throw RoundsError.validation("message: \(error.description)")

@@ -21,6 +21,9 @@ public struct RoundsConfiguration: Sendable {
     public var feedSafetyTick: Duration = .seconds(1)
     /// Rounds' address as staff reach it, for links in messages sent outside (Feishu, SMS, e-mail).
     public var publicURL: String?
+    /// Where alert connectors and the outbound HL7 queue may send (the public Feishu/WeCom webhook
+    /// hosts unless the installation adds its own: SMS gateway, mail server, LIS).
+    public var allowedDestinations: DestinationAllowList = .standard
     /// How critical values reach outside systems; nil uses the real adapters (tests may swap them).
     public var alertConnectors: [ConnectorKind: any AlertConnector]?
 

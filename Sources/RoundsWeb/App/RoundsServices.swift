@@ -49,6 +49,7 @@ public struct RoundsServices: Sendable {
         chat = ChatService(clock: clock, ids: ids, audit: audit, notifier: notifier)
         var alerts = AlertService(clock: clock, ids: ids, audit: audit, chat: chat)
         alerts.publicURL = configuration.publicURL
+        alerts.destinations = configuration.allowedDestinations
         self.alerts = alerts
         nursing = NursingService(clock: clock, ids: ids, audit: audit, timeZone: Formatting.hospitalTimeZone)
         var outboxLogger = Logger(label: "rounds.outbox")

@@ -59,10 +59,10 @@ extension AdminPages {
 
     @Sendable func testConnector(req: Request) async throws -> Response {
         try await form(req, back: "/admin/alert-connectors") {
-            if let error = try await req.rounds.alerts.testConnector(id: req.parameters.require("id"), using: req.rounds.alertConnectors,
-                                                                     context: req.context(), on: req.db) {
-                throw RoundsError.conflict(error)
-            }
+            let test = try await req.rounds.alerts.testConnector(id: req.parameters.require("id"), using: req.rounds.alertConnectors,
+                                                                 context: req.context(), on: req.db)
+            test.log(req.logger)
+            if let error = test.error { throw RoundsError.conflict(error) }
             return "/admin/alert-connectors?ok=" + (req.rounds.catalogue.text("connector_test_sent", req.locale)
                 .addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
         }

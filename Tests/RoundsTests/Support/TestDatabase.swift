@@ -134,7 +134,10 @@ struct TestSetupError: Error, CustomStringConvertible {
 
 enum TestApp {
     static func configuration(_ location: DatabaseLocation, clock: TestClock) -> RoundsConfiguration {
-        RoundsConfiguration(database: location, clock: clock, ids: .uuidV7(clock: clock), bcryptCost: 4)
+        var configuration = RoundsConfiguration(database: location, clock: clock, ids: .uuidV7(clock: clock), bcryptCost: 4)
+        // The tests' fake peers listen on loopback.
+        configuration.allowedDestinations = try! DestinationAllowList.standard.adding(["127.0.0.1"])
+        return configuration
     }
 
     /// Runs `body` with a configured app on a fresh copy of the demo database.
