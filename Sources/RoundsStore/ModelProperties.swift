@@ -74,6 +74,10 @@ extension Staff {
     public var properties: [any AnyProperty] { [$id, $username, $displayName, $employeeNo, $passwordHash, $locale, $isSuperuser, $isActive, $failedLogins, $lockedUntil, $createdAt, $hl7ID, $mobile, $email] }
 }
 
+extension StaffNotice {
+    public var properties: [any AnyProperty] { [$id, $staffID, $kind, $textZH, $textEN, $subjectID, $createdAt, $readAt] }
+}
+
 extension StaffRole {
     public var properties: [any AnyProperty] { [$id, $staffID, $departmentID, $hospitalID, $role] }
 }
@@ -84,5 +88,5 @@ extension WebSession {
 
 /// The models of RoundsStore with a listed `properties`, for ModelPropertiesTests.
 public enum RoundsStoreModels {
-    public static let all: [any Model.Type] = [APIToken.self, Attachment.self, AuditEvent.self, Bed.self, ClinicalOrder.self, ClinicalReport.self, CriticalValueRule.self, Department.self, Encounter.self, HL7ControlID.self, HL7MessageRecord.self, Hospital.self, HospitalGroup.self, Observation.self, OutboundMessage.self, OutboxEvent.self, Patient.self, Staff.self, StaffRole.self, WebSession.self]
+    public static let all: [any Model.Type] = [APIToken.self, Attachment.self, AuditEvent.self, Bed.self, ClinicalOrder.self, ClinicalReport.self, CriticalValueRule.self, Department.self, Encounter.self, HL7ControlID.self, HL7MessageRecord.self, Hospital.self, HospitalGroup.self, Observation.self, OutboundMessage.self, OutboxEvent.self, Patient.self, Staff.self, StaffNotice.self, StaffRole.self, WebSession.self]
 }

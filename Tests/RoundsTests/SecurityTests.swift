@@ -165,6 +165,46 @@ import VaporTesting
         }
     }
 
+    /// A new administrator is no quiet matter: the hospital's other administrators (and the
+    /// group's) are told on their next page, until they say they have seen it.
+    @Test(arguments: Backend.all)
+    func makingAnAdministratorTellsTheOtherAdministrators(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            let office = try await Demo.department("YZB", app)
+            let nurse = try await Demo.staff("zhou.ting", app)
+            let admin = Client(app), luo = Client(app), zhou = Client(app)
+            try await admin.login("admin")
+            try await luo.login("luo.jie")
+            try await zhou.login("zhou.ting")
+            #expect(try await luo.get("/api/v1/me/notices").decode([NoticeDTO].self).isEmpty)
+            // A lesser role tells nobody.
+            #expect(try await admin.json(.POST, "/api/v1/staff/\(nurse.id!)/roles", AssignRoleBody(departmentId: office.id!, role: .laboratory)).status == .created)
+            #expect(try await StaffNotice.query(on: app.db).count() == 0)
+
+            let granted = try await admin.json(.POST, "/api/v1/staff/\(nurse.id!)/roles", AssignRoleBody(departmentId: office.id!, role: .administrator))
+            #expect(granted.status == .created)
+            let notices = try await luo.get("/api/v1/me/notices").decode([NoticeDTO].self)
+            #expect(notices.map(\.kind) == ["administrator_granted"] && notices.first?.subjectId == nurse.id)
+            #expect(notices.first?.text.contains("周婷") == true && notices.first?.text.contains("华康医院东院") == true)
+            // Neither the one who granted nor the new administrator is told.
+            #expect(try await admin.get("/api/v1/me/notices").decode([NoticeDTO].self).isEmpty)
+            #expect(try await zhou.get("/api/v1/me/notices").decode([NoticeDTO].self).isEmpty)
+            #expect(try await Demo.audit("staff.notice.create", app).count == 1)
+
+            // Shown on every page until marked read; nobody else may mark it.
+            let page = try await luo.page("/groups")
+            #expect(page.body.string.contains("/notices/\(notices[0].id)/read") && page.body.string.contains("周婷"))
+            #expect(try await zhou.json(.POST, "/api/v1/me/notices/\(notices[0].id)/read", [String: String]()).status == .notFound)
+            #expect(try await luo.form("/notices/\(notices[0].id)/read", ["back": "/groups"]).status == .seeOther)
+            #expect(!(try await luo.page("/groups").body.string.contains("/notices/")))
+
+            // Taking the role away is told as well, here to the group's administrator.
+            let role = try #require(try await StaffRole.query(on: app.db).filter(\.$staffID == nurse.id!).filter(\.$role == .administrator).first())
+            #expect(try await luo.raw(.DELETE, "/api/v1/staff/\(nurse.id!)/roles/\(role.id!)", "").status == .noContent)
+            #expect(try await admin.get("/api/v1/me/notices").decode([NoticeDTO].self).map(\.kind) == ["administrator_removed"])
+        }
+    }
+
     @Test(arguments: Backend.all)
     func wardGroupRulesAreForTheHeadNurseAndTheHospitalsStaff(_ backend: Backend) async throws {
         try await TestApp.with(backend) { app, _ in

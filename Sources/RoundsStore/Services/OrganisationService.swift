@@ -258,8 +258,55 @@ public struct OrganisationService: Sendable {
             try await assignment.create(on: tx)
             try await audit.record("staff.role.assign", entityType: "staff", entityID: staffID, hospitalID: department.hospitalID,
                                    detail: "\(role.rawValue) @ \(department.name)", context: context, on: tx)
+            if role == .administrator {
+                try await tellAdministrators(about: staffID, granted: true, hospitalID: department.hospitalID, context: context, on: tx)
+            }
         }
         return assignment
+    }
+
+    /// A new administrator can do nearly anything in the hospital: the others hear of it at once
+    /// (an account taken over cannot quietly make a second one).
+    func tellAdministrators(about subjectID: String, granted: Bool, hospitalID: String, context: RequestContext,
+                            on db: any Database) async throws {
+        let subject = try await Staff.find(subjectID, on: db)
+        let hospital = try await Hospital.find(hospitalID, on: db)
+        let holders = try await StaffRole.query(on: db).filter(\.$hospitalID == hospitalID).filter(\.$role == .administrator).all(\.$staffID)
+        let superusers = try await Staff.query(on: db).filter(\.$isSuperuser == true).all(\.$id).compactMap { $0 }
+        let told = Set(holders + superusers).subtracting([subjectID, context.principal.id])
+        let people = try await Staff.query(on: db).filter(\.$id ~~ Array(told)).filter(\.$isActive == true).all()
+        let name = subject?.displayName ?? subjectID, by = context.principal.displayName, place = hospital?.name ?? hospitalID
+        for person in people {
+            let notice = StaffNotice()
+            notice.id = ids.next()
+            notice.staffID = person.id!
+            notice.kind = granted ? "administrator_granted" : "administrator_removed"
+            notice.textZH = granted ? "\(by) 授予 \(name) \(place) 管理员角色" : "\(by) 取消了 \(name) 在 \(place) 的管理员角色"
+            notice.textEN = granted ? "\(by) made \(name) an administrator of \(place)" : "\(by) removed \(name) as administrator of \(place)"
+            notice.subjectID = subjectID
+            notice.createdAt = clock.now()
+            try await notice.create(on: db)
+        }
+        try await audit.record("staff.notice.create", entityType: "staff", entityID: subjectID, hospitalID: hospitalID,
+                               detail: "\(notice(granted)) told to \(people.count)", context: context, on: db)
+    }
+
+    private func notice(_ granted: Bool) -> String { granted ? "administrator granted" : "administrator removed" }
+
+    /// My unread notices, newest first.
+    public func notices(context: RequestContext, on db: any Database) async throws -> [StaffNotice] {
+        guard context.principal.kind == .staff else { return [] }
+        return try await StaffNotice.query(on: db).filter(\.$staffID == context.principal.id).filter(\.$readAt == nil)
+            .sort(\.$createdAt, .descending).limit(50).all()
+    }
+
+    public func markNoticeRead(_ id: String, context: RequestContext, on db: any Database) async throws {
+        guard let notice = try await StaffNotice.find(id, on: db), notice.staffID == context.principal.id else {
+            throw RoundsError.notFound("notice", id: id)
+        }
+        guard notice.readAt == nil else { return }
+        notice.readAt = clock.now()
+        try await notice.save(on: db)
     }
 
     public func removeRole(assignmentID: String, context: RequestContext, on db: any Database) async throws {
@@ -277,6 +324,10 @@ public struct OrganisationService: Sendable {
             try await audit.record("staff.role.remove", entityType: "staff", entityID: assignment.staffID,
                                    hospitalID: assignment.hospitalID,
                                    detail: "\(assignment.role.rawValue) @ \(assignment.departmentID)", context: context, on: tx)
+            if assignment.role == .administrator {
+                try await tellAdministrators(about: assignment.staffID, granted: false, hospitalID: assignment.hospitalID,
+                                             context: context, on: tx)
+            }
         }
     }
 

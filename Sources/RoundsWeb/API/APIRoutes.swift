@@ -25,6 +25,19 @@ struct APIRoutes {
                          roles: principal.assignments.map { RoleAssignmentDTO(id: "", role: $0.role.rawValue, departmentId: $0.departmentID, hospitalId: $0.hospitalID) },
                          scopes: principal.scopes.map { $0.map(\.rawValue).sorted() })
         }
+        api.on(.GET, "me", "notices", summary: "My unread notices (e.g. a new administrator), newest first", tag: "auth",
+               returns: NoticeDTO.self, array: true) { req in
+            let locale = req.locale
+            return try await req.rounds.organisation.notices(context: req.context(), on: req.db).map { NoticeDTO($0, locale: locale) }
+        }
+        api.on(.POST, "me", "notices", ":noticeId", "read", summary: "Mark one of my notices read", tag: "auth",
+               returns: NoticeDTO.self) { req in
+            let context = try req.context()
+            let id = try req.parameters.require("noticeId")
+            try await req.rounds.organisation.markNoticeRead(id, context: context, on: req.db)
+            guard let notice = try await StaffNotice.find(id, on: req.db) else { throw RoundsError.notFound("notice", id: id) }
+            return NoticeDTO(notice, locale: req.locale)
+        }
         api.on(.PUT, "me", "locale", summary: "Choose my UI language (zh-CN or en)", tag: "auth", body: SetLocaleBody.self, returns: MeDTO.self) { req in
             let body = try req.content.decode(SetLocaleBody.self)
             guard let locale = RoundsCore.Locale(rawValue: body.locale) else { throw RoundsError.validation("locale: zh-CN or en") }
@@ -216,5 +229,24 @@ enum AuditFilterQuery {
         response.headers.replaceOrAdd(name: .contentDisposition, value: "attachment; filename=\"\(filename)\"")
         response.headers.replaceOrAdd(name: .cacheControl, value: "no-store")
         return response
+    }
+}
+
+struct NoticeDTO: APISchema {
+    var id: String
+    /// administrator_granted or administrator_removed.
+    var kind: String
+    var text: String
+    var subjectId: String?
+    var createdAt: Date
+    var readAt: Date?
+    static let sample = NoticeDTO(id: "…", kind: "administrator_granted", text: "系统管理员 授予 罗杰 华康医院（东院） 管理员角色",
+                                  subjectId: "…", createdAt: Date(timeIntervalSince1970: 0), readAt: nil)
+}
+
+extension NoticeDTO {
+    init(_ n: StaffNotice, locale: RoundsCore.Locale) {
+        self.init(id: n.id ?? "", kind: n.kind, text: locale == .en ? n.textEN : n.textZH, subjectId: n.subjectID,
+                  createdAt: n.createdAt, readAt: n.readAt)
     }
 }

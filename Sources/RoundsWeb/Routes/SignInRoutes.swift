@@ -22,6 +22,14 @@ struct SignInRoutes {
         routes.post("login", use: login)
         routes.post("logout", use: logout)
         routes.post("locale", use: switchLocale)
+        routes.post("notices", ":id", "read", use: markNoticeRead)
+    }
+
+    /// "知道了" on a notice banner.
+    @Sendable func markNoticeRead(req: Request) async throws -> Response {
+        guard req.principal != nil else { return req.redirect(to: "/login") }
+        try await req.rounds.organisation.markNoticeRead(req.parameters.require("id"), context: req.context(), on: req.db)
+        return req.redirect(to: Self.safeNext(try? req.content.get(String.self, at: "back")))
     }
 
     @Sendable func showLogin(req: Request) async throws -> Response {

@@ -22,7 +22,17 @@ struct Page<Data: Encodable>: Encodable {
     var csrf: String?
     var flash: String?
     var error: String?
+    /// Unread notices of the person (e.g. a new administrator), shown on every page until read.
+    var notices: [Notice] = []
+    /// Where "知道了" returns to.
+    var path: String = "/"
     var data: Data
+}
+
+struct Notice: Encodable {
+    var id: String
+    var text: String
+    var at: String
 }
 
 struct Empty: Encodable {}
@@ -37,8 +47,15 @@ extension Request {
             Page<D>.Me(id: $0.id, name: $0.displayName, isAdmin: $0.isAdministrator, isAuditor: $0.isAuditor,
                        isGroupAdmin: $0.canManageGroup)
         }
+        var notices: [Notice] = []
+        if let principal, principal.kind == .staff {
+            notices = try await rounds.organisation.notices(context: context(), on: db).map {
+                Notice(id: $0.id ?? "", text: locale == .en ? $0.textEN : $0.textZH, at: Formatting.dateTime($0.createdAt))
+            }
+        }
         let context = Page(t: t, locale: locale.rawValue, otherLocale: locale == .en ? "zh-CN" : "en",
-                           title: t[title] ?? title, me: me, csrf: webSession?.csrfToken, flash: flash, error: error, data: data)
+                           title: t[title] ?? title, me: me, csrf: webSession?.csrfToken, flash: flash, error: error,
+                           notices: notices, path: url.path, data: data)
         let view = try await self.view.render(template, context)
         let response = try await view.encodeResponse(status: status, for: self)
         response.headers.replaceOrAdd(name: .contentType, value: "text/html; charset=utf-8")
