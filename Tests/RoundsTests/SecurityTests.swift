@@ -348,6 +348,40 @@ import VaporTesting
         }
     }
 
+    // MARK: Audit
+
+    /// A hospital's quality control sees the reads of its patients' care plans and assessments,
+    /// its staff's sign-ins, and who read a patient group: rows written without the hospital
+    /// used to be visible to the group's auditors only.
+    @Test(arguments: Backend.all)
+    func aHospitalsAuditorsSeeWhatConcernsTheirPatientsAndStaff(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            try await PatientGroupTests.deliver(app, try PatientGroupTests.fixture("adt_a01_utf8.hl7"))
+            let group = try await PatientGroupTests.group(app)
+            let patient = try #require(try await Patient.find(try #require(group.patientID), on: app.db))
+            let nurse = Client(app), east = Client(app), qc = Client(app)
+            try await nurse.login("wang.fang")
+            try await east.login("luo.jie")
+            try await qc.login("zhu.lin")
+            #expect(try await nurse.get("/api/v1/patients/\(patient.id!)/care-plan").status == .ok)
+            #expect(try await nurse.get("/api/v1/patients/\(patient.id!)/assessments").status == .ok)
+            #expect(try await nurse.get("/api/v1/groups/\(group.id!)").status == .ok)
+
+            func seen(_ action: String) async throws -> [AuditEventDTO] {
+                try await qc.get("/api/v1/audit?action=\(action)&limit=1000").decode([AuditEventDTO].self)
+            }
+            let wangFang = try await Demo.staff("wang.fang", app), luoJie = try await Demo.staff("luo.jie", app)
+            #expect(try await seen("care_plan.list").contains { $0.patientId == patient.id && $0.hospitalId == patient.hospitalID })
+            #expect(try await seen("chat.group.read").contains { $0.entityId == group.id && $0.actorId == wangFang.id && $0.outcome == "success" })
+            let signIns = try await seen("auth.login")
+            #expect(signIns.contains { $0.entityId == wangFang.id })
+            // The other hospital's administrator signing in is that hospital's business.
+            #expect(!signIns.contains { $0.entityId == luoJie.id })
+            let all = try await qc.get("/api/v1/audit?limit=10000").decode([AuditEventDTO].self)
+            #expect(!all.contains { $0.actorId == luoJie.id })
+        }
+    }
+
     // MARK: Untrusted content
 
     /// An HL7 report's attachment claimed to be HTML (or anything but a PDF or an image) is kept,

@@ -300,6 +300,14 @@ public struct ChatService: Sendable {
         throw RoundsError.forbidden("this patient group is for its care team")
     }
 
+    /// A group's page or record (patient name, bed, MRN, members): read, and audited as read.
+    public func readGroup(_ id: String, context: RequestContext, on db: any Database) async throws -> ChatGroup {
+        let group = try await readableGroup(id, action: "chat.group.read", context: context, on: db)
+        try await audit.record("chat.group.read", entityType: "chat_group", entityID: id, patientID: group.patientID,
+                               hospitalID: group.hospitalID, context: context, on: db)
+        return group
+    }
+
     func isMember(_ group: ChatGroup, _ context: RequestContext, on db: any Database) async throws -> Bool {
         guard context.principal.kind == .staff else { return false }
         return try await ChatMember.query(on: db).filter(\.$groupID == group.id!).filter(\.$staffID == context.principal.id).first() != nil

@@ -58,7 +58,13 @@ public struct AuditLog: Sendable {
         event.entityType = entityType
         event.entityID = entityID
         event.patientID = patientID
-        event.hospitalID = hospitalID
+        // A row about a patient belongs to the patient's hospital, so that hospital's quality
+        // control sees it even when the caller did not say (assessments, care plans, reports).
+        if hospitalID == nil, let patientID {
+            event.hospitalID = try await Patient.find(patientID, on: db)?.hospitalID
+        } else {
+            event.hospitalID = hospitalID
+        }
         event.clientAddress = clientAddress
         event.outcome = outcome.rawValue
         event.detail = detail
@@ -95,8 +101,19 @@ public struct AuditLog: Sendable {
             throw RoundsError.forbidden("audit log")
         }
         let query = AuditEvent.query(on: db)
-        if let hospitals = principal.auditHospitalIDs {
-            query.filter(\.$hospitalID ~~ Array(hospitals))
+        if let hospitals = principal.auditHospitalIDs.map(Array.init) {
+            // Rows of no hospital (sign-ins, tokens, contact details) belong to the people: a
+            // hospital's auditors see those by or about its staff and its tokens.
+            let staff = Array(Set(try await StaffRole.query(on: db).filter(\.$hospitalID ~~ hospitals).all(\.$staffID)))
+            let tokens = try await APIToken.query(on: db).filter(\.$hospitalID ~~ hospitals).all(\.$id).compactMap { $0 }
+            let people = staff + tokens
+            query.group(.or) { or in
+                or.filter(\.$hospitalID ~~ hospitals)
+                if !people.isEmpty {
+                    or.group(.and) { $0.filter(\.$hospitalID == nil).filter(\.$actorID ~~ people) }
+                    or.group(.and) { $0.filter(\.$hospitalID == nil).filter(\.$entityType == "staff").filter(\.$entityID ~~ staff) }
+                }
+            }
         }
         if let v = filter.actorID { query.filter(\.$actorID == v) }
         if let v = filter.action { query.filter(\.$action == v) }

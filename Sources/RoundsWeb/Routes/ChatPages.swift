@@ -73,7 +73,7 @@ struct ChatPages {
         let context = try req.context()
         let chat = req.rounds.chat, db = req.db
         let id = try req.parameters.require("id")
-        let group = try await chat.readableGroup(id, action: "chat.group.read", context: context, on: db)
+        let group = try await chat.readGroup(id, context: context, on: db)
         let messages = try await chat.messages(groupID: id, after: nil, limit: 500, context: context, on: db)
         let t = req.rounds.catalogue.table(req.locale)
         let members = try await chat.members(of: group, on: db)
