@@ -8,6 +8,23 @@ import RoundsHL7
 import RoundsStore
 import SQLKit
 
+/// Who handed a message in over HTTP (a person or an API token), as opposed to the sending
+/// system named in MSH-3/4, which anyone can write.
+public struct HL7Submitter: Sendable, Equatable {
+    /// staff or token.
+    public var kind: String
+    public var id: String
+    public var name: String
+    public init(kind: String, id: String, name: String) { self.kind = kind; self.id = id; self.name = name }
+
+    public init(_ principal: Principal) {
+        self.init(kind: principal.actorKind, id: principal.id, name: principal.displayName)
+    }
+
+    /// As stored on the message: "staff:<id>" or "token:<id>".
+    public var reference: String { "\(kind):\(id)" }
+}
+
 /// What happened to one inbound message.
 public struct Receipt: Sendable {
     public enum Outcome: String, Sendable {
@@ -43,16 +60,17 @@ public struct InboundPipeline: Sendable {
     }
 
     /// Processes one message. Returns nil only when the message could not be stored.
-    public func receive(_ bytes: [UInt8], peer: String?, replayOf: String? = nil, on db: any Database) async -> Receipt? {
+    public func receive(_ bytes: [UInt8], peer: String?, replayOf: String? = nil, submitter: HL7Submitter? = nil,
+                        on db: any Database) async -> Receipt? {
         let started = DispatchTime.now()
-        let receipt = await process(bytes, peer: peer, replayOf: replayOf, on: db)
+        let receipt = await process(bytes, peer: peer, replayOf: replayOf, submitter: submitter, on: db)
         // Exported on /metrics: rounds_hl7_messages_total{outcome=…} and the time to an answer.
         Counter(label: "rounds_hl7_messages_total", dimensions: [("outcome", receipt?.outcome.rawValue ?? "not_stored")]).increment()
         Metrics.Timer(label: "rounds_hl7_processing_seconds").recordInterval(since: started)
         return receipt
     }
 
-    private func process(_ bytes: [UInt8], peer: String?, replayOf: String?, on db: any Database) async -> Receipt? {
+    private func process(_ bytes: [UInt8], peer: String?, replayOf: String?, submitter: HL7Submitter?, on db: any Database) async -> Receipt? {
         let now = clock.now()
         let parsed: HL7Message
         let charset: HL7Charset
@@ -62,17 +80,17 @@ public struct InboundPipeline: Sendable {
             let reason = (error as? HL7Error)?.description ?? "unreadable message"
             let code = (error as? HL7Error)?.errorCode ?? "100"
             return await storeRefusal(bytes, message: nil, charset: .utf8, status: .rejected, ack: .reject, reason: reason,
-                                      errorCode: code, peer: peer, now: now, on: db)
+                                      errorCode: code, peer: peer, submitter: submitter, now: now, on: db)
         }
         let sender = "\(parsed.sendingApplication)@\(parsed.sendingFacility)"
         let controlID = parsed.controlID
         guard !controlID.isEmpty else {
             return await storeRefusal(bytes, message: parsed, charset: charset, status: .rejected, ack: .reject,
-                                      reason: "MSH-10 (message control id) is required", errorCode: "101", peer: peer, now: now, on: db)
+                                      reason: "MSH-10 (message control id) is required", errorCode: "101", peer: peer, submitter: submitter, now: now, on: db)
         }
         guard !parsed.messageType.isEmpty else {
             return await storeRefusal(bytes, message: parsed, charset: charset, status: .rejected, ack: .reject,
-                                      reason: "MSH-9 (message type) is required", errorCode: "101", peer: peer, now: now, on: db)
+                                      reason: "MSH-9 (message type) is required", errorCode: "101", peer: peer, submitter: submitter, now: now, on: db)
         }
         let rules: [CriticalValueRule]
         do { rules = ["ORU", "MDM"].contains(parsed.messageType) ? try await ruleCache.rules(on: db) : [] } catch { return nil }
@@ -82,13 +100,13 @@ public struct InboundPipeline: Sendable {
         // A message with a critical value goes before routine ones.
         // Cancelled while waiting (the server is stopping): nothing stored, so no ACK.
         return try? await SQLiteWriteGate.serialised(db, urgent: ResultMapper.carriesCriticalValue(parsed, rules: rules), writer: "hl7") {
-            await apply(bytes, parsed, charset: charset, sender: sender, rules: rules, peer: peer, replayOf: replayOf, now: now, on: db)
+            await apply(bytes, parsed, charset: charset, sender: sender, rules: rules, peer: peer, replayOf: replayOf, submitter: submitter, now: now, on: db)
         }
     }
 
     /// Stores and applies a readable message in one transaction (retried on write conflicts).
     private func apply(_ bytes: [UInt8], _ parsed: HL7Message, charset: HL7Charset, sender: String, rules: [CriticalValueRule],
-                       peer: String?, replayOf: String?, now: Date, on db: any Database) async -> Receipt? {
+                       peer: String?, replayOf: String?, submitter: HL7Submitter?, now: Date, on db: any Database) async -> Receipt? {
         let controlID = parsed.controlID
         // Concurrent senders may race on the same patient; a conflicting transaction is retried.
         var lastError: (any Error)?
@@ -97,11 +115,11 @@ public struct InboundPipeline: Sendable {
                 if replayOf == nil, let original = try await HL7ControlID.find(HL7ControlID(sender: sender, controlID: controlID, messageID: "").id, on: db) {
                     return try await acknowledgeDuplicate(parsed, charset: charset, originalID: original.messageID, now: now, on: db)
                 }
-                let record = makeRecord(bytes, message: parsed, charset: charset, sender: sender, status: .accepted, peer: peer, now: now)
+                let record = makeRecord(bytes, message: parsed, charset: charset, sender: sender, status: .accepted, peer: peer, submitter: submitter, now: now)
                 record.replayOf = replayOf
                 let applied: MappingContext = try await db.transaction { tx in
                     var ctx = MappingContext(db: tx, message: parsed, messageID: record.id!, now: now, ids: ids, audit: audit,
-                                             rules: rules, actor: "hl7:\(sender)", peer: peer)
+                                             rules: rules, actor: "hl7:\(sender)", submitter: submitter, peer: peer)
                     try await Self.map(&ctx)
                     record.patientID = ctx.patientID
                     record.patientMRN = ctx.patientMRN
@@ -121,10 +139,10 @@ public struct InboundPipeline: Sendable {
                                detail: "\(applied.events.count) events")
             } catch let error as MappingError {
                 return await storeRefusal(bytes, message: parsed, charset: charset, status: .error, ack: .error, reason: error.text,
-                                          errorCode: error.code, peer: peer, now: now, on: db)
+                                          errorCode: error.code, peer: peer, submitter: submitter, now: now, on: db)
             } catch let error as UnsupportedMessage {
                 return await storeRefusal(bytes, message: parsed, charset: charset, status: .rejected, ack: .reject, reason: error.text,
-                                          errorCode: error.code, peer: peer, now: now, on: db)
+                                          errorCode: error.code, peer: peer, submitter: submitter, now: now, on: db)
             } catch {
                 // Write conflicts (SQLite busy, PostgreSQL serialisation) are expected under load.
                 logger.log(level: attempt < 4 ? .debug : .warning, "storing HL7 message failed (attempt \(attempt))", metadata: ["control_id": .string(controlID), "error": .string(String(reflecting: error))])
@@ -136,7 +154,7 @@ public struct InboundPipeline: Sendable {
         // the sender with AE. If even that cannot be stored, the database is away: no ACK at all.
         return await storeRefusal(bytes, message: parsed, charset: charset, status: .error, ack: .error,
                                   reason: "internal error while applying the message (\(lastError.map { "\(type(of: $0))" } ?? "unknown"))",
-                                  errorCode: "207", peer: peer, now: now, on: db)
+                                  errorCode: "207", peer: peer, submitter: submitter, now: now, on: db)
     }
 
     /// Critical-value rules change rarely (a configuration, not a feed): read them at most every
@@ -181,9 +199,10 @@ public struct InboundPipeline: Sendable {
 
     /// Stores a message that will not be applied, and answers AE or AR with the reason.
     private func storeRefusal(_ bytes: [UInt8], message: HL7Message?, charset: HL7Charset, status: Receipt.Outcome, ack: HL7AckCode,
-                              reason: String, errorCode: String, peer: String?, now: Date, on db: any Database) async -> Receipt? {
+                              reason: String, errorCode: String, peer: String?, submitter: HL7Submitter? = nil, now: Date,
+                              on db: any Database) async -> Receipt? {
         let sender = message.map { "\($0.sendingApplication)@\($0.sendingFacility)" } ?? "unknown"
-        let record = makeRecord(bytes, message: message, charset: charset, sender: sender, status: status, peer: peer, now: now)
+        let record = makeRecord(bytes, message: message, charset: charset, sender: sender, status: status, peer: peer, submitter: submitter, now: now)
         record.error = reason
         record.ackCode = ack.rawValue
         if let message, let mrn = message["PID-3-1"], !mrn.isEmpty { record.patientMRN = mrn }
@@ -214,7 +233,7 @@ public struct InboundPipeline: Sendable {
     }
 
     private func makeRecord(_ bytes: [UInt8], message: HL7Message?, charset: HL7Charset, sender: String, status: Receipt.Outcome,
-                            peer: String?, now: Date) -> HL7MessageRecord {
+                            peer: String?, submitter: HL7Submitter? = nil, now: Date) -> HL7MessageRecord {
         let record = HL7MessageRecord()
         record.id = ids.next()
         record.direction = "in"
@@ -227,6 +246,7 @@ public struct InboundPipeline: Sendable {
         record.size = bytes.count
         record.status = status.rawValue
         record.peer = peer
+        record.submittedBy = submitter?.reference
         record.duplicateCount = 0
         record.receivedAt = now
         return record

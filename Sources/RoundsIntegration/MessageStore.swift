@@ -83,7 +83,8 @@ public struct MessageStore: Sendable {
         let record = try await message(id: id, context: context, on: db)
         guard record.direction == "in" else { throw RoundsError.validation("only inbound messages can be replayed") }
         guard !record.raw.isEmpty else { throw RoundsError.validation("this message was refused before its bytes were kept (too large)") }
-        guard let receipt = await pipeline.receive(Array(record.raw), peer: "replay by \(context.principal.displayName)", replayOf: id, on: db) else {
+        guard let receipt = await pipeline.receive(Array(record.raw), peer: "replay by \(context.principal.displayName)", replayOf: id,
+                                                   submitter: HL7Submitter(context.principal), on: db) else {
             throw RoundsError(code: "storage_unavailable", status: 503, zh: "暂时无法保存消息，请稍后重试", en: "The message could not be stored; try again")
         }
         try await audit.record("hl7.message.replay", entityType: "hl7_message", entityID: id, patientID: record.patientID,

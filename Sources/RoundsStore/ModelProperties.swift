@@ -43,7 +43,7 @@ extension HL7ControlID {
 }
 
 extension HL7MessageRecord {
-    public var properties: [any AnyProperty] { [$id, $direction, $sender, $controlID, $messageType, $version, $charset, $raw, $size, $status, $ackCode, $error, $patientMRN, $patientID, $hospitalID, $peer, $replayOf, $duplicateCount, $receivedAt] }
+    public var properties: [any AnyProperty] { [$id, $direction, $sender, $controlID, $messageType, $version, $charset, $raw, $size, $status, $ackCode, $error, $patientMRN, $patientID, $hospitalID, $peer, $submittedBy, $replayOf, $duplicateCount, $receivedAt] }
 }
 
 extension Hospital {

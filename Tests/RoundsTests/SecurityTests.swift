@@ -382,6 +382,34 @@ import VaporTesting
         }
     }
 
+    /// HL7 over HTTP is the token's (or person's) doing, whatever MSH-3/4 claim: the stored
+    /// message and every row its mapping writes name them.
+    @Test(arguments: Backend.all)
+    func hl7OverHTTPIsAttributedToWhoeverSentIt(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            let main = try await Demo.hospital("HK01", app)
+            let admin = Client(app)
+            try await admin.login("admin")
+            let token = try await admin.json(.POST, "/api/v1/tokens", CreateTokenBody(name: "检验系统", scopes: [.integration], hospitalId: main.id, expiresAt: nil))
+                .decode(TokenDTO.self)
+            let lis = Client(app)
+            lis.bearer = try #require(token.secret)
+            let sent = try await lis.request(.POST, "/api/v1/hl7/inbound", headers: ["Content-Type": "application/hl7-v2"],
+                                             body: ByteBuffer(bytes: try HL7Fixtures.bytes("adt_a01_utf8.hl7")))
+            #expect(sent.status == .ok)
+            let record = try #require(try await HL7MessageRecord.query(on: app.db).filter(\.$controlID == "MSG00001").first())
+            #expect(record.submittedBy == "token:\(token.id)" && record.sender == "HIS@ARION")
+            let rows = try await AuditEvent.query(on: app.db).filter(\.$action == "patient.create").all()
+            #expect(!rows.isEmpty && rows.allSatisfy { $0.actorKind == "token" && $0.actorID == token.id && $0.actorName.contains("检验系统")
+                                                          && $0.actorName.contains("hl7:HIS@ARION") })
+            // Over MLLP the sending system is all there is.
+            try await PatientGroupTests.deliver(app, try PatientGroupTests.fixture("adt_a01_utf8.hl7", controlID: "MLLP-1", ["PID-3": "MRN10098^^^ARION^MR", "PV1-19": "V20261121098"]))
+            let overMLLP = try #require(try await HL7MessageRecord.query(on: app.db).filter(\.$controlID == "MLLP-1").first())
+            #expect(overMLLP.submittedBy == nil)
+            #expect(try await AuditEvent.query(on: app.db).filter(\.$action == "patient.create").filter(\.$actorKind == "system").count() >= 1)
+        }
+    }
+
     // MARK: Untrusted content
 
     /// An HL7 report's attachment claimed to be HTML (or anything but a PDF or an image) is kept,

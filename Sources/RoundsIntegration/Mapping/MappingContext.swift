@@ -30,6 +30,8 @@ struct MappingContext {
     let rules: [CriticalValueRule]
     /// "hl7:HIS@ARION", the actor of audit rows.
     let actor: String
+    /// The person or token that handed the message in over HTTP: the rows are theirs.
+    var submitter: HL7Submitter? = nil
     let peer: String?
     /// Filled in by mappers for the message store (patient search).
     var patientID: String?
@@ -47,10 +49,14 @@ struct MappingContext {
         return v
     }
 
-    /// Writes a patient-data audit row attributed to the sending system.
+    var actorKind: String { submitter?.kind ?? "system" }
+    /// "王芳 (hl7:HIS@ARION)": who handed it in, and what the message says it came from.
+    var actorName: String { submitter.map { "\($0.name) (\(actor))" } ?? actor }
+
+    /// Writes a patient-data audit row attributed to the sender (the submitter over HTTP).
     func audit(_ action: String, entityType: String, entityID: String?, patientID: String?, detail: String? = nil) async throws {
         try await audit.record(action, entityType: entityType, entityID: entityID, patientID: patientID, hospitalID: hospitalID,
-                               detail: detail, actorKind: "system", actorID: nil, actorName: actor, clientAddress: peer, on: db)
+                               detail: detail, actorKind: actorKind, actorID: submitter?.id, actorName: actorName, clientAddress: peer, on: db)
     }
 
     /// Queues an outbox event in this transaction.
@@ -146,7 +152,7 @@ struct MappingContext {
         staff.hl7ID = hisID
         try await staff.create(on: db)
         try await audit.record("staff.create", entityType: "staff", entityID: staff.id, detail: "from HL7: \(hisID) \(name)",
-                               actorKind: "system", actorID: nil, actorName: actor, clientAddress: peer, on: db)
+                               actorKind: actorKind, actorID: submitter?.id, actorName: actorName, clientAddress: peer, on: db)
         return staff
     }
 }

@@ -24,6 +24,8 @@ public final class HL7MessageRecord: Model, @unchecked Sendable {
     @OptionalField(key: "patient_id") public var patientID: String?
     @OptionalField(key: "hospital_id") public var hospitalID: String?
     @OptionalField(key: "peer") public var peer: String?
+    /// Who handed it in over HTTP or replayed it ("staff:<id>", "token:<id>"); nil over MLLP.
+    @OptionalField(key: "submitted_by") public var submittedBy: String?
     @OptionalField(key: "replay_of") public var replayOf: String?
     /// How many times the sender delivered this control id again (acknowledged, not processed).
     @Field(key: "duplicate_count") public var duplicateCount: Int

@@ -19,20 +19,22 @@ struct HL7MessageDTO: APISchema {
     var duplicateCount: Int
     var replayOf: String?
     var peer: String?
+    /// Who handed it in over HTTP or replayed it ("staff:<id>", "token:<id>"); absent over MLLP.
+    var submittedBy: String?
     var receivedAt: Date
 
     init(_ r: HL7MessageRecord) {
         id = r.id ?? ""; direction = r.direction; sender = r.sender; controlId = r.controlID; messageType = r.messageType
         version = r.version; status = r.status; ackCode = r.ackCode; error = r.error; patientMrn = r.patientMRN
         patientId = r.patientID; size = r.size; duplicateCount = r.duplicateCount; replayOf = r.replayOf; peer = r.peer
-        receivedAt = r.receivedAt
+        submittedBy = r.submittedBy; receivedAt = r.receivedAt
     }
 
     static let sample: HL7MessageDTO = {
         let r = HL7MessageRecord()
         r.id = "…"; r.direction = "in"; r.sender = "HIS@ARION"; r.controlID = "MSG00001"; r.messageType = "ADT^A01"; r.version = "2.5"
         r.status = "accepted"; r.ackCode = "AA"; r.error = "…"; r.patientMRN = "MRN10001"; r.patientID = "…"; r.size = 812
-        r.duplicateCount = 0; r.replayOf = "…"; r.peer = "10.1.2.3"; r.receivedAt = Date(timeIntervalSince1970: 0)
+        r.duplicateCount = 0; r.replayOf = "…"; r.peer = "10.1.2.3"; r.submittedBy = "token:…"; r.receivedAt = Date(timeIntervalSince1970: 0)
         return HL7MessageDTO(r)
     }()
 }

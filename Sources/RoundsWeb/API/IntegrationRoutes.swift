@@ -53,7 +53,8 @@ struct IntegrationRoutes {
                 throw RoundsError.insufficientScope(.integration)
             }
             guard let body = req.body.data, body.readableBytes > 0 else { throw RoundsError.badRequest("the body must be an HL7 message") }
-            guard let receipt = await req.rounds.hl7.receive(Array(buffer: body), peer: req.clientAddress, on: req.db) else {
+            guard let receipt = await req.rounds.hl7.receive(Array(buffer: body), peer: req.clientAddress,
+                                                             submitter: HL7Submitter(context.principal), on: req.db) else {
                 throw RoundsError(code: "storage_unavailable", status: 503, zh: "暂时无法保存消息，请重发", en: "The message could not be stored; resend it")
             }
             let status: HTTPStatus = switch receipt.outcome {
