@@ -60,6 +60,13 @@ extension RoundsError {
         RoundsError(code: "too_many_sign_ins", status: 429, zh: "此设备登录失败次数过多，请稍后再试", en: "Too many failed sign-ins from this device; try again later",
                     detail: "try again in \(seconds) s")
     }
+    public static func methodNotAllowed(_ method: String) -> RoundsError {
+        RoundsError(code: "method_not_allowed", status: 405, zh: "该地址不支持此请求方法", en: "This address does not take this method", detail: method)
+    }
+    public static let requestTimeout = RoundsError(
+        code: "request_timeout", status: 408, zh: "请求内容未在规定时间内送达，连接已关闭", en: "The request body did not arrive in time; the connection is closed")
+    public static let clientClosed = RoundsError(
+        code: "client_closed", status: 400, zh: "连接在请求送达前中断", en: "The connection ended before the request arrived")
     public static let csrf = RoundsError(
         code: "csrf_rejected", status: 403, zh: "页面已过期或请求来源不可信，请刷新后重试", en: "The form has expired or did not come from Rounds; reload and try again")
     public static func conflict(_ detail: String) -> RoundsError {

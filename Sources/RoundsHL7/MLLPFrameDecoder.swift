@@ -101,4 +101,5 @@ public enum MLLP {
 
     public static let defaultPort = 2575
     public static let defaultMaximumSize = 10 * 1024 * 1024
+    public static let defaultMaximumConnections = 256
 }

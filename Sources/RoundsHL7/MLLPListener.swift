@@ -1,6 +1,8 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOConcurrencyHelpers
+import Logging
 
 /// Who sent a frame, for the message store and the audit log.
 public struct MLLPPeer: Sendable {
@@ -23,7 +25,13 @@ public final class MLLPListener: Sendable {
 
     private let server: NIOAsyncChannel<Connection, Never>
     private let handler: Handler
+    private let maximumConnections: Int
+    private let open = NIOLockedValueBox(0)
+    private let logger = Logger(label: "rounds.mllp")
     public let port: Int
+
+    /// Connections being served now.
+    public var openConnections: Int { open.withLockedValue { $0 } }
 
     public struct Options: Sendable {
         public var host: String
@@ -31,21 +39,27 @@ public final class MLLPListener: Sendable {
         public var maximumMessageSize: Int
         /// A connection with no data for this long is closed.
         public var idleTimeout: TimeAmount
+        /// Connections served at once; one more is closed as soon as it opens (the sender retries),
+        /// so a flood of connections cannot exhaust memory or file descriptors.
+        public var maximumConnections: Int
         public var tls: NIOSSLContext?
 
         public init(host: String = "0.0.0.0", port: Int = MLLP.defaultPort, maximumMessageSize: Int = MLLP.defaultMaximumSize,
-                    idleTimeout: TimeAmount = .minutes(10), tls: NIOSSLContext? = nil) {
+                    idleTimeout: TimeAmount = .minutes(10), maximumConnections: Int = MLLP.defaultMaximumConnections,
+                    tls: NIOSSLContext? = nil) {
             self.host = host
             self.port = port
             self.maximumMessageSize = maximumMessageSize
             self.idleTimeout = idleTimeout
+            self.maximumConnections = maximumConnections
             self.tls = tls
         }
     }
 
-    private init(server: NIOAsyncChannel<Connection, Never>, port: Int, handler: @escaping Handler) {
+    private init(server: NIOAsyncChannel<Connection, Never>, port: Int, maximumConnections: Int, handler: @escaping Handler) {
         self.server = server
         self.port = port
+        self.maximumConnections = maximumConnections
         self.handler = handler
     }
 
@@ -66,7 +80,7 @@ public final class MLLPListener: Sendable {
                 }
             }
         let port = server.channel.localAddress?.port ?? options.port
-        return MLLPListener(server: server, port: port, handler: handler)
+        return MLLPListener(server: server, port: port, maximumConnections: options.maximumConnections, handler: handler)
     }
 
     /// Serves until `close()` (or cancellation).
@@ -74,7 +88,21 @@ public final class MLLPListener: Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             try await server.executeThenClose { connections in
                 for try await connection in connections {
-                    group.addTask { await self.serve(connection) }
+                    let admitted = open.withLockedValue { count in
+                        guard count < maximumConnections else { return false }
+                        count += 1
+                        return true
+                    }
+                    guard admitted else {
+                        logger.warning("MLLP connection refused: \(maximumConnections) already open",
+                                       metadata: ["peer": .string(connection.channel.remoteAddress?.ipAddress ?? "unknown")])
+                        try? await connection.channel.close()
+                        continue
+                    }
+                    group.addTask {
+                        await self.serve(connection)
+                        self.open.withLockedValue { $0 -= 1 }
+                    }
                 }
             }
         }

@@ -15,6 +15,7 @@ public final class IntegrationService: Sendable {
         public var port: Int
         public var maximumMessageSize: Int
         public var idleTimeoutSeconds: Int64
+        public var maximumConnections: Int
         public var tls: NIOSSLContext?
         public var runOutboundWorker: Bool
         /// Messages per second of the simulated HIS/LIS feed sent to our own listener (demo
@@ -22,8 +23,9 @@ public final class IntegrationService: Sendable {
         public var demoFeedRate: Double
 
         public init(host: String = "0.0.0.0", port: Int = MLLP.defaultPort, maximumMessageSize: Int = MLLP.defaultMaximumSize,
-                    idleTimeoutSeconds: Int64 = 600, tls: NIOSSLContext? = nil, runOutboundWorker: Bool = true,
-                    demoFeedRate: Double = 0) {
+                    idleTimeoutSeconds: Int64 = 600, maximumConnections: Int = MLLP.defaultMaximumConnections,
+                    tls: NIOSSLContext? = nil, runOutboundWorker: Bool = true, demoFeedRate: Double = 0) {
+            self.maximumConnections = maximumConnections
             self.host = host
             self.port = port
             self.maximumMessageSize = maximumMessageSize
@@ -56,7 +58,7 @@ public final class IntegrationService: Sendable {
         let pipeline = self.pipeline, database = self.database, limit = settings.maximumMessageSize, logger = self.logger
         let listener = try await MLLPListener.bind(.init(
             host: settings.host, port: settings.port, maximumMessageSize: limit,
-            idleTimeout: .seconds(settings.idleTimeoutSeconds), tls: settings.tls
+            idleTimeout: .seconds(settings.idleTimeoutSeconds), maximumConnections: settings.maximumConnections, tls: settings.tls
         )) { frame, peer in
             switch frame {
             case .message(let bytes):

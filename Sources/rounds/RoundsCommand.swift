@@ -63,6 +63,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Close an MLLP connection after this many idle seconds.")
     var mllpIdleTimeout: Int64 = 600
 
+    @Option(help: "MLLP connections served at once; more are closed as they open.")
+    var mllpMaxConnections = MLLP.defaultMaximumConnections
+
+    @Option(help: "Close an HTTP connection after this many silent seconds.")
+    var httpIdleTimeout: Int64 = 60
+
+    @Option(help: "Seconds a client has to send a request body once its headers are in (slower ones get a 408).")
+    var httpBodyTimeout: Int64 = 120
+
     @Option(help: "PEM certificate chain: MLLP over TLS (with --mllp-tls-key).")
     var mllpTlsCert: String?
 
@@ -93,6 +102,8 @@ struct Serve: AsyncParsableCommand {
         guard (0...65535).contains(mllpPort) else { throw ValidationError("--mllp-port must be between 0 and 65535") }
         guard mllpMaxSize >= 1024 else { throw ValidationError("--mllp-max-size must be at least 1024 bytes") }
         guard mllpIdleTimeout >= 1 else { throw ValidationError("--mllp-idle-timeout must be at least 1 second") }
+        guard mllpMaxConnections >= 1 else { throw ValidationError("--mllp-max-connections must be at least 1") }
+        guard httpIdleTimeout >= 1, httpBodyTimeout >= 1 else { throw ValidationError("--http-idle-timeout and --http-body-timeout must be at least 1 second") }
         guard (mllpTlsCert == nil) == (mllpTlsKey == nil) else { throw ValidationError("--mllp-tls-cert and --mllp-tls-key go together") }
         guard demoFeedRate >= 0, demoFeedRate <= 1000 else { throw ValidationError("--demo-feed-rate must be between 0 and 1000") }
         if let publicUrl, URL(string: publicUrl)?.host == nil { throw ValidationError("--public-url must be an http(s) address") }
@@ -111,12 +122,14 @@ struct Serve: AsyncParsableCommand {
                 tls = try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
             }
             integration = .init(host: mllpHost, port: mllpPort, maximumMessageSize: mllpMaxSize, idleTimeoutSeconds: mllpIdleTimeout,
+                                maximumConnections: mllpMaxConnections,
                                 tls: tls, demoFeedRate: demo ? demoFeedRate : 0)
         }
         var configuration = RoundsConfiguration(database: database.location, bcryptCost: bcryptCost,
                                                 secureCookies: secureCookies, trustProxyHeaders: trustProxy, integration: integration)
         configuration.publicURL = publicUrl ?? ProcessInfo.processInfo.environment["ROUNDS_PUBLIC_URL"]
         configuration.allowedDestinations = try allowedDestinations
+        configuration.httpLimits = .init(idleTimeout: .seconds(httpIdleTimeout), bodyTimeout: .seconds(httpBodyTimeout))
         try await RoundsRunner.serve(configuration, host: host, port: port, demo: demo)
     }
 }

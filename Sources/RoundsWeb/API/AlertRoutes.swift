@@ -6,6 +6,7 @@ import RoundsStore
 import Vapor
 
 struct AlertDTO: APISchema {
+    static let enums = ["status": ["open", "acknowledged", "closed"]]
     var id: String
     var patientId: String
     var wardId: String?
@@ -51,6 +52,7 @@ struct AcknowledgeBody: APISchema {
 }
 
 struct AlertActionBody: APISchema {
+    static let enums = ["kind": AlertService.actionKinds]
     /// retest, medication, transfer, notify_patient or other (other needs text).
     var kind: String
     var text: String?
@@ -84,6 +86,7 @@ struct CriticalValueBody: APISchema {
 }
 
 struct AlertStepDTO: APISchema {
+    static let enums = ["kind": ["raised", "escalated", "acknowledged", "action", "closed"]]
     var kind: String
     var level: Int
     var staff: [String]
@@ -94,6 +97,7 @@ struct AlertStepDTO: APISchema {
 }
 
 struct AlertDeliveryDTO: APISchema {
+    static let enums = ["status": ["pending", "sent", "dead"], "kind": ConnectorKind.apiValues, "event": AlertNotice.Event.apiValues]
     var id: String
     var connector: String
     var kind: String

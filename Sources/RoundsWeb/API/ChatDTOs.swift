@@ -4,6 +4,7 @@ import RoundsStore
 import Vapor
 
 struct GroupDTO: APISchema {
+    static let enums = ["status": ["active", "archived"]]
     var id: String
     var name: String
     var status: String
@@ -57,6 +58,7 @@ struct GroupDetailDTO: APISchema {
 }
 
 struct ChatMessageDTO: APISchema {
+    static let enums = ["kind": ["text", "card", "system", "file"]]
     var id: String
     var groupId: String
     var kind: String

@@ -113,7 +113,8 @@ struct ChatRoutes {
         }
         api.on(.POST, "groups", ":groupId", "attachments",
                summary: "Post a file (body: the bytes; Content-Type image/png, image/jpeg, image/gif, image/webp or application/pdf; X-Filename, percent-encoded)",
-               tag: "chat", returns: ChatMessageDTO.self, status: 201, contentType: "application/json", maxBody: "11mb") { req in
+               tag: "chat", returns: ChatMessageDTO.self, status: 201, contentType: "application/json",
+               rawBody: ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"], maxBody: "11mb") { req in
             let data = req.body.data.map { Data(buffer: $0) } ?? Data()
             let filename = req.headers.first(name: "X-Filename").flatMap { $0.removingPercentEncoding } ?? "file"
             let message = try await req.rounds.chat.attach(groupID: req.parameters.require("groupId"), filename: filename,

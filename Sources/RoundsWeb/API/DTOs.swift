@@ -7,6 +7,12 @@ import Vapor
 /// document derives its schema, so the document cannot drift from the types.
 protocol APISchema: Content {
     static var sample: Self { get }
+    /// The values a plain-string property takes, for the API document (typed enums list themselves).
+    static var enums: [String: [String]] { get }
+}
+
+extension APISchema {
+    static var enums: [String: [String]] { [:] }
 }
 
 struct HospitalDTO: APISchema {
@@ -33,6 +39,7 @@ struct DepartmentDTO: APISchema {
     init(id: String, hospitalId: String, parentId: String?, code: String, name: String, kind: String) {
         self.id = id; self.hospitalId = hospitalId; self.parentId = parentId; self.code = code; self.name = name; self.kind = kind
     }
+    static let enums = ["kind": DepartmentKind.apiValues]
     static let sample = DepartmentDTO(id: "…", hospitalId: "…", parentId: "…", code: "LUNG", name: "肺癌中心", kind: "ward")
 }
 
@@ -97,6 +104,7 @@ struct StaffDTO: APISchema {
 }
 
 struct MeDTO: APISchema {
+    static let enums = ["kind": ["staff", "token"], "scopes": TokenScope.apiValues, "locale": RoundsCore.Locale.apiValues]
     var id: String
     var kind: String
     var displayName: String
@@ -108,6 +116,7 @@ struct MeDTO: APISchema {
 }
 
 struct EncounterDTO: APISchema {
+    static let enums = ["status": ["active", "discharged", "cancelled"]]
     var id: String
     var patientId: String
     var visitNumber: String?

@@ -4,6 +4,7 @@ import RoundsStore
 import Vapor
 
 struct HL7MessageDTO: APISchema {
+    static let enums = ["status": ["accepted", "error", "rejected", "duplicate", "pending", "sent", "dead"]]
     var id: String
     var direction: String
     var sender: String
@@ -54,6 +55,7 @@ struct HL7MessageDetailDTO: APISchema {
 }
 
 struct ReceiptDTO: APISchema {
+    static let enums = ["outcome": ["accepted", "duplicate", "error", "rejected"]]
     var outcome: String
     var messageId: String?
     var detail: String?

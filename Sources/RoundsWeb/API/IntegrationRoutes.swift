@@ -47,7 +47,7 @@ struct IntegrationRoutes {
             return response
         }
         api.on(.POST, "hl7", "inbound", summary: "Deliver one HL7 message over HTTP (body: the message); the answer is its ACK", tag: "hl7",
-               contentType: "application/hl7-v2", maxBody: "10mb") { req in
+               contentType: "application/hl7-v2", rawBody: ["application/hl7-v2"], maxBody: "10mb") { req in
             let context = try req.context()
             guard context.principal.hasScope(.integration) || context.principal.canUseIntegration else {
                 throw RoundsError.insufficientScope(.integration)

@@ -53,6 +53,7 @@ extension Instrument: APISchema {
 }
 
 struct DueDTO: APISchema {
+    static let enums = ["status": ["overdue", "due", "ok"]]
     var instrument: String
     var title: String
     var dueAt: Date
@@ -82,6 +83,7 @@ struct BedStatusDTO: APISchema {
 }
 
 struct CareTaskDTO: APISchema {
+    static let enums = ["status": ["active", "stopped"]]
     var id: String
     var title: String
     var schedule: Instrument.Schedule

@@ -26,6 +26,8 @@ public struct RoundsConfiguration: Sendable {
     public var allowedDestinations: DestinationAllowList = .standard
     /// How critical values reach outside systems; nil uses the real adapters (tests may swap them).
     public var alertConnectors: [ConnectorKind: any AlertConnector]?
+    /// HTTP limits against slow or abandoned clients (see docs/SECURITY.md).
+    public var httpLimits: HTTPLimits = .init()
 
     public init(database: DatabaseLocation, clock: any RoundsClock = SystemClock(), ids: IDGenerator? = nil,
                 bcryptCost: Int = 12, secureCookies: Bool = false, trustProxyHeaders: Bool = false,
@@ -38,5 +40,17 @@ public struct RoundsConfiguration: Sendable {
         self.trustProxyHeaders = trustProxyHeaders
         self.runMigrations = runMigrations
         self.integration = integration
+    }
+}
+
+/// Time limits for HTTP clients: a connection silent this long is closed, and a request body
+/// must arrive within `bodyTimeout` (a client trickling bytes cannot hold a connection forever).
+public struct HTTPLimits: Sendable {
+    public var idleTimeout: Duration
+    public var bodyTimeout: Duration
+
+    public init(idleTimeout: Duration = .seconds(60), bodyTimeout: Duration = .seconds(120)) {
+        self.idleTimeout = idleTimeout
+        self.bodyTimeout = bodyTimeout
     }
 }

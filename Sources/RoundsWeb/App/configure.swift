@@ -39,6 +39,8 @@ public func configure(_ app: Application, _ configuration: RoundsConfiguration) 
     ContentConfiguration.global.use(encoder: JSONEncoder.custom(dates: .iso8601, format: [.sortedKeys]), for: .json)
     ContentConfiguration.global.use(decoder: JSONDecoder.custom(dates: .iso8601), for: .json)
     app.routes.defaultMaxBodySize = "1mb"
+    app.http.server.configuration.idleTimeout = .nanoseconds(Int64(configuration.httpLimits.idleTimeout.components.seconds) * 1_000_000_000
+                                                             + configuration.httpLimits.idleTimeout.components.attoseconds / 1_000_000_000)
 
     let views = WebResources.root.appendingPathComponent("Views").path + "/"
     app.views.use(.leaf)
@@ -48,6 +50,7 @@ public func configure(_ app: Application, _ configuration: RoundsConfiguration) 
     app.middleware = Middlewares()
     app.middleware.use(SecurityHeadersMiddleware())
     app.middleware.use(ProblemMiddleware())
+    app.middleware.use(BodyDeadlineMiddleware(timeout: configuration.httpLimits.bodyTimeout))
     app.middleware.use(FileMiddleware(publicDirectory: WebResources.root.appendingPathComponent("Public").path + "/"))
     app.middleware.use(PrincipalMiddleware())
     app.middleware.use(CSRFMiddleware())

@@ -10,7 +10,8 @@ struct CSRFMiddleware: AsyncMiddleware {
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         let safe: [HTTPMethod] = [.GET, .HEAD, .OPTIONS]
-        if !safe.contains(request.method), let session = request.webSession {
+        // No route, nothing to protect: the answer is a 404 or 405 whatever the token.
+        if !safe.contains(request.method), request.route != nil, let session = request.webSession {
             let sent = request.headers.first(name: Self.header) ?? (try? request.content.get(String.self, at: Self.formField))
             guard let sent, Self.constantTimeEquals(sent, session.csrfToken) else {
                 request.logger.notice("CSRF token missing or wrong", metadata: ["path": .string(request.url.path)])

@@ -1,3 +1,5 @@
+import NIOCore
+import NIOHTTP1
 import RoundsCore
 import Vapor
 
@@ -13,27 +15,48 @@ struct ProblemMiddleware: AsyncMiddleware {
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         do {
             return try await next.respond(to: request)
+        } catch let error as any AbortError where error.status == .notFound && !(error is RoundsError) {
+            // A path that exists, asked with a method it does not have, is a 405 that says which
+            // methods it has (TRACE, a DELETE on a read-only resource…), not a 404.
+            let allowed = Self.methods(for: request.url.path, in: request.application.routes)
+            guard !allowed.isEmpty, !allowed.contains(request.method.rawValue) else {
+                return try await Self.problemResponse(Self.roundsError(for: error, request: request), for: request)
+            }
+            let response = try await Self.problemResponse(.methodNotAllowed(request.method.rawValue), for: request)
+            response.headers.replaceOrAdd(name: .allow, value: allowed.sorted().joined(separator: ", "))
+            return response
         } catch {
             let problem = Self.roundsError(for: error, request: request)
             if problem.status >= 500 {
                 request.logger.error("request failed", metadata: ["error": .string(String(reflecting: error)), "path": .string(request.url.path)])
+            } else if problem.code == RoundsError.clientClosed.code {
+                request.logger.info("client closed the connection before its request arrived", metadata: ["path": .string(request.url.path)])
             }
-            if !request.wantsJSON {
-                if problem.status == 401 { return request.redirect(to: "/login") }
-                return try await ErrorPage.render(problem, request: request)
-            }
-            let body = Problem(code: problem.code, message: problem.message(locale: request.locale), detail: problem.detail)
-            let response = Response(status: HTTPResponseStatus(statusCode: problem.status))
-            try response.content.encode(body, as: .json)
-            response.headers.contentType = HTTPMediaType(type: "application", subType: "problem+json", parameters: ["charset": "utf-8"])
-            return response
+            return try await Self.problemResponse(problem, for: request)
         }
+    }
+
+    /// The answer for a refusal: problem JSON for the API, an error page (or sign-in) for the browser.
+    static func problemResponse(_ problem: RoundsError, for request: Request) async throws -> Response {
+        if !request.wantsJSON {
+            if problem.status == 401 { return request.redirect(to: "/login") }
+            return try await ErrorPage.render(problem, request: request)
+        }
+        let body = Problem(code: problem.code, message: problem.message(locale: request.locale), detail: problem.detail)
+        let response = Response(status: HTTPResponseStatus(statusCode: problem.status))
+        try response.content.encode(body, as: .json)
+        response.headers.contentType = HTTPMediaType(type: "application", subType: "problem+json", parameters: ["charset": "utf-8"])
+        return response
     }
 
     static func roundsError(for error: any Error, request: Request) -> RoundsError {
         switch error {
         case let error as RoundsError:
             return error
+        case is HTTPParserError, is ChannelError, is NIOCore.IOError:
+            // The client hung up or sent something that is not HTTP mid-request: its fault, not
+            // ours, so not a 500 (and nobody is left to read the answer).
+            return .clientClosed
         case let error as DecodingError:
             return .badJSON(describe(error))
         case let error as ValidationsError:
@@ -56,6 +79,24 @@ struct ProblemMiddleware: AsyncMiddleware {
         default:
             return internalError
         }
+    }
+
+    /// The methods registered for a path (matching parameters and catch-alls as the router does).
+    static func methods(for path: String, in routes: Routes) -> Set<String> {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        func matches(_ pattern: [PathComponent]) -> Bool {
+            for (index, component) in pattern.enumerated() {
+                switch component {
+                case .catchall: return index < segments.count || index == segments.count
+                case .anything, .parameter: guard index < segments.count else { return false }
+                case .constant(let constant): guard index < segments.count, segments[index] == constant else { return false }
+                }
+            }
+            return pattern.count == segments.count
+        }
+        var methods = Set(routes.all.filter { matches($0.path) }.map(\.method.rawValue))
+        if methods.contains("GET") { methods.insert("HEAD") }
+        return methods
     }
 
     static let internalError = RoundsError(code: "internal_error", status: 500, zh: "服务器内部错误，已记录", en: "Internal error; it has been logged")

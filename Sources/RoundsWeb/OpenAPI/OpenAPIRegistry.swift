@@ -16,6 +16,8 @@ final class OpenAPIRegistry: Sendable {
         var status: Int
         var query: [String]
         var responseContentType: String
+        /// A body that is not JSON (an HL7 message): its media type.
+        var rawBody: [String]?
     }
 
     private let box = NIOLockedValueBox<[Operation]>([])
@@ -48,7 +50,7 @@ struct APIBuilder {
     func on<R: AsyncResponseEncodable>(
         _ method: HTTPMethod, _ path: PathComponent..., summary: String, tag: String,
         body: (any APISchema.Type)? = nil, returns response: (any APISchema.Type)? = nil, array: Bool = false,
-        status: Int = 200, query: [String] = [], contentType: String = "application/json", maxBody: ByteCount? = nil,
+        status: Int = 200, query: [String] = [], contentType: String = "application/json", rawBody: [String]? = nil, maxBody: ByteCount? = nil,
         use handler: @escaping @Sendable (Request) async throws -> R
     ) -> Route {
         let openAPIPath = prefix + "/" + path.map { component -> String in
@@ -58,7 +60,10 @@ struct APIBuilder {
             }
         }.joined(separator: "/")
         registry.add(.init(method: method, path: openAPIPath, summary: summary, tag: tag, body: body, response: response,
-                           responseIsArray: array, status: status, query: query, responseContentType: contentType))
-        return routes.on(method, path, body: .collect(maxSize: maxBody ?? "1mb"), use: handler)
+                           responseIsArray: array, status: status, query: query, responseContentType: contentType,
+                           rawBody: rawBody))
+        let route = routes.on(method, path, body: .collect(maxSize: maxBody ?? "1mb"), use: handler)
+        route.userInfo[BodyDeadlineMiddleware.maximumSizeKey] = maxBody ?? "1mb"
+        return route
     }
 }

@@ -164,13 +164,15 @@ enum TestApp {
 extension TestApp {
     /// Runs `body` with a server listening on loopback ports (HTTP and MLLP) on a fresh copy of
     /// the demo database: the whole path as a hospital runs it.
-    static func serving(_ backend: Backend, _ body: (Application, _ httpPort: Int, _ mllpPort: Int) async throws -> Void) async throws {
+    static func serving(_ backend: Backend, adjust: (inout RoundsConfiguration) -> Void = { _ in },
+                        _ body: (Application, _ httpPort: Int, _ mllpPort: Int) async throws -> Void) async throws {
         let (location, dispose) = try await TestDatabases.shared.make(backend)
         let app = try await Application.make(.testing)
         app.logger.logLevel = .warning
         do {
             var configuration = TestApp.configuration(location, clock: TestClock())
             configuration.integration = .init(host: "127.0.0.1", port: 0, runOutboundWorker: false)
+            adjust(&configuration)
             try await configure(app, configuration)
             let port = try await RealtimeTests.serve(app)
             guard let mllp = app.mllpPort else { throw TestSetupError("the MLLP listener did not start") }
