@@ -181,6 +181,55 @@ extension AlertService {
         /// Names of the staff the steps name, by id.
         public var names: [String: String]
         public var canAct: Bool
+        /// The bed the patient lies in now (label), if any.
+        public var bed: String?
+    }
+
+    /// An open critical value the person must act on, with everything needed to know whose it
+    /// is without opening anything: patient, bed, ward, MRN.
+    public struct Urgent: Sendable {
+        public var alert: CriticalAlert
+        public var patient: Patient
+        public var bed: String?
+        public var wardName: String?
+    }
+
+    /// The open critical values of patients whose care team I am in (group member, or clinical
+    /// staff of the ward), newest first: what the urgent panel on every page shows. Oversight
+    /// roles, who read but do not acknowledge, get none.
+    public func urgentAlerts(context: RequestContext, on db: any Database) async throws -> [Urgent] {
+        let principal = context.principal
+        guard principal.kind == .staff else { return [] }
+        let groups = try await ChatMember.query(on: db).filter(\.$staffID == principal.id).all().map(\.groupID)
+        let wards = try await Department.query(on: db).filter(\.$kind == .ward).all()
+        let caredFor = wards.filter { principal.caresForPatients(in: $0.wardRef) }.compactMap(\.id)
+        guard !groups.isEmpty || !caredFor.isEmpty else { return [] }
+        let alerts = try await CriticalAlert.query(on: db).filter(\.$status == "open").group(.or) { or in
+            if !groups.isEmpty { or.filter(\.$groupID ~~ groups) }
+            if !caredFor.isEmpty { or.filter(\.$wardID ~~ caredFor) }
+        }.sort(\.$raisedAt, .descending).sort(\.$id, .descending).limit(100).all()
+        guard !alerts.isEmpty else { return [] }
+        let patients = Dictionary(try await Patient.query(on: db).filter(\.$id ~~ Set(alerts.map(\.patientID))).all().map { ($0.id!, $0) },
+                                  uniquingKeysWith: { a, _ in a })
+        let beds = try await bedLabels(Set(alerts.compactMap(\.encounterID)), on: db)
+        let wardNames = Dictionary(wards.map { ($0.id!, $0.name) }, uniquingKeysWith: { a, _ in a })
+        try await audit.record("alert.urgent.list", entityType: "critical_alert", entityID: nil,
+                               detail: "\(alerts.count) open", context: context, on: db)
+        return alerts.compactMap { alert in
+            patients[alert.patientID].map {
+                Urgent(alert: alert, patient: $0, bed: alert.encounterID.flatMap { beds[$0] }, wardName: alert.wardID.flatMap { wardNames[$0] })
+            }
+        }
+    }
+
+    /// Bed labels by encounter id.
+    func bedLabels(_ encounterIDs: Set<String>, on db: any Database) async throws -> [String: String] {
+        guard !encounterIDs.isEmpty else { return [:] }
+        let encounters = try await Encounter.query(on: db).filter(\.$id ~~ encounterIDs).all()
+        let bedIDs = Set(encounters.compactMap(\.bedID))
+        let beds = bedIDs.isEmpty ? [] : try await Bed.query(on: db).filter(\.$id ~~ bedIDs).all()
+        let labels = Dictionary(beds.map { ($0.id!, $0.label) }, uniquingKeysWith: { a, _ in a })
+        return Dictionary(encounters.compactMap { e in e.bedID.flatMap { labels[$0] }.map { (e.id!, $0) } }, uniquingKeysWith: { a, _ in a })
     }
 
     /// Who may read an alert: whoever sees the ward's patients, the patient group's members,
@@ -215,7 +264,8 @@ extension AlertService {
                                hospitalID: alert.hospitalID, context: context, on: db)
         return Record(alert: alert, patient: patient, wardName: try await alert.wardID.asyncFlatMap { try await Department.find($0, on: db)?.name },
                       steps: steps, escalations: escalations, deliveries: try await deliveries(alertID: alertID, on: db),
-                      names: Dictionary(staff.map { ($0.id!, $0.displayName) }, uniquingKeysWith: { a, _ in a }), canAct: canAct)
+                      names: Dictionary(staff.map { ($0.id!, $0.displayName) }, uniquingKeysWith: { a, _ in a }), canAct: canAct,
+                      bed: try await alert.encounterID.asyncFlatMap { try await bedLabels([$0], on: db)[$0] })
     }
 
     /// The alerts a principal may see, newest first (optionally only one status).

@@ -49,8 +49,11 @@ public struct AlertService: Sendable {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         let result = try decoder.decode(ClinicalEvent.ObservationResult.self, from: Data(event.payload.utf8))
+        // The result's own identity (order, test, value) when the mapper knows it: a replayed or
+        // resent message raises nothing new for a result already alerted.
+        let key = result.resultKey.map { "hl7:\(patientID):\($0)" } ?? "event:\(event.id ?? "")"
         _ = try await raise(patientID: patientID, encounterID: event.encounterID, result: result, source: "hl7",
-                            sourceKey: "event:\(event.id ?? "")", sourceMessageID: event.sourceMessageID, actor: "hl7", on: db)
+                            sourceKey: key, sourceMessageID: event.sourceMessageID, actor: "hl7", on: db)
     }
 
     public func raise(patientID: String, encounterID: String?, result: ClinicalEvent.ObservationResult, source: String,
@@ -79,13 +82,14 @@ public struct AlertService: Sendable {
         alert.value = result.value
         alert.unit = result.unit
         alert.flag = result.flag
+        alert.referenceRange = result.referenceRange
         alert.reason = result.criticalReason
         alert.raisedAt = now
         alert.status = "open"
         alert.level = 0
         if let group = try await chat.group(forPatient: patientID, encounterID: encounter?.id, on: db) {
             alert.groupID = group.id
-            let card = Self.card(for: alert, patientName: patient.name, state: nil)
+            let card = Self.card(for: alert, patientName: "\(patient.name) · \(patient.mrn)", state: nil)
             alert.cardMessageID = try await chat.postSystemCard(card, to: group, on: db).id
         }
         try await alert.create(on: db)
@@ -137,9 +141,12 @@ public struct AlertService: Sendable {
                 if let groupID = alert.groupID, let group = try await ChatGroup.find(groupID, on: tx) {
                     try await chat.addMembers(targets.map(\.id!), reason: "escalation", to: group, on: tx)
                     let names = targets.map(\.displayName).joined(separator: "、")
+                    let patient = try await Patient.find(alert.patientID, on: tx)
                     let card = Card(title: "危急值未确认，已升级（第 \(timer.level) 级）· \(alert.testName) \(alert.value)", severity: .critical,
-                                    fields: [.init("通知", names.isEmpty ? "—" : names), .init("发出", Self.format(alert.raisedAt))],
-                                    buttons: [.init(label: "确认收到", action: "acknowledge_alert")])
+                                    fields: [.init("患者", [patient?.name, patient?.mrn].compactMap { $0 }.joined(separator: " · ")),
+                                             .init("结果", "\(alert.testName) \(alert.value) \(alert.unit ?? "")"),
+                                             .init("通知", names.isEmpty ? "—" : names), .init("发出", Self.format(alert.raisedAt))],
+                                    buttons: [.init(label: "查看并复述确认", url: "/alerts/\(alert.id ?? "")")])
                     _ = try await chat.postSystemCard(card, to: group, on: tx)
                 }
                 timer.status = "fired"
@@ -223,6 +230,7 @@ public struct AlertService: Sendable {
         guard let alert = try await CriticalAlert.find(alertID, on: db) else { throw RoundsError.notFound("critical value", id: alertID) }
         try await requireCareTeam(alert, action: "alert.acknowledge", context: context, on: db)
         guard alert.status == "open" else { return alert }  // acknowledged already: the first one counts
+        let readBack = try Self.checkedReadBack(readBack, for: alert)
         let now = clock.now()
         try await db.transaction { tx in
             alert.status = "acknowledged"
@@ -230,7 +238,7 @@ public struct AlertService: Sendable {
             alert.acknowledgedBy = context.principal.id
             alert.acknowledgedByName = context.principal.displayName
             alert.acknowledgedFrom = context.clientAddress
-            alert.readBack = readBack?.trimmingCharacters(in: .whitespacesAndNewlines).prefix(200).description
+            alert.readBack = readBack
             try await alert.save(on: tx)
             for timer in try await AlertEscalation.query(on: tx).filter(\.$alertID == alertID).filter(\.$status == "pending").all() {
                 timer.status = "cancelled"
@@ -277,19 +285,30 @@ public struct AlertService: Sendable {
     }
 
     /// A press of a card's "确认收到" button (the alert card, or an escalation card).
-    public func cardAction(messageID: String, action: String, context: RequestContext, on db: any Database) async throws {
-        guard action == "acknowledge_alert", let message = try await ChatMessage.find(messageID, on: db) else { return }
-        var alert = try await CriticalAlert.query(on: db).filter(\.$cardMessageID == messageID).first()
-        if alert == nil {  // an escalation card: the oldest open alert of the group
-            alert = try await CriticalAlert.query(on: db).filter(\.$groupID == message.groupID).filter(\.$status == "open").sort(\.$raisedAt).first()
-        }
-        guard let alert else { return }
-        _ = try await acknowledge(alertID: alert.id!, readBack: nil, context: context, on: db)
+    /// The read-back the person typed: required, and it must repeat the value (digits as on the
+    /// report; full-width digits and spaces do not matter), so an acknowledgement is never one
+    /// careless tap. Stored as typed.
+    static func checkedReadBack(_ readBack: String?, for alert: CriticalAlert) throws -> String {
+        let typed = (readBack ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !typed.isEmpty else { throw RoundsError.readBackRequired }
+        guard normalised(typed).contains(normalised(alert.value)) else { throw RoundsError.readBackMismatch }
+        return String(typed.prefix(200))
     }
+
+    static func normalised(_ text: String) -> String {
+        // Full-width forms (Ｕ+FF01…FF5E, as Chinese input methods type digits and points) to ASCII.
+        String(String.UnicodeScalarView(text.unicodeScalars.map { scalar in
+            (0xFF01...0xFF5E).contains(scalar.value) ? Unicode.Scalar(scalar.value - 0xFEE0) ?? scalar : scalar
+        })).lowercased().filter { !$0.isWhitespace }
+    }
+
+    /// Older cards carried an "acknowledge" button that acted without a read-back: refused now,
+    /// pointing to the alert's own page.
+    public static let legacyCardAction = "acknowledge_alert"
 
     private func updateCard(_ alert: CriticalAlert, on db: any Database) async throws {
         guard let messageID = alert.cardMessageID, let patient = try await Patient.find(alert.patientID, on: db) else { return }
-        try await chat.replaceSystemCard(messageID: messageID, with: Self.card(for: alert, patientName: patient.name, state: alert.status), on: db)
+        try await chat.replaceSystemCard(messageID: messageID, with: Self.card(for: alert, patientName: "\(patient.name) · \(patient.mrn)", state: alert.status), on: db)
     }
 
     static func card(for alert: CriticalAlert, patientName: String, state: String?) -> Card {
@@ -305,8 +324,8 @@ public struct AlertService: Sendable {
         let open = state == nil || state == "open"
         return Card(title: (state == "closed" ? "危急值已闭环 · " : (open ? "危急值 · " : "危急值已确认 · ")) + "\(alert.testName) \(alert.value)",
                     severity: open ? .critical : .success, fields: fields,
-                    buttons: (open ? [Card.Button(label: "确认收到", action: "acknowledge_alert")] : [])
-                        + [Card.Button(label: "查看", url: "/patients/\(alert.patientID)#results")])
+                    buttons: (open ? [Card.Button(label: "查看并复述确认", url: "/alerts/\(alert.id ?? "")")] : [Card.Button(label: "查看", url: "/alerts/\(alert.id ?? "")")])
+                        + [Card.Button(label: "患者", url: "/patients/\(alert.patientID)#results")])
     }
 
     private func step(_ alert: CriticalAlert, _ kind: String, level: Int, staff: [String], detail: String?, on db: any Database) async throws {

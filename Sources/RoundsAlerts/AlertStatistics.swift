@@ -76,6 +76,21 @@ public struct AlertStatistics: Sendable, Codable {
     public var wards: [WardRow]
     public var tests: [TestRow]
     public var overdue: [OverdueRow]
+    /// The period's acknowledgements, newest first, with who read back what (at most 100).
+    public var acknowledgements: [AcknowledgementRow] = []
+
+    public struct AcknowledgementRow: Sendable, Codable {
+        public var alertId: String
+        public var patientName: String
+        public var mrn: String
+        public var testName: String
+        public var value: String
+        public var unit: String?
+        public var acknowledgedBy: String
+        public var acknowledgedAt: Date
+        public var readBack: String?
+        public var minutes: Double
+    }
 
     public struct LevelCount: Sendable, Codable, Equatable {
         public var level: Int
@@ -137,12 +152,21 @@ extension AlertService {
         let levels = maxLevel == 0 ? [] : (1...maxLevel).map { level in
             AlertStatistics.LevelCount(level: level, alerts: alerts.filter { $0.level >= level }.count)
         }
-        let stats = AlertStatistics(
+        var stats = AlertStatistics(
             from: from, to: to, total: alerts.count, open: alerts.filter { $0.status == "open" }.count,
             acknowledged: alerts.filter { $0.acknowledgedAt != nil }.count, closed: alerts.filter { $0.status == "closed" }.count,
             escalated: alerts.filter { $0.level > 0 }.count, escalationsByLevel: levels,
             timeToAcknowledge: ack(alerts), timeToAction: act(alerts), wards: wards, tests: tests,
             overdue: try await overdue(hospitalID: hospitalID, principal: context.principal, wardNames: wardNames, on: db))
+        let acknowledged = alerts.filter { $0.acknowledgedAt != nil }.sorted { $0.acknowledgedAt! > $1.acknowledgedAt! }.prefix(100)
+        let people = Dictionary(try await Patient.query(on: db).filter(\.$id ~~ Set(acknowledged.map(\.patientID))).all().map { ($0.id!, $0) },
+                                uniquingKeysWith: { a, _ in a })
+        stats.acknowledgements = acknowledged.map { a in
+            AlertStatistics.AcknowledgementRow(alertId: a.id!, patientName: people[a.patientID]?.name ?? "", mrn: people[a.patientID]?.mrn ?? "",
+                                               testName: a.testName, value: a.value, unit: a.unit, acknowledgedBy: a.acknowledgedByName ?? "",
+                                               acknowledgedAt: a.acknowledgedAt!, readBack: a.readBack,
+                                               minutes: (a.acknowledgedAt!.timeIntervalSince(a.raisedAt) / 6).rounded() / 10)
+        }
         try await audit.record("alert.statistics", entityType: "critical_alert", entityID: nil, hospitalID: hospitalID,
                                detail: "\(alerts.count) alerts", context: context, on: db)
         return stats

@@ -19,7 +19,7 @@ extension AlertStep {
 }
 
 extension CriticalAlert {
-    public var properties: [any AnyProperty] { [$id, $patientID, $encounterID, $hospitalID, $wardID, $groupID, $cardMessageID, $source, $sourceKey, $sourceMessageID, $reportedBy, $testCode, $testName, $value, $unit, $flag, $reason, $raisedAt, $status, $level, $acknowledgedAt, $acknowledgedBy, $acknowledgedByName, $acknowledgedFrom, $readBack, $actionAt, $actionByName, $actionKind, $actionText] }
+    public var properties: [any AnyProperty] { [$id, $patientID, $encounterID, $hospitalID, $wardID, $groupID, $cardMessageID, $source, $sourceKey, $sourceMessageID, $reportedBy, $testCode, $testName, $value, $unit, $flag, $referenceRange, $reason, $raisedAt, $status, $level, $acknowledgedAt, $acknowledgedBy, $acknowledgedByName, $acknowledgedFrom, $readBack, $actionAt, $actionByName, $actionKind, $actionText] }
 }
 
 extension EscalationLadderRow {

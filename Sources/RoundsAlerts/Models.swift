@@ -25,6 +25,8 @@ public final class CriticalAlert: Model, @unchecked Sendable {
     @Field(key: "value") public var value: String
     @OptionalField(key: "unit") public var unit: String?
     @OptionalField(key: "flag") public var flag: String?
+    /// The reference range reported with the value (OBX-7), shown beside it.
+    @OptionalField(key: "reference_range") public var referenceRange: String?
     @OptionalField(key: "reason") public var reason: String?
     @Field(key: "raised_at") public var raisedAt: Date
     /// open, acknowledged, closed.
@@ -129,5 +131,15 @@ struct CreateCriticalAlerts: AsyncMigration {
 }
 
 public enum AlertMigrations {
-    public static var all: [any Migration] { [CreateCriticalAlerts(), CreateAlertConnectors()] }
+    public static var all: [any Migration] { [CreateCriticalAlerts(), CreateAlertConnectors(), AddAlertReferenceRange()] }
+}
+
+/// The reference range travels with the alert, so the popup and the page show it beside the value.
+struct AddAlertReferenceRange: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(CriticalAlert.schema).field("reference_range", .string).update()
+    }
+    func revert(on database: any Database) async throws {
+        try await database.schema(CriticalAlert.schema).deleteField("reference_range").update()
+    }
 }

@@ -61,12 +61,15 @@ public enum ClinicalEvent {
         public var critical: Bool
         public var criticalReason: String?
         public var observedAt: Date?
+        /// What identifies this result across messages (order number, test, sub-id, value): the
+        /// same result sent again carries the same key, a corrected value a new one.
+        public var resultKey: String?
 
         public init(observationID: String, code: String, name: String, value: String, unit: String?, referenceRange: String?,
-                    flag: String?, critical: Bool, criticalReason: String?, observedAt: Date?) {
+                    flag: String?, critical: Bool, criticalReason: String?, observedAt: Date?, resultKey: String? = nil) {
             self.observationID = observationID; self.code = code; self.name = name; self.value = value; self.unit = unit
             self.referenceRange = referenceRange; self.flag = flag; self.critical = critical; self.criticalReason = criticalReason
-            self.observedAt = observedAt
+            self.observedAt = observedAt; self.resultKey = resultKey
         }
     }
 

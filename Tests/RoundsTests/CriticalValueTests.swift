@@ -32,7 +32,10 @@ import VaporTesting
             let group = try await PatientGroupTests.group(app)
             let card = try #require(try await ChatMessage.find(alert.cardMessageID, on: app.db))
             let decoded = try JSONDecoder().decode(Card.self, from: Data(card.card!.utf8))
-            #expect(decoded.severity == .critical && decoded.buttons.contains { $0.action == "acknowledge_alert" })
+            // The card links to its own alert, where acknowledging takes a read-back; it has no
+            // button that acknowledges by itself.
+            #expect(decoded.severity == .critical && decoded.buttons.contains { $0.url == "/alerts/\(alert.id!)" })
+            #expect(!decoded.buttons.contains { $0.action != nil })
             #expect(card.groupID == group.id)
 
             let alerts = app.rounds.alerts
@@ -67,9 +70,21 @@ import VaporTesting
             #expect(early.status == .conflict)
 
             clock.advance(by: 3 * 60)
-            // The card's button acknowledges.
+            // An old card's "acknowledge" action no longer acknowledges (no read-back): refused.
             let pressed = try await nurse.json(.POST, "/api/v1/messages/\(alert.cardMessageID!)/actions", ActionBody(action: "acknowledge_alert"))
-            #expect(pressed.status == .ok)
+            #expect(pressed.status == .unprocessableEntity)
+            #expect(try await CriticalAlert.find(alert.id, on: app.db)?.status == "open")
+            // Without a read-back, or with one that does not repeat the value: refused, nothing stored.
+            for readBack: String? in [nil, "", "   ", "收到", "血钾 9.6"] {
+                let refused = try await nurse.json(.POST, "/api/v1/alerts/\(alert.id!)/acknowledge", AcknowledgeBody(readBack: readBack))
+                #expect(refused.status == .unprocessableEntity, "\(readBack ?? "nil")")
+            }
+            #expect(try await CriticalAlert.find(alert.id, on: app.db)?.status == "open")
+            #expect(try await AlertEscalation.query(on: app.db).filter(\.$status == "pending").count() == 3)
+            // The value read back (full-width digits as a Chinese keyboard types them count too).
+            let ok = try await nurse.json(.POST, "/api/v1/alerts/\(alert.id!)/acknowledge", AcknowledgeBody(readBack: "血钾 ６．９ 已复述"))
+            #expect(ok.status == .ok)
+            #expect(try await CriticalAlert.find(alert.id, on: app.db)?.readBack == "血钾 ６．９ 已复述")
             let acknowledged = try #require(try await CriticalAlert.find(alert.id, on: app.db))
             #expect(acknowledged.status == "acknowledged" && acknowledged.acknowledgedByName == "王芳")
             #expect(acknowledged.acknowledgedAt == clock.now())

@@ -73,8 +73,8 @@ final class NIOLockedValueBoxString: @unchecked Sendable {
 
     /// A connection that sends nothing (or half a request line and then nothing) is closed.
     @Test func aSilentConnectionIsClosed() async throws {
-        try await TestApp.serving(.sqlite, adjust: { $0.httpLimits = .init(idleTimeout: .seconds(1), bodyTimeout: .seconds(30)) }) { _, port, _ in
-            let silent = try await RawTCP.exchange(port: port, send: ["GET /heal"], wait: .seconds(10))
+        try await TestApp.serving(.sqlite, adjust: { $0.httpLimits = .init(idleTimeout: .seconds(3), bodyTimeout: .seconds(30)) }) { _, port, _ in
+            let silent = try await RawTCP.exchange(port: port, send: ["GET /heal"], wait: .seconds(20))
             #expect(silent.closedByServer)
             #expect(silent.received.isEmpty)
             // A normal request on a fresh connection is still served.

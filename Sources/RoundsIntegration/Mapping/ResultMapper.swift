@@ -34,7 +34,8 @@ enum ResultMapper {
                         observationID: "", code: ctx.value("\(obx)-3-1") ?? ctx.value("OBR-4-1") ?? "REPORT",
                         name: ctx.value("\(obx)-3-2") ?? ctx.value("OBR-4-2") ?? "Report",
                         value: String(finding.prefix(200)), unit: nil, referenceRange: nil, flag: flag, critical: true,
-                        criticalReason: "critical finding (\(flag))", observedAt: MappingContext.date(ctx.value("OBR-7"))))
+                        criticalReason: "critical finding (\(flag))", observedAt: MappingContext.date(ctx.value("OBR-7")),
+                        resultKey: Self.resultKey(ctx, obx: obx, code: ctx.value("\(obx)-3-1") ?? "REPORT", value: String(finding.prefix(200)))))
                 }
                 if type == "ED" {
                     attachment = try encapsulatedData(ctx, obx: obx, patientID: patient.id!)
@@ -70,7 +71,8 @@ enum ResultMapper {
             try await observation.create(on: ctx.db)
             observations.append(ClinicalEvent.ObservationResult(observationID: observation.id!, code: code, name: observation.name, value: value, unit: unit,
                                                    referenceRange: observation.referenceRange, flag: flag, critical: reason != nil,
-                                                   criticalReason: reason, observedAt: observation.observedAt))
+                                                   criticalReason: reason, observedAt: observation.observedAt,
+                                                   resultKey: Self.resultKey(ctx, obx: obx, code: code, value: value)))
         }
 
         if !observations.isEmpty {
@@ -184,6 +186,14 @@ enum ResultMapper {
         attachment.size = data.count
         attachment.createdAt = ctx.now
         return attachment
+    }
+
+    /// A result's identity across messages: the order (filler, else placer, else the message's
+    /// control id), the test and its sub-id, and the value.
+    static func resultKey(_ ctx: MappingContext, obx: String, code: String, value: String) -> String {
+        let order = ctx.value("OBR-3-1") ?? ctx.value("OBR-2-1") ?? ctx.value("MSH-10") ?? ""
+        let sender = [ctx.value("MSH-3-1"), ctx.value("MSH-4-1")].compactMap { $0 }.joined(separator: "@")
+        return [sender, order, code, ctx.value("\(obx)-4") ?? "", value].joined(separator: "|")
     }
 }
 

@@ -164,7 +164,9 @@ extension AlertStatistics: APISchema {
                        "timeToAcknowledge":\#(d),"timeToAction":\#(d)}],
              "tests":[{"testCode":"2823-3","testName":"Potassium","alerts":1,"escalated":0}],
              "overdue":[{"alertId":"…","patientName":"王建国","mrn":"MRN10001","wardName":"肺癌中心","testName":"Potassium","value":"6.9",
-                         "unit":"mmol/L","status":"open","level":1,"raisedAt":"2026-11-23T02:00:00Z","minutesOpen":7,"waitingFor":"acknowledge"}]}
+                         "unit":"mmol/L","status":"open","level":1,"raisedAt":"2026-11-23T02:00:00Z","minutesOpen":7,"waitingFor":"acknowledge"}],
+             "acknowledgements":[{"alertId":"…","patientName":"王建国","mrn":"MRN10001","testName":"血钾","value":"6.9","unit":"mmol/L",
+                                  "acknowledgedBy":"王芳","acknowledgedAt":"2026-11-23T02:03:00Z","readBack":"血钾 6.9","minutes":3.5}]}
             """#
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601

@@ -15,7 +15,7 @@ struct ProblemMiddleware: AsyncMiddleware {
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         do {
             return try await next.respond(to: request)
-        } catch let error as any AbortError where error.status == .notFound && !(error is RoundsError) {
+        } catch let error as any AbortError where error.status == .notFound {
             // A path that exists, asked with a method it does not have, is a 405 that says which
             // methods it has (TRACE, a DELETE on a read-only resource…), not a 404.
             let allowed = Self.methods(for: request.url.path, in: request.application.routes)

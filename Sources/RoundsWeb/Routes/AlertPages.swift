@@ -23,6 +23,7 @@ struct AlertPages {
         var id: String; var patientId: String; var patient: String; var mrn: String; var ward: String; var result: String
         var reason: String; var raised: String; var status: String; var statusLabel: String; var isOpen: Bool; var isAcknowledged: Bool
         var groupId: String?; var acknowledged: String?; var action: String?; var canAct: Bool
+        var bed: String; var range: String; var flag: String; var ago: String
         var steps: [Step]; var pending: [Step]; var deliveries: [Delivery]; var actionKinds: [Option]
     }
     struct NewData: Encodable { var hospitals: [Option]; var singleHospital: Bool; var flags: [String] }
@@ -33,6 +34,7 @@ struct AlertPages {
         routes.post("alerts", use: create)
         routes.get("alerts", "dashboard", use: dashboard)
         routes.get("alerts", "export.csv", use: csv)
+        routes.get("alerts", "urgent", use: urgent)
         routes.get("alerts", ":id", use: show)
         routes.post("alerts", ":id", "acknowledge", use: acknowledge)
         routes.post("alerts", ":id", "action", use: action)
@@ -42,8 +44,8 @@ struct AlertPages {
 
     static func statusLabel(_ status: String, _ t: [String: String]) -> String { t["alert_status_\(status)"] ?? status }
 
-    static func result(_ a: CriticalAlert) -> String {
-        [a.testName, a.value, a.unit, a.flag.map { "[\($0)]" }].compactMap { $0 }.joined(separator: " ")
+    static func result(_ a: CriticalAlert, _ t: [String: String]) -> String {
+        [a.testName, a.value, a.unit, a.flag.map { "（\(Formatting.flag($0, t))）" }].compactMap { $0 }.joined(separator: " ")
     }
 
     @Sendable func list(req: Request) async throws -> Response {
@@ -57,11 +59,24 @@ struct AlertPages {
         let wardNames = Dictionary(wards.map { ($0.id!, $0.name) }, uniquingKeysWith: { a, _ in a })
         let rows = alerts.map { a in
             Row(id: a.id!, raised: Formatting.dateTime(a.raisedAt), patient: names[a.patientID] ?? "", ward: a.wardID.flatMap { wardNames[$0] } ?? "—",
-                result: Self.result(a), status: a.status, statusLabel: Self.statusLabel(a.status, t), level: a.level)
+                result: Self.result(a, t), status: a.status, statusLabel: Self.statusLabel(a.status, t), level: a.level)
         }
         return try await req.page("alerts", title: "alerts_title", data: ListData(
             rows: rows, status: status ?? "", canReport: context.principal.reportsCriticalValues,
             canReview: context.principal.reviewsCriticalValues, empty: rows.isEmpty))
+    }
+
+    /// The urgent panel alone, for the page's script to swap in when something changes.
+    @Sendable func urgent(req: Request) async throws -> Response {
+        struct Fragment: Encodable { var t: [String: String]; var urgent: [UrgentPatient]; var urgentCount: Int }
+        _ = try req.context()
+        let urgent = try await req.urgentPanel()
+        let view = try await req.view.render("urgent_fragment", Fragment(t: req.rounds.catalogue.table(req.locale), urgent: urgent,
+                                                                         urgentCount: urgent.reduce(0) { $0 + $1.items.count }))
+        let response = try await view.encodeResponse(for: req)
+        response.headers.replaceOrAdd(name: .contentType, value: "text/html; charset=utf-8")
+        response.headers.replaceOrAdd(name: .cacheControl, value: "no-store")
+        return response
     }
 
     @Sendable func show(req: Request) async throws -> Response {
@@ -85,12 +100,14 @@ struct AlertPages {
         }
         let data = DetailData(
             id: a.id!, patientId: a.patientID, patient: record.patient.name, mrn: record.patient.mrn, ward: record.wardName ?? "—",
-            result: Self.result(a), reason: a.reason ?? "", raised: Formatting.dateTime(a.raisedAt), status: a.status,
+            result: [a.testName, a.value, a.unit].compactMap { $0 }.joined(separator: " "), reason: a.reason ?? "",
+            raised: Formatting.dateTime(a.raisedAt), status: a.status,
             statusLabel: Self.statusLabel(a.status, t), isOpen: a.status == "open", isAcknowledged: a.status == "acknowledged",
             groupId: a.groupID,
             acknowledged: a.acknowledgedAt.map { "\(a.acknowledgedByName ?? "") \(Formatting.dateTime($0))" + (a.readBack.map { "（\(t["alert_read_back"] ?? "")：\($0)）" } ?? "") },
             action: a.actionAt.map { "\(t["alert_action_\(a.actionKind ?? "")"] ?? a.actionKind ?? "") \(a.actionText ?? "") · \(a.actionByName ?? "") \(Formatting.dateTime($0))" },
-            canAct: record.canAct, steps: steps, pending: pending, deliveries: deliveries,
+            canAct: record.canAct, bed: record.bed ?? "", range: a.referenceRange ?? "", flag: Formatting.flag(a.flag, t),
+            ago: Formatting.ago(a.raisedAt, now: req.rounds.configuration.clock.now(), t), steps: steps, pending: pending, deliveries: deliveries,
             actionKinds: AlertService.actionKinds.map { Option(value: $0, label: t["alert_action_\($0)"] ?? $0) })
         return try await req.page("alert", title: "alert_title", data: data, flash: req.query[String.self, at: "done"].map { _ in t["saved"] ?? "" },
                                   error: req.query[String.self, at: "error"])
@@ -154,7 +171,9 @@ struct AlertPages {
         var stats: AlertStatistics; var from: String; var to: String; var query: String
         var wards: [WardView]; var overdue: [OverdueView]; var chart: [Bar]; var chartHeight: Int; var hasChart: Bool
         var ack: String; var act: String
+        var acknowledgements: [AckView]
     }
+    struct AckView: Encodable { var id: String; var patient: String; var result: String; var by: String; var at: String; var readBack: String; var minutes: String }
     struct WardView: Encodable {
         var name: String; var alerts: Int; var open: Int; var closed: Int; var escalated: Int; var ack: String; var act: String
     }
@@ -190,7 +209,12 @@ struct AlertPages {
                                                      result: "\($0.testName) \($0.value) \($0.unit ?? "")", raised: Formatting.dateTime($0.raisedAt),
                                                      minutes: $0.minutesOpen, waitingFor: t["alert_waiting_\($0.waitingFor)"] ?? $0.waitingFor) },
             chart: chart, chartHeight: 20 + chart.count * 34, hasChart: !chart.isEmpty,
-            ack: Self.minutes(stats.timeToAcknowledge), act: Self.minutes(stats.timeToAction))
+            ack: Self.minutes(stats.timeToAcknowledge), act: Self.minutes(stats.timeToAction),
+            acknowledgements: stats.acknowledgements.map {
+                AckView(id: $0.alertId, patient: "\($0.patientName)（\($0.mrn)）", result: "\($0.testName) \($0.value) \($0.unit ?? "")",
+                        by: $0.acknowledgedBy, at: Formatting.dateTime($0.acknowledgedAt), readBack: $0.readBack ?? "—",
+                        minutes: String(format: "%.1f", $0.minutes))
+            })
         return try await req.page("alerts_dashboard", title: "alerts_dashboard_title", data: data)
     }
 

@@ -17,6 +17,21 @@ enum Formatting {
         return TimeZone(identifier: "Asia/Shanghai") ?? .current
     }()
 
+    /// An HL7 abnormal flag in words ("HH" → 危急偏高); unknown flags as sent.
+    static func flag(_ flag: String?, _ t: [String: String]) -> String {
+        guard let flag, !flag.isEmpty else { return "" }
+        return t["flag_\(flag.uppercased())"] ?? flag
+    }
+
+    /// "12 分钟前" / "12 min ago"; hours past the first hour.
+    static func ago(_ date: Date, now: Date, _ t: [String: String]) -> String {
+        let minutes = max(0, Int(now.timeIntervalSince(date) / 60))
+        if minutes < 1 { return t["ago_now"] ?? "" }
+        if minutes < 60 { return (t["ago_minutes"] ?? "%d").replacingOccurrences(of: "%d", with: String(minutes)) }
+        return (t["ago_hours"] ?? "%d %m").replacingOccurrences(of: "%d", with: String(minutes / 60))
+            .replacingOccurrences(of: "%m", with: String(minutes % 60))
+    }
+
     /// Age in whole years from a yyyy-MM-dd birth date.
     static func age(birthDate: String?, now: Date) -> Int? {
         guard let birthDate else { return nil }

@@ -26,7 +26,29 @@ struct Page<Data: Encodable>: Encodable {
     var notices: [Notice] = []
     /// Where "知道了" returns to.
     var path: String = "/"
+    /// Open critical values of my patients, grouped per patient: the urgent panel at the top of
+    /// every page (rendered here, so the page never shifts under a finger when it loads).
+    var urgent: [UrgentPatient] = []
+    var urgentCount: Int = 0
     var data: Data
+}
+
+/// One patient's open critical values, newest first.
+struct UrgentPatient: Encodable {
+    struct Item: Encodable {
+        var id: String
+        var result: String
+        var flag: String
+        var range: String
+        var raised: String
+        var ago: String
+        var level: String
+    }
+    var patient: String
+    var bed: String
+    var ward: String
+    var mrn: String
+    var items: [Item]
 }
 
 struct Notice: Encodable {
@@ -53,15 +75,43 @@ extension Request {
                 Notice(id: $0.id ?? "", text: locale == .en ? $0.textEN : $0.textZH, at: Formatting.dateTime($0.createdAt))
             }
         }
+        let urgent = try await urgentPanel()
         let context = Page(t: t, locale: locale.rawValue, otherLocale: locale == .en ? "zh-CN" : "en",
                            title: t[title] ?? title, me: me, csrf: webSession?.csrfToken, flash: flash, error: error,
-                           notices: notices, path: url.path, data: data)
+                           notices: notices, path: url.path, urgent: urgent, urgentCount: urgent.reduce(0) { $0 + $1.items.count },
+                           data: data)
         let view = try await self.view.render(template, context)
         let response = try await view.encodeResponse(status: status, for: self)
         response.headers.replaceOrAdd(name: .contentType, value: "text/html; charset=utf-8")
         // Patient data must not linger in shared caches or the back-forward cache of a ward PC.
         response.headers.replaceOrAdd(name: .cacheControl, value: "no-store")
         return response
+    }
+}
+
+extension Request {
+    /// The urgent panel's content for the signed-in person (empty for anyone else).
+    func urgentPanel() async throws -> [UrgentPatient] {
+        guard let principal, principal.kind == .staff else { return [] }
+        let t = rounds.catalogue.table(locale)
+        let now = rounds.configuration.clock.now()
+        var order: [String] = []
+        var byPatient: [String: UrgentPatient] = [:]
+        for u in try await rounds.alerts.urgentAlerts(context: context(), on: db) {
+            let a = u.alert
+            let item = UrgentPatient.Item(
+                id: a.id ?? "", result: [a.testName, a.value, a.unit].compactMap { $0 }.joined(separator: " "),
+                flag: Formatting.flag(a.flag, t), range: a.referenceRange ?? "",
+                raised: Formatting.dateTime(a.raisedAt), ago: Formatting.ago(a.raisedAt, now: now, t),
+                level: a.level > 0 ? (t["urgent_escalated"] ?? "").replacingOccurrences(of: "%d", with: String(a.level)) : "")
+            if byPatient[a.patientID] == nil {
+                order.append(a.patientID)
+                byPatient[a.patientID] = UrgentPatient(patient: u.patient.name, bed: u.bed ?? "", ward: u.wardName ?? "",
+                                                      mrn: u.patient.mrn, items: [])
+            }
+            byPatient[a.patientID]?.items.append(item)
+        }
+        return order.compactMap { byPatient[$0] }
     }
 }
 

@@ -1,14 +1,14 @@
-// Urgent critical-value alerts on every page: a red popup with a sound, repeated every 10 s until
-// someone acknowledges. Open alerts of my groups show on page load; new ones arrive over the
-// WebSocket; an alert acknowledged anywhere (its card turns green) closes the popup everywhere.
+// The urgent panel: open critical values of my patients, at the top of every page, in the page
+// flow (never floating over it) and without an acknowledge control — that is on each alert's own
+// page, with a typed read-back. The server renders the panel; this script keeps it current (a new
+// alert or one acknowledged anywhere arrives over the WebSocket) and sounds a tone every 10 s
+// while anything is open for me, stopping as soon as nothing is.
 (function () {
-  var me = document.body.dataset.me;
-  if (!me || !window.WebSocket) return;
-  var shown = {}, ringing = null;
+  if (!document.body.dataset.me) return;
+  var timer = null;
 
-  function isAlertCard(card) {
-    return card && card.severity === 'critical' && (card.buttons || []).some(function (b) { return b.action === 'acknowledge_alert'; });
-  }
+  function panel() { return document.getElementById('urgent-alerts'); }
+  function count() { var p = panel(); return p ? parseInt(p.dataset.count || '0', 10) : 0; }
 
   function beep() {
     try {
@@ -20,81 +20,44 @@
     } catch (e) { /* no audio on this device */ }
   }
 
-  function ring() {
-    beep();
-    if (!ringing) ringing = setInterval(function () { if (Object.keys(shown).length) beep(); }, 10000);
-  }
-
-  function area() {
-    var box = document.getElementById('urgent-alerts');
-    if (!box) {
-      box = document.createElement('div');
-      box.id = 'urgent-alerts';
-      box.setAttribute('role', 'alertdialog');
-      box.setAttribute('aria-live', 'assertive');
-      document.body.appendChild(box);
+  function schedule() {
+    if (count() > 0 && !timer) {
+      timer = setInterval(function () { refresh(); if (count() > 0) beep(); }, 10000);
+    } else if (count() === 0 && timer) {
+      clearInterval(timer); timer = null;
     }
-    return box;
   }
 
-  function show(messageId, groupId, title, lines) {
-    if (shown[messageId]) return;
-    var box = document.createElement('div');
-    box.className = 'urgent-alert';
-    box.dataset.message = messageId;
-    var h = document.createElement('strong'); h.textContent = title; box.appendChild(h);
-    lines.forEach(function (line) { var p = document.createElement('p'); p.textContent = line; box.appendChild(p); });
-    var ack = document.createElement('button');
-    ack.type = 'button'; ack.className = 'urgent-ack'; ack.textContent = document.body.dataset.ackLabel || 'Acknowledge';
-    ack.addEventListener('click', function () {
-      ack.disabled = true;
-      rounds.fetch('/api/v1/messages/' + messageId + '/actions', {
-        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ action: 'acknowledge_alert' })
-      }).then(function (r) { if (r.ok) close(messageId); else ack.disabled = false; });
-    });
-    box.appendChild(ack);
-    if (groupId) {
-      var open = document.createElement('a'); open.href = '/groups/' + groupId; open.textContent = document.body.dataset.openLabel || 'Open';
-      box.appendChild(open);
-    }
-    area().appendChild(box);
-    shown[messageId] = box;
-    ring();
+  function refresh() {
+    fetch('/alerts/urgent', { headers: { 'Accept': 'text/html' }, credentials: 'same-origin' })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        var current = panel();
+        if (html === null || !current) return;
+        var before = count();
+        var holder = document.createElement('div');
+        holder.innerHTML = html.trim();
+        var next = holder.firstElementChild;
+        if (!next) return;
+        current.replaceWith(next);
+        if (count() > before) beep();
+        schedule();
+      })
+      .catch(function () { /* offline: the next tick tries again */ });
   }
-
-  function close(messageId) {
-    var box = shown[messageId];
-    if (box) { box.remove(); delete shown[messageId]; }
-    if (!Object.keys(shown).length && ringing) { clearInterval(ringing); ringing = null; }
-  }
-
-  function fromCard(message, groupId) {
-    var lines = (message.card.fields || []).map(function (f) { return f.label + '：' + f.value; });
-    show(message.id, groupId, message.card.title, lines);
-  }
-
-  // Alerts already open in my groups.
-  Promise.all([rounds.fetch('/api/v1/groups').then(function (r) { return r.ok ? r.json() : []; }),
-               rounds.fetch('/api/v1/alerts?status=open').then(function (r) { return r.ok ? r.json() : []; })])
-    .then(function (results) {
-      var mine = {};
-      results[0].forEach(function (g) { mine[g.id] = true; });
-      results[1].forEach(function (a) {
-        if (a.cardMessageId && mine[a.groupId]) {
-          show(a.cardMessageId, a.groupId, a.testName + ' ' + a.value + ' ' + (a.unit || ''), [a.raisedAt]);
-        }
-      });
-    });
 
   function connect() {
+    if (!window.WebSocket) return;
     var socket = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/v1/ws');
     socket.onmessage = function (e) {
       var event = JSON.parse(e.data), message = event.message;
-      if (!message || !message.card) return;
-      if (event.type === 'message' && isAlertCard(message.card)) fromCard(message, event.groupId);
-      if (event.type === 'update' && !isAlertCard(message.card)) close(message.id);
+      // A card posted or changed (a new critical value, one acknowledged elsewhere): ask again.
+      if (message && message.card) refresh();
     };
     socket.onclose = function () { setTimeout(connect, 2000); };
   }
+
+  if (count() > 0) beep();
+  schedule();
   connect();
 })();
