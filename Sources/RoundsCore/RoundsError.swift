@@ -64,11 +64,9 @@ extension RoundsError {
         RoundsError(code: "method_not_allowed", status: 405, zh: "该地址不支持此请求方法", en: "This address does not take this method", detail: method)
     }
     public static let readBackRequired = RoundsError(
-        code: "read_back_required", status: 422, zh: "请先复述危急值结果再确认", en: "Read the value back before acknowledging",
-        detail: "readBack: type the value you read back")
+        code: "read_back_required", status: 422, zh: "请先复述危急值结果再确认", en: "Read the value back before acknowledging")
     public static let readBackMismatch = RoundsError(
-        code: "read_back_mismatch", status: 422, zh: "复述的内容与危急值结果不符，请核对后重新输入", en: "The read-back does not match the value; check it and type it again",
-        detail: "readBack: must contain the reported value")
+        code: "read_back_mismatch", status: 422, zh: "复述的内容与危急值结果不符，请核对后重新输入", en: "The read-back does not match the value; check it and type it again")
     public static let requestTimeout = RoundsError(
         code: "request_timeout", status: 408, zh: "请求内容未在规定时间内送达，连接已关闭", en: "The request body did not arrive in time; the connection is closed")
     public static let clientClosed = RoundsError(

@@ -145,6 +145,17 @@ import VaporTesting
             let admin = Client(app)
             try await admin.login("admin")
             let message = try #require(try await HL7MessageRecord.query(on: app.db).filter(\.$messageType == "ORU^R01").first())
+            // In the browser, replay asks first, showing what it will do and what was already alerted.
+            let confirm = try await admin.page("/integration/messages/\(message.id!)/replay").body.string
+            #expect(confirm.contains("已提醒过的危急值不会再次提醒") && confirm.contains("Potassium 6.9") && confirm.contains("已闭环"))
+            let before = try await HL7MessageRecord.query(on: app.db).count()
+            let stray = try await admin.form("/integration/messages/\(message.id!)/replay", [:])
+            #expect(stray.headers.first(name: .location) == "/integration/messages/\(message.id!)/replay")
+            #expect(try await HL7MessageRecord.query(on: app.db).count() == before)
+            let done = try await admin.form("/integration/messages/\(message.id!)/replay", ["confirm": "yes"])
+            #expect(done.headers.first(name: .location)?.contains("ok=") == true)
+            #expect(try await HL7MessageRecord.query(on: app.db).count() == before + 1)
+            _ = try await app.rounds.dispatchOutbox(on: app.db)
             let replay = try await admin.json(.POST, "/api/v1/hl7/messages/\(message.id!)/replay", [String: String]())
             #expect(replay.status == .ok)
             _ = try await app.rounds.dispatchOutbox(on: app.db)

@@ -68,11 +68,12 @@ struct AlertPages {
 
     /// The urgent panel alone, for the page's script to swap in when something changes.
     @Sendable func urgent(req: Request) async throws -> Response {
-        struct Fragment: Encodable { var t: [String: String]; var urgent: [UrgentPatient]; var urgentCount: Int }
+        struct Fragment: Encodable { var t: [String: String]; var urgent: [UrgentPatient]; var urgentCount: Int; var urgentSignature: String }
         _ = try req.context()
         let urgent = try await req.urgentPanel()
         let view = try await req.view.render("urgent_fragment", Fragment(t: req.rounds.catalogue.table(req.locale), urgent: urgent,
-                                                                         urgentCount: urgent.reduce(0) { $0 + $1.items.count }))
+                                                                         urgentCount: urgent.reduce(0) { $0 + $1.items.count },
+                                                                         urgentSignature: UrgentPatient.signature(urgent)))
         let response = try await view.encodeResponse(for: req)
         response.headers.replaceOrAdd(name: .contentType, value: "text/html; charset=utf-8")
         response.headers.replaceOrAdd(name: .cacheControl, value: "no-store")
@@ -100,7 +101,7 @@ struct AlertPages {
         }
         let data = DetailData(
             id: a.id!, patientId: a.patientID, patient: record.patient.name, mrn: record.patient.mrn, ward: record.wardName ?? "—",
-            result: [a.testName, a.value, a.unit].compactMap { $0 }.joined(separator: " "), reason: a.reason ?? "",
+            result: [a.testName, a.value, a.unit].compactMap { $0 }.joined(separator: " "), reason: Formatting.reason(a.reason, t),
             raised: Formatting.dateTime(a.raisedAt), status: a.status,
             statusLabel: Self.statusLabel(a.status, t), isOpen: a.status == "open", isAcknowledged: a.status == "acknowledged",
             groupId: a.groupID,

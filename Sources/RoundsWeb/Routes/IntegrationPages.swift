@@ -1,4 +1,6 @@
+import Fluent
 import Foundation
+import RoundsAlerts
 import RoundsCore
 import RoundsIntegration
 import RoundsStore
@@ -21,6 +23,7 @@ struct IntegrationPages {
     func register(_ routes: any RoutesBuilder) {
         routes.get("integration", use: list)
         routes.get("integration", "messages", ":id", use: detail)
+        routes.get("integration", "messages", ":id", "replay", use: confirmReplay)
         routes.post("integration", "messages", ":id", "replay", use: replay)
     }
 
@@ -56,11 +59,40 @@ struct IntegrationPages {
         return try await req.page("integration_message", title: "integration_message", data: data)
     }
 
+    struct ReplayData: Encodable {
+        var id: String; var type: String; var controlID: String; var sender: String; var receivedAt: String; var mrn: String
+        var patient: String; var effects: [String]; var alerted: [String]
+    }
+
+    /// Before replaying: what the message is, what processing it again will do, and which
+    /// critical values it already raised (those are not raised again).
+    @Sendable func confirmReplay(req: Request) async throws -> Response {
+        let t = req.rounds.catalogue.table(req.locale)
+        let record = try await req.rounds.messages.message(id: req.parameters.require("id"), context: req.context(), on: req.db)
+        var patient: Patient?
+        if let patientID = record.patientID { patient = try await Patient.find(patientID, on: req.db) }
+        let family = String(record.messageType.prefix(3))
+        let effects = (t["replay_effect_\(family)"] ?? t["replay_effect_other"] ?? "").split(separator: "|").map(String.init)
+        let related = try await HL7MessageRecord.query(on: req.db).filter(\.$replayOf == .some(record.id!)).all().compactMap(\.id) + [record.id!]
+        let alerts = try await CriticalAlert.query(on: req.db).filter(\.$sourceMessageID ~~ related).all()
+        let alerted = alerts.map { "\($0.testName) \($0.value) \($0.unit ?? "")（\(AlertPages.statusLabel($0.status, t))）" }
+        return try await req.page("integration_replay", title: "replay_title", data: ReplayData(
+            id: record.id!, type: record.messageType, controlID: record.controlID ?? "", sender: record.sender,
+            receivedAt: Formatting.dateTime(record.receivedAt), mrn: record.patientMRN ?? "", patient: patient?.name ?? "",
+            effects: effects, alerted: alerted))
+    }
+
     @Sendable func replay(req: Request) async throws -> Response {
         let id = try req.parameters.require("id")
+        struct Form: Content { var confirm: String? }
+        // Only from the confirmation page: a stray POST (an old form, a double tap) asks first.
+        guard (try? req.content.decode(Form.self))?.confirm == "yes" else {
+            return req.redirect(to: "/integration/messages/\(id)/replay")
+        }
+        let t = req.rounds.catalogue.table(req.locale)
         do {
             let receipt = try await req.rounds.messages.replay(id: id, pipeline: req.rounds.hl7, context: req.context(), on: req.db)
-            let message = "\(receipt.outcome.rawValue)" + (receipt.detail.map { ": \($0)" } ?? "")
+            let message = (t["replay_done_\(receipt.outcome.rawValue)"] ?? receipt.outcome.rawValue) + (receipt.detail.map { "（\($0)）" } ?? "")
             let target = receipt.messageID ?? id
             return req.redirect(to: "/integration/messages/\(target)?ok=" + (message.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""))
         } catch let error as RoundsError {

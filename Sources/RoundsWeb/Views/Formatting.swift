@@ -23,6 +23,22 @@ enum Formatting {
         return t["flag_\(flag.uppercased())"] ?? flag
     }
 
+    /// Why a value is critical, in the reader's words: the mapper and reports record it in a
+    /// fixed English form ("abnormal flag HH", "above 6.2 mmol/L", "reported by 钱丽").
+    static func reason(_ reason: String?, _ t: [String: String]) -> String {
+        guard let reason, !reason.isEmpty else { return "" }
+        func template(_ key: String, _ value: String) -> String {
+            (t[key] ?? "%s").replacingOccurrences(of: "%s", with: value)
+        }
+        if let code = reason.wholeMatch(of: /abnormal flag (.+)/)?.1 { return template("reason_flag", Self.flag(String(code), t)) }
+        if let code = reason.wholeMatch(of: /critical finding \((.+)\)/)?.1 { return template("reason_finding", Self.flag(String(code), t)) }
+        if let limit = reason.wholeMatch(of: /above (.+)/)?.1 { return template("reason_above", String(limit)) }
+        if let limit = reason.wholeMatch(of: /below (.+)/)?.1 { return template("reason_below", String(limit)) }
+        if let who = reason.wholeMatch(of: /reported by (.+) \(API\)/)?.1 { return template("reason_reported_api", String(who)) }
+        if let who = reason.wholeMatch(of: /reported by (.+)/)?.1 { return template("reason_reported", String(who)) }
+        return reason
+    }
+
     /// "12 分钟前" / "12 min ago"; hours past the first hour.
     static func ago(_ date: Date, now: Date, _ t: [String: String]) -> String {
         let minutes = max(0, Int(now.timeIntervalSince(date) / 60))

@@ -30,6 +30,7 @@ struct Page<Data: Encodable>: Encodable {
     /// every page (rendered here, so the page never shifts under a finger when it loads).
     var urgent: [UrgentPatient] = []
     var urgentCount: Int = 0
+    var urgentSignature: String = ""
     var data: Data
 }
 
@@ -49,6 +50,11 @@ struct UrgentPatient: Encodable {
     var ward: String
     var mrn: String
     var items: [Item]
+
+    /// What the panel shows, in short: the page's script swaps the panel only when this changes.
+    static func signature(_ patients: [UrgentPatient]) -> String {
+        patients.flatMap { $0.items.map { "\($0.id):\($0.ago):\($0.level)" } }.joined(separator: ",")
+    }
 }
 
 struct Notice: Encodable {
@@ -79,6 +85,7 @@ extension Request {
         let context = Page(t: t, locale: locale.rawValue, otherLocale: locale == .en ? "zh-CN" : "en",
                            title: t[title] ?? title, me: me, csrf: webSession?.csrfToken, flash: flash, error: error,
                            notices: notices, path: url.path, urgent: urgent, urgentCount: urgent.reduce(0) { $0 + $1.items.count },
+                           urgentSignature: UrgentPatient.signature(urgent),
                            data: data)
         let view = try await self.view.render(template, context)
         let response = try await view.encodeResponse(status: status, for: self)

@@ -38,8 +38,12 @@
         var holder = document.createElement('div');
         holder.innerHTML = html.trim();
         var next = holder.firstElementChild;
-        if (!next) return;
+        // Unchanged: leave it alone (a list being scrolled or read is not redrawn under the finger).
+        if (!next || next.dataset.signature === current.dataset.signature) return;
+        var list = current.querySelector('.urgent-list'), scrolled = list ? list.scrollTop : 0;
         current.replaceWith(next);
+        var nextList = next.querySelector('.urgent-list');
+        if (nextList) nextList.scrollTop = scrolled;
         if (count() > before) beep();
         schedule();
       })
