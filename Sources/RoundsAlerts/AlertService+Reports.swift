@@ -214,7 +214,7 @@ extension AlertService {
         let beds = try await bedLabels(Set(alerts.compactMap(\.encounterID)), on: db)
         let wardNames = Dictionary(wards.map { ($0.id!, $0.name) }, uniquingKeysWith: { a, _ in a })
         try await audit.record("alert.urgent.list", entityType: "critical_alert", entityID: nil,
-                               detail: "\(alerts.count) open", context: context, on: db)
+                               detail: "\(alerts.count)", context: context, on: db)
         return alerts.compactMap { alert in
             patients[alert.patientID].map {
                 Urgent(alert: alert, patient: $0, bed: alert.encounterID.flatMap { beds[$0] }, wardName: alert.wardID.flatMap { wardNames[$0] })

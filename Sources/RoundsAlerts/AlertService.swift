@@ -312,9 +312,9 @@ public struct AlertService: Sendable {
     }
 
     static func card(for alert: CriticalAlert, patientName: String, state: String?) -> Card {
-        var fields = [Card.Field("患者", patientName), Card.Field("结果", "\(alert.testName) \(alert.value) \(alert.unit ?? "") \(alert.flag.map { "[\($0)]" } ?? "")"),
+        var fields = [Card.Field("患者", patientName), Card.Field("结果", "\(alert.testName) \(alert.value) \(alert.unit ?? "")" + (AbnormalFlag.inWords(alert.flag) ?? "")),
                       Card.Field("发出", format(alert.raisedAt))]
-        if let reason = alert.reason { fields.append(.init("依据", reason)) }
+        if let reason = alert.reason { fields.append(.init("依据", AbnormalFlag.reasonInChinese(reason))) }
         if let by = alert.acknowledgedByName, let at = alert.acknowledgedAt {
             fields.append(.init("已确认", "\(by) \(format(at))" + (alert.readBack.map { "（复述：\($0)）" } ?? "")))
         }

@@ -115,3 +115,27 @@ public enum ClinicalEvent {
         }
     }
 }
+
+/// HL7 abnormal flags (OBX-8) as cards say them: cards are written in Chinese, the working
+/// language of the hospital's groups; pages use the locale's catalogue (`flag_*`).
+public enum AbnormalFlag {
+    public static let chinese = ["N": "正常", "H": "偏高", "HH": "危急偏高", "L": "偏低", "LL": "危急偏低", "A": "异常", "AA": "危急异常",
+                                 ">": "高于可测上限", "<": "低于可测下限"]
+
+    /// "（危急偏高）" for HH; nothing for no flag; an unknown flag as sent.
+    public static func inWords(_ flag: String?) -> String? {
+        guard let flag, !flag.isEmpty else { return nil }
+        return "（\(chinese[flag.uppercased()] ?? flag)）"
+    }
+
+    /// Why a value is critical, as cards say it: the mapper records it in a fixed English form.
+    public static func reasonInChinese(_ reason: String) -> String {
+        if let code = reason.wholeMatch(of: /abnormal flag (.+)/)?.1 { return "检验标记为" + (chinese[String(code)] ?? String(code)) }
+        if let code = reason.wholeMatch(of: /critical finding \((.+)\)/)?.1 { return "报告标记为" + (chinese[String(code)] ?? String(code)) }
+        if let limit = reason.wholeMatch(of: /above (.+)/)?.1 { return "高于危急值上限 \(limit)" }
+        if let limit = reason.wholeMatch(of: /below (.+)/)?.1 { return "低于危急值下限 \(limit)" }
+        if let who = reason.wholeMatch(of: /reported by (.+) \(API\)/)?.1 { return "\(who) 经接口报告" }
+        if let who = reason.wholeMatch(of: /reported by (.+)/)?.1 { return "\(who) 报告" }
+        return reason
+    }
+}

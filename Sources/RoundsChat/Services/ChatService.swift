@@ -208,7 +208,7 @@ public struct ChatService: Sendable {
 
     static func resultCard(_ results: ClinicalEvent.ResultsReported, patientID: String?) -> Card {
         let fields = results.observations.map { o in
-            Card.Field(o.name, [o.value, o.unit, o.flag.map { "[\($0)]" }].compactMap { $0 }.joined(separator: " "))
+            Card.Field(o.name, [o.value, o.unit].compactMap { $0 }.joined(separator: " ") + (AbnormalFlag.inWords(o.flag) ?? ""))
         }
         let critical = results.observations.contains(where: \.critical)
         let abnormal = results.observations.contains { ($0.flag ?? "N") != "N" && !($0.flag ?? "").isEmpty }

@@ -86,6 +86,16 @@ struct ClinicalPages {
 
     @Sendable func home(req: Request) async throws -> Response {
         let context = try req.context()
+        // People without patients of their own land on their own work, not an empty ward page:
+        // IT on the message store, laboratory staff on reporting a critical value, quality
+        // control and medical affairs on the critical-value dashboard.
+        let principal = context.principal
+        if principal.kind == .staff, !principal.isSuperuser, !principal.assignments.contains(where: { $0.role.isClinical }) {
+            let roles = Set(principal.assignments.map(\.role))
+            if roles.contains(.laboratory) { return req.redirect(to: "/alerts/new") }
+            if roles.contains(.it), !roles.contains(.administrator) { return req.redirect(to: "/integration") }
+            if !roles.isDisjoint(with: [.qualityControl, .medicalAffairs]) { return req.redirect(to: "/alerts/dashboard") }
+        }
         let services = req.rounds
         let wards = try await services.patients.myWards(context: context, on: req.db)
         // Oversight roles see every ward of their hospital; the home page lists only the wards

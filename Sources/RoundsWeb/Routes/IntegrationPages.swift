@@ -17,7 +17,7 @@ struct IntegrationPages {
     }
     struct DetailData: Encodable {
         var message: HL7MessageDTO; var receivedAt: String; var text: String; var segments: [MessageStore.TreeSegment]
-        var parseError: String?; var failed: Bool
+        var parseError: String?; var failed: Bool; var statusLabel: String
     }
 
     func register(_ routes: any RoutesBuilder) {
@@ -39,9 +39,12 @@ struct IntegrationPages {
             var c = URLComponents(); c.queryItems = items
             return c.percentEncodedQuery
         }() : nil
+        let t = req.rounds.catalogue.table(req.locale)
         let rows = records.map {
-            Row(id: $0.id!, receivedAt: Formatting.dateTime($0.receivedAt), direction: $0.direction, sender: $0.sender, type: $0.messageType,
-                controlID: $0.controlID ?? "", mrn: $0.patientMRN ?? "", status: $0.status + ($0.duplicateCount > 0 ? " (+\($0.duplicateCount))" : ""),
+            Row(id: $0.id!, receivedAt: Formatting.dateTime($0.receivedAt), direction: t["hl7_direction_\($0.direction)"] ?? $0.direction,
+                sender: $0.sender, type: $0.messageType,
+                controlID: $0.controlID ?? "", mrn: $0.patientMRN ?? "",
+                status: (t["hl7_status_\($0.status)"] ?? $0.status) + ($0.duplicateCount > 0 ? "（+\($0.duplicateCount)）" : ""),
                 failed: $0.status == "error" || $0.status == "rejected", error: $0.error ?? "")
         }
         let outbound = try await OutboundMessage.recent(limit: 20, on: req.db).map(OutboundDTO.init)
@@ -55,7 +58,8 @@ struct IntegrationPages {
         let tree = MessageStore.tree(of: record)
         let data = DetailData(message: HL7MessageDTO(record), receivedAt: Formatting.dateTime(record.receivedAt),
                               text: tree.text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n"),
-                              segments: tree.segments, parseError: tree.error, failed: record.status == "error" || record.status == "rejected")
+                              segments: tree.segments, parseError: tree.error, failed: record.status == "error" || record.status == "rejected",
+                              statusLabel: req.rounds.catalogue.table(req.locale)["hl7_status_\(record.status)"] ?? record.status)
         return try await req.page("integration_message", title: "integration_message", data: data)
     }
 

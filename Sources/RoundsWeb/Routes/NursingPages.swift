@@ -13,7 +13,11 @@ struct NursingPages {
     struct Badge: Encodable { var instrument: String; var short: String; var total: Int; var band: String; var severity: String }
     struct DueView: Encodable { var instrument: String; var title: String; var at: String; var status: String; var reason: String }
     struct BedView: Encodable { var patientId: String; var bed: String; var name: String; var mrn: String; var badges: [Badge]; var due: [DueView] }
-    struct WardData: Encodable { var wardId: String; var wardName: String; var beds: [BedView]; var overdue: Int; var dueNow: Int }
+    struct WardData: Encodable {
+        var wardId: String; var wardName: String; var beds: [BedView]; var overdue: Int; var dueNow: Int
+        /// Only the ward's nurses chart: others see what is due without a link they cannot use.
+        var canChart: Bool
+    }
 
     static let shortNames = ["morse-fall-scale": "跌倒", "braden-scale": "压疮", "nrs-2002": "营养", "barthel-index": "自理",
                              "caprini-vte": "VTE", "pain-nrs": "疼痛"]
@@ -62,7 +66,7 @@ struct NursingPages {
         let all = beds.flatMap(\.due)
         return try await req.page("nursing_ward", title: "nursing_ward_title", data: WardData(
             wardId: ward.id!, wardName: ward.name, beds: views, overdue: all.filter { $0.status == "overdue" }.count,
-            dueNow: all.filter { $0.status == "due" }.count))
+            dueNow: all.filter { $0.status == "due" }.count, canChart: try req.context().principal.canChartNursing(in: ward.wardRef)))
     }
 
     static func dueView(_ d: NursingService.DueItem, _ t: [String: String]) -> DueView {

@@ -12,6 +12,10 @@ struct Page<Data: Encodable>: Encodable {
         var isAdmin: Bool
         var isAuditor: Bool
         var isGroupAdmin: Bool
+        /// Holds an administrator role (not IT): tokens and alert connectors.
+        var isHospitalAdmin: Bool
+        var isReviewer: Bool
+        var isReporter: Bool
     }
 
     var t: [String: String]
@@ -73,7 +77,9 @@ extension Request {
         let t = rounds.catalogue.table(locale)
         let me = principal.map {
             Page<D>.Me(id: $0.id, name: $0.displayName, isAdmin: $0.isAdministrator, isAuditor: $0.isAuditor,
-                       isGroupAdmin: $0.canManageGroup)
+                       isGroupAdmin: $0.canManageGroup,
+                       isHospitalAdmin: $0.isSuperuser || $0.assignments.contains { $0.role == .administrator },
+                       isReviewer: $0.reviewsCriticalValues, isReporter: $0.reportsCriticalValues && !$0.isSuperuser)
         }
         var notices: [Notice] = []
         if let principal, principal.kind == .staff {

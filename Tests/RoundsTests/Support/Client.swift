@@ -77,7 +77,11 @@ final class Client: @unchecked Sendable {
         let token = Self.hiddenField("_csrf", in: loginPage.body.string)
         let response = try await form("/login", ["username": username, "password": password ?? DemoSeed.password, "_csrf": token ?? ""], includeCSRF: false)
         if response.status == .seeOther {
-            let home = try await page("/")
+            var home = try await page("/")
+            // Some roles land elsewhere (IT on the message store, laboratory on reporting).
+            if home.status == .seeOther || home.status == .found, let next = home.headers.first(name: .location) {
+                home = try await page(next)
+            }
             csrf = Self.meta("csrf-token", in: home.body.string)
         } else if password == nil {
             // A demo login that fails makes every later request fail for the wrong reason: say so.
