@@ -169,3 +169,28 @@ import VaporTesting
         }
     }
 }
+
+@Suite struct WebOnlyNodeTests {
+    /// `rounds serve --no-mllp`: no MLLP listener, yet a critical value reported over the API
+    /// still climbs its ladder in the background (the dispatcher and timers do not depend on it).
+    @Test(arguments: Backend.all)
+    func escalationRunsWithoutTheMLLPListener(_ backend: Backend) async throws {
+        try await TestApp.with(backend, adjust: { $0.integration = nil; $0.backgroundWork = true }) { app, clock in
+            _ = try await RealtimeTests.serve(app)
+            #expect(app.mllpPort == nil)
+            let patient = try await Demo.patient(onWard: "LUNG", app)
+            let lab = Client(app)
+            try await lab.login("qian.li")
+            let alert = try await CriticalValueSafetyTests.report(lab, patient, test: "血钾", code: "2823-3", value: "7.1", unit: "mmol/L",
+                                                                 externalID: "K-1")
+            clock.advance(by: 5 * 60 + 1)
+            var level = 0
+            for _ in 0..<100 where level == 0 {
+                try await Task.sleep(for: .milliseconds(100))
+                level = try await CriticalAlert.find(alert.id, on: app.db)?.level ?? 0
+            }
+            #expect(level == 1)
+            await app.server.shutdown()
+        }
+    }
+}

@@ -19,8 +19,22 @@ struct RawTCP {
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
             }
-        return try await channel.executeThenClose { inbound, outbound in
-            for chunk in chunks { try await outbound.write(ByteBuffer(string: chunk)) }
+        let outcome = ResultBox()
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                outcome.value = try await run(inbound, outbound)
+            }
+        } catch is ChannelError {
+            // The server closed first; what we read before that stands.
+        }
+        return outcome.value
+
+        func run(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>, _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws -> Result {
+            do {
+                for chunk in chunks { try await outbound.write(ByteBuffer(string: chunk)) }
+            } catch {
+                return Result(received: "", closedByServer: true)  // closed before we finished sending
+            }
             if closeAfterSending { return Result(received: "", closedByServer: false) }
             let collected = NIOLockedValueBoxString()
             let closed = try await withThrowingTaskGroup(of: Bool.self) { group in
@@ -45,6 +59,8 @@ struct RawTCP {
             return Result(received: collected.value, closedByServer: closed)
         }
     }
+
+    final class ResultBox: @unchecked Sendable { var value = Result(received: "", closedByServer: true) }
 }
 
 final class NIOLockedValueBoxString: @unchecked Sendable {

@@ -26,6 +26,10 @@ public struct RoundsConfiguration: Sendable {
     public var allowedDestinations: DestinationAllowList = .standard
     /// How critical values reach outside systems; nil uses the real adapters (tests may swap them).
     public var alertConnectors: [ConnectorKind: any AlertConnector]?
+    /// Run the outbox dispatcher, escalation timers, outside deliveries and bot callbacks in the
+    /// background (every server; tests drive them by hand). Independent of the MLLP listener:
+    /// a hospital that reports critical values only by hand or over the API still escalates.
+    public var backgroundWork: Bool = true
     /// HTTP limits against slow or abandoned clients (see docs/SECURITY.md).
     public var httpLimits: HTTPLimits = .init()
 

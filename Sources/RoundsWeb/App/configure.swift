@@ -69,7 +69,9 @@ public func configure(_ app: Application, _ configuration: RoundsConfiguration) 
         let integration = IntegrationService(settings: settings, pipeline: services.hl7, outbound: services.outbound,
                                              logger: app.logger, database: { [unowned app] in app.db })
         app.lifecycle.use(IntegrationLifecycle(service: integration))
-        app.lifecycle.use(OutboxWorker(services: services, database: { [unowned app] in app.db }, logger: app.logger))
+    }
+    if configuration.backgroundWork {
+        app.lifecycle.use(OutboxWorker(services: app.rounds, database: { [unowned app] in app.db }, logger: app.logger))
     }
 }
 

@@ -137,11 +137,14 @@ enum TestApp {
         var configuration = RoundsConfiguration(database: location, clock: clock, ids: .uuidV7(clock: clock), bcryptCost: 4)
         // The tests' fake peers listen on loopback.
         configuration.allowedDestinations = try! DestinationAllowList.standard.adding(["127.0.0.1"])
+        // Tests drive the dispatcher and timers themselves (serving tests turn it on).
+        configuration.backgroundWork = false
         return configuration
     }
 
     /// Runs `body` with a configured app on a fresh copy of the demo database.
     static func with(_ backend: Backend, clock: TestClock = TestClock(), trustProxy: Bool = false,
+                     adjust: (inout RoundsConfiguration) -> Void = { _ in },
                      _ body: (Application, TestClock) async throws -> Void) async throws {
         let (location, dispose) = try await TestDatabases.shared.make(backend)
         let app = try await Application.make(.testing)
@@ -149,6 +152,7 @@ enum TestApp {
         do {
             var configuration = configuration(location, clock: clock)
             configuration.trustProxyHeaders = trustProxy
+            adjust(&configuration)
             try await configure(app, configuration)
             try await body(app, clock)
         } catch {
@@ -172,6 +176,7 @@ extension TestApp {
         do {
             var configuration = TestApp.configuration(location, clock: TestClock())
             configuration.integration = .init(host: "127.0.0.1", port: 0, runOutboundWorker: false)
+            configuration.backgroundWork = true
             adjust(&configuration)
             try await configure(app, configuration)
             let port = try await RealtimeTests.serve(app)
