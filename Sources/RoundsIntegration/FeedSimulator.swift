@@ -42,18 +42,20 @@ public struct FeedSimulator: Sendable {
         + (5...8).map { Place(ward: "ICU", bed: "\($0)") }
 
     static let families = ["张", "王", "李", "赵", "刘", "陈", "杨", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭"]
-    static let givens = ["建国", "秀兰", "志明", "海燕", "国强", "玉兰", "晓东", "丽娟", "文华", "春梅", "德胜", "淑芬"]
+    static let womensNames = ["秀兰", "海燕", "玉兰", "丽娟", "春梅", "淑芬"]
+    static let mensNames = ["建国", "志明", "国强", "晓东", "文华", "德胜"]
     static let drugs: [(code: String, name: String, dose: String, unit: String)] = [
         ("CISPLATIN", "顺铂", "75", "mg/m2"), ("PACLITAXEL", "紫杉醇", "175", "mg/m2"), ("ONDANSETRON", "昂丹司琼", "8", "mg"),
         ("CEFTRIAXONE", "头孢曲松", "2", "g"), ("ENOXAPARIN", "依诺肝素", "40", "mg"), ("MORPHINE", "吗啡", "5", "mg"),
     ]
     /// (LOINC, name, unit, reference range, normal low/high, critical low/high)
     static let labs: [(code: String, name: String, unit: String, range: String, low: Double, high: Double, critLow: Double, critHigh: Double)] = [
-        ("2823-3", "Potassium", "mmol/L", "3.5-5.3", 3.5, 5.3, 2.8, 6.2),
-        ("2951-2", "Sodium", "mmol/L", "137-147", 137, 147, 120, 160),
-        ("718-7", "Hemoglobin", "g/L", "115-150", 115, 150, 50, 200),
-        ("777-3", "Platelets", "10*9/L", "125-350", 125, 350, 20, 1000),
-        ("2345-7", "Glucose", "mmol/L", "3.9-6.1", 3.9, 6.1, 2.2, 25),
+        // The names a Chinese LIS sends in OBX-3.2.
+        ("2823-3", "血钾", "mmol/L", "3.5-5.3", 3.5, 5.3, 2.8, 6.2),
+        ("2951-2", "血钠", "mmol/L", "137-147", 137, 147, 120, 160),
+        ("718-7", "血红蛋白", "g/L", "115-150", 115, 150, 50, 200),
+        ("777-3", "血小板", "10*9/L", "125-350", 125, 350, 20, 1000),
+        ("2345-7", "血糖", "mmol/L", "3.9-6.1", 3.9, 6.1, 2.2, 25),
     ]
 
     private var random: SplitMix64
@@ -61,6 +63,11 @@ public struct FeedSimulator: Sendable {
     private var free: [Place]
     private var sequence = 0
     private let runTag: String
+    /// The run's tag as five digits, for MRNs.
+    private var mrnTag: String {
+        let digits = runTag.allSatisfy(\.isNumber) ? Int(runTag) ?? 0 : runTag.unicodeScalars.reduce(0) { ($0 * 31 + Int($1.value)) % 100_000 }
+        return String(format: "%05d", digits % 100_000)
+    }
     private var nextOrder = 1
 
     /// - Parameter seed: the same seed gives the same feed (tests); `runTag` keeps control ids
@@ -129,8 +136,11 @@ public struct FeedSimulator: Sendable {
         let team = Self.team[place.ward]!
         let number = String(format: "%06d", sequence)
         let year = 1940 + random.below(60)
-        let p = Inpatient(mrn: "SIM\(runTag)\(number)", family: Self.families[random.below(Self.families.count)],
-                          given: Self.givens[random.below(Self.givens.count)], sex: random.below(2) == 0 ? "M" : "F",
+        let sex = random.below(2) == 0 ? "M" : "F"
+        let names = sex == "M" ? Self.mensNames : Self.womensNames
+        // The hospital's one MRN style (MRN + digits): 3, the run's tag, the sequence.
+        let p = Inpatient(mrn: "MRN3\(mrnTag)\(number)", family: Self.families[random.below(Self.families.count)],
+                          given: names[random.below(names.count)], sex: sex,
                           birth: String(format: "%04d%02d%02d", year, 1 + random.below(12), 1 + random.below(28)),
                           visit: "V\(runTag)\(number)", place: place, doctor: team.doctor, nurse: team.nurse, ownAdmission: true)
         inpatients.append(p)
@@ -203,7 +213,7 @@ public struct FeedSimulator: Sendable {
         let ts = HL7Builder.timestamp(date)
         return [header("PATH", "MDM^T02", "MDM_T02", at: date), "EVN|T02|\(ts)", pid(p), pv1(p),
                 "TXA|1|PN^Pathology report|AP|\(ts)|D021^陈^静|||||||DOC\(runTag)\(sequence)||||||AU",
-                "OBX|1|TX|22634-0^Pathology report^LN||穿刺活检：慢性炎症，未见恶性肿瘤细胞。~Biopsy: chronic inflammation, no malignancy.||||||F",
+                "OBX|1|TX|22634-0^病理报告^LN||穿刺活检：慢性炎症，未见恶性肿瘤细胞。~Biopsy: chronic inflammation, no malignancy.||||||F",
                 "OBX|2|ED|PDF^Report PDF||^application^pdf^Base64^\(Self.samplePDF)|||"].joined(separator: "\r")
     }
 

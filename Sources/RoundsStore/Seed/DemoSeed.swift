@@ -28,8 +28,11 @@ public struct DemoSeed: Sendable {
     /// sends the same names in its messages.
     public static func patientName(_ n: Int) -> (family: String, given: String) {
         let families = ["张", "王", "李", "赵", "刘", "陈", "杨", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林", "罗"]
-        let givens = ["秀英", "桂兰", "志强", "德明", "玉梅", "建华", "海燕", "国庆", "淑珍", "永刚", "丽华", "春生", "凤英", "振华", "红梅", "宝山"]
-        return (families[n % families.count], givens[(n * 3) % givens.count])
+        // Even n are women, odd n men (as the seed records their sex): names to match.
+        let women = ["秀英", "桂兰", "玉梅", "海燕", "淑珍", "丽华", "凤英", "红梅"]
+        let men = ["志强", "德明", "建华", "国庆", "永刚", "春生", "振华", "宝山"]
+        let givens = n % 2 == 0 ? women : men
+        return (families[n % families.count], givens[(n / 2 * 3) % givens.count])
     }
 
     let clock: any RoundsClock
