@@ -64,3 +64,66 @@ def test_nurse_and_doctor_see_each_other_live(rounds_server, browser, second_bro
     # Typing shows on the other side.
     doctor.find_element(By.ID, "composer-text").send_keys("正在")
     WebDriverWait(nurse, 15).until(EC.text_to_be_present_in_element((By.ID, "typing"), "李明"))
+
+
+def test_mentions_replies_edits_and_recalls(rounds_server):
+    """@ picker and the "有人@我" badge; the group opens at the first unread message; reply with a
+    quote, edit in place, recall; day separators; the composer stays in reach on an iPad."""
+    from conftest import make_driver
+    base = rounds_server.base
+    nurse, doctor = make_driver(768, 1024), make_driver(1024, 768)
+    try:
+        sign_in(nurse, base, "wang.fang")
+        sign_in(doctor, base, "li.ming")
+        open_group(doctor, base)
+        # The doctor writes "@王" and picks the nurse from the offered members.
+        box = doctor.find_element(By.ID, "composer-text")
+        box.send_keys("@王")
+        pick = WebDriverWait(doctor, 10).until(EC.element_to_be_clickable((By.XPATH, "//ul[@id='mention-picker']//button[.='@王芳']")))
+        pick.click()
+        assert box.get_attribute("value") == "@王芳 "
+        box.send_keys("请看一下12床的血钾")
+        doctor.find_element(By.ID, "composer-send").click()
+        WebDriverWait(doctor, 15).until(EC.text_to_be_present_in_element((By.ID, "messages"), "请看一下12床的血钾"))
+
+        # Her list says someone mentioned her; the group opens at the unread line.
+        nurse.get(base + "/groups")
+        row = nurse.find_element(By.XPATH, "//li[contains(@class,'group-row')][contains(., 'MRN10001')]")
+        assert "有人@我" in row.text
+        row.find_element(By.TAG_NAME, "a").click()
+        WebDriverWait(nurse, 15).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#chat.live")))
+        line = nurse.find_element(By.ID, "unread-line")
+        assert "以下为未读消息" in line.text
+        mention = nurse.find_element(By.XPATH, "//li[contains(@class,'mentions-me')][contains(., '请看一下12床的血钾')]")
+        assert mention.is_displayed()
+        assert nurse.find_elements(By.CSS_SELECTOR, "#messages .day-sep")
+        # The composer is on screen without scrolling the page.
+        composer = nurse.find_element(By.ID, "composer-send")
+        assert nurse.execute_script("var r = arguments[0].getBoundingClientRect(); return r.bottom <= window.innerHeight && r.top >= 0", composer)
+
+        # Reply: the answer carries a quote of the doctor's message.
+        mention.find_element(By.CSS_SELECTOR, ".msg-reply").click()
+        assert "李明" in nurse.find_element(By.ID, "composer-replying").text
+        send(nurse, "收到，马上去")
+        reply = WebDriverWait(nurse, 15).until(EC.presence_of_element_located(
+            (By.XPATH, "//li[contains(@class,'mine')][contains(., '收到，马上去')]")))
+        assert "请看一下12床的血钾" in reply.find_element(By.CSS_SELECTOR, ".quote").text
+        WebDriverWait(doctor, 15).until(EC.text_to_be_present_in_element((By.ID, "messages"), "收到，马上去"))
+
+        # Edit in place; the doctor sees the new text, marked edited.
+        reply.find_element(By.CSS_SELECTOR, ".msg-edit").click()
+        area = reply.find_element(By.CSS_SELECTOR, ".edit-box textarea")
+        area.clear()
+        area.send_keys("收到，五分钟后到")
+        reply.find_element(By.CSS_SELECTOR, ".edit-box button.primary").click()
+        WebDriverWait(doctor, 15).until(EC.text_to_be_present_in_element((By.ID, "messages"), "收到，五分钟后到"))
+
+        # Recall (with a confirmation); gone from both screens.
+        mine = nurse.find_element(By.XPATH, "//li[contains(@class,'mine')][contains(., '收到，五分钟后到')]")
+        mine.find_element(By.CSS_SELECTOR, ".msg-recall").click()
+        nurse.switch_to.alert.accept()
+        WebDriverWait(doctor, 15).until_not(EC.text_to_be_present_in_element((By.ID, "messages"), "收到，五分钟后到"))
+        WebDriverWait(nurse, 15).until_not(EC.text_to_be_present_in_element((By.ID, "messages"), "收到，五分钟后到"))
+    finally:
+        nurse.quit()
+        doctor.quit()

@@ -9,7 +9,7 @@ import Vapor
 /// works without JavaScript (the composer posts a form); `chat.js` makes it live.
 struct ChatPages {
     struct GroupRow: Encodable {
-        var id: String; var name: String; var unread: Int; var hasUnread: Bool; var archived: Bool; var last: String
+        var id: String; var name: String; var unread: Int; var hasUnread: Bool; var archived: Bool; var mentioned: Bool; var last: String
     }
     struct ListData: Encodable { var groups: [GroupRow]; var empty: Bool; var q: String }
 
@@ -20,13 +20,21 @@ struct ChatPages {
         var id: String; var kind: String; var sender: String; var text: String; var time: String; var mine: Bool
         var card: CardView?; var replyTo: String?; var readers: String; var readCount: Int; var recalled: Bool; var edited: Bool
         var attachmentId: String?; var isImage: Bool; var quote: String?
+        /// The day, on the first message of each day (a separator above it).
+        var day: String?
+        /// Same sender as the message before, within five minutes: the name is not repeated.
+        var continued: Bool
+        var mentionsMe: Bool
+        var canEdit: Bool; var canRecall: Bool
+        /// The first message I have not read: the "unread from here" line goes above it.
+        var firstUnread: Bool
     }
     struct MemberView: Encodable { var name: String; var reason: String }
     struct GroupData: Encodable {
         var id: String; var name: String; var archived: Bool; var isMember: Bool
         var patientName: String; var mrn: String; var ward: String; var bed: String; var doctor: String; var allergies: String?
         var members: [MemberView]; var messages: [MessageView]; var lastId: String; var meId: String
-        var previousGroupId: String?
+        var previousGroupId: String?; var patientId: String?; var memberNames: String
     }
 
     func register(_ routes: any RoutesBuilder) {
@@ -64,6 +72,7 @@ struct ChatPages {
         let q = req.query[String.self, at: "q"] ?? ""
         let rows = try await req.rounds.chat.myGroups(context: req.context(), search: q, on: req.db).map {
             GroupRow(id: $0.group.id!, name: $0.group.name, unread: $0.unread, hasUnread: $0.unread > 0, archived: $0.group.isArchived,
+                     mentioned: $0.mentioned,
                      last: $0.lastMessage.map { "\($0.senderName): \($0.text)" } ?? (t["chat_no_messages"] ?? ""))
         }
         return try await req.page("groups", title: "chat_groups", data: ListData(groups: rows, empty: rows.isEmpty, q: q))
@@ -95,7 +104,18 @@ struct ChatPages {
             if let attending = encounter.attendingID { doctor = try await Staff.find(attending, on: db)?.displayName ?? "" }
         }
         let byID = Dictionary(messages.map { ($0.id!, $0) }, uniquingKeysWith: { a, _ in a })
+        let me = context.principal.id
+        let lastRead = members.first { $0.1.id == me }?.0.lastReadMessageID
+        let firstUnreadID = messages.first { m in m.senderID != me && lastRead.map { m.id! > $0 } ?? true }?.id
+        let now = req.rounds.configuration.clock.now()
+        var previous: ChatMessage?
         let views = messages.map { m -> MessageView in
+            defer { previous = m }
+            let day = Formatting.day(m.createdAt)
+            let newDay = previous.map { Formatting.day($0.createdAt) != day } ?? true
+            let continued = !newDay && previous.map { $0.senderID == m.senderID && $0.kind == "text" && m.kind == "text"
+                && m.createdAt.timeIntervalSince($0.createdAt) < 300 } ?? false
+            let mine = m.senderID == me && m.kind == "text" && m.recalledAt == nil
             let card = m.card.flatMap { try? JSONDecoder().decode(Card.self, from: Data($0.utf8)) }
             let who = readers[m.id!] ?? []
             return MessageView(id: m.id!, kind: m.kind, sender: m.senderName, text: m.text, time: Formatting.dateTime(m.createdAt),
@@ -104,14 +124,20 @@ struct ChatPages {
                                replyTo: m.replyToID, readers: who.joined(separator: "、"), readCount: who.count,
                                recalled: m.recalledAt != nil, edited: m.editedAt != nil,
                                attachmentId: m.attachmentID, isImage: m.kind == "file" && !m.text.lowercased().hasSuffix(".pdf"),
-                               quote: m.replyToID.flatMap { id in byID[id].map { "\($0.senderName): \($0.recalledAt == nil ? String($0.text.prefix(60)) : "…")" } })
+                               quote: m.replyToID.flatMap { id in byID[id].map { "\($0.senderName): \($0.recalledAt == nil ? String($0.text.prefix(60)) : "…")" } },
+                               day: newDay ? day : nil, continued: continued,
+                               mentionsMe: m.mentions?.split(separator: " ").contains(Substring(me)) == true,
+                               canEdit: mine && now.timeIntervalSince(m.createdAt) <= ChatService.editWindow,
+                               canRecall: mine && now.timeIntervalSince(m.createdAt) <= ChatService.recallWindow,
+                               firstUnread: m.id == firstUnreadID && lastRead != nil)
         }
         // A GET marks nothing read (a link or a prefetch is not reading): the page's script
         // posts the read receipt when the group is on screen.
         let data = GroupData(id: id, name: group.name, archived: group.isArchived, isMember: isMember, patientName: patientName, mrn: mrn,
                              ward: wardName, bed: bedLabel, doctor: doctor, allergies: allergies,
                              members: members.map { MemberView(name: $0.1.displayName, reason: t["chat_reason_\($0.0.reason)"] ?? $0.0.reason) },
-                             messages: views, lastId: messages.last?.id ?? "", meId: context.principal.id, previousGroupId: group.previousGroupID)
+                             messages: views, lastId: messages.last?.id ?? "", meId: context.principal.id, previousGroupId: group.previousGroupID,
+                             patientId: group.patientID, memberNames: members.map(\.1.displayName).joined(separator: "|"))
         return try await req.page("group", title: "chat_group", data: data, error: req.query[String.self, at: "error"])
     }
 

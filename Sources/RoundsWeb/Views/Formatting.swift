@@ -39,6 +39,15 @@ enum Formatting {
         return reason
     }
 
+    /// "2026-12-03" in the hospital's time zone: the day separators of a conversation.
+    static func day(_ date: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Foundation.Locale(identifier: "en_US_POSIX")
+        f.timeZone = hospitalTimeZone
+        f.dateFormat = "yyyy-MM-dd"
+        return f.string(from: date)
+    }
+
     /// "12 分钟前" / "12 min ago"; hours past the first hour.
     static func ago(_ date: Date, now: Date, _ t: [String: String]) -> String {
         let minutes = max(0, Int(now.timeIntervalSince(date) / 60))
