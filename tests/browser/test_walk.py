@@ -49,8 +49,10 @@ return [problems, main.innerText, Array.from(document.querySelectorAll('a[href]'
 @pytest.fixture(scope="module")
 def rounds_server():
     rounds = Rounds().start()
-    send_hl7(rounds, "adt_a01_utf8.hl7")
-    send_hl7(rounds, "oru_r01_critical_k.hl7")
+    for name in ("adt_a01_utf8.hl7", "orm_o01_change.hl7", "oru_r01_critical_k.hl7"):
+        send_hl7(rounds, name)
+    group = [g for g in Session(rounds.base, "wang.fang").get("/api/v1/groups") if "MRN10001" in g["name"]][0]
+    rounds.walk_from = ["/patients/" + group["patientId"], "/groups/" + group["id"]]
     yield rounds
     rounds.remove()
 
@@ -74,6 +76,8 @@ def test_every_page_reads_as_a_product(rounds_server, username, size):
     try:
         sign_in(driver, base, username)
         queue, visited = deque([urllib.parse.urlparse(driver.current_url).path]), set()
+        # A patient with orders, results and a critical value, where this role may see him.
+        queue.extend(p for p in rounds_server.walk_from if status_of(session, p) == 200)
         while queue and len(visited) < PAGES_PER_ROLE:
             path = queue.popleft()
             if path in visited:

@@ -72,9 +72,11 @@ struct ClinicalPages {
         var orders: [OrderRow]
         var results: [ResultRow]
         var reports: [ReportRow]
+        /// The patient's group (the current stay's, else the latest): the page links to it.
+        var groupId: String? = nil
     }
 
-    struct OrderRow: Encodable { var number: String; var name: String; var status: String; var details: String; var orderedBy: String; var updatedAt: String }
+    struct OrderRow: Encodable { var number: String; var name: String; var status: String; var statusCode: String; var details: String; var orderedBy: String; var updatedAt: String }
     struct ResultRow: Encodable { var name: String; var value: String; var range: String; var flag: String; var critical: Bool; var at: String }
     struct ReportRow: Encodable { var title: String; var number: String; var text: String; var author: String; var attachmentId: String?; var at: String }
 
@@ -148,7 +150,7 @@ struct ClinicalPages {
         let orders = try await ClinicalOrder.query(on: req.db).filter(\.$patientID == p.id!).sort(\.$updatedAt, .descending).limit(100).all()
         let results = try await Observation.query(on: req.db).filter(\.$patientID == p.id!).sort(\.$id, .descending).limit(100).all()
         let reports = try await ClinicalReport.query(on: req.db).filter(\.$patientID == p.id!).sort(\.$id, .descending).limit(50).all()
-        let data = PatientData(
+        var data = PatientData(
             id: p.id!, name: p.name, mrn: p.mrn, gender: t["gender_\(p.gender.rawValue)"] ?? p.gender.rawValue,
             birthDate: p.birthDate ?? "", age: Formatting.age(birthDate: p.birthDate, now: req.rounds.configuration.clock.now()).map(String.init) ?? "",
             allergies: p.allergies,
@@ -162,18 +164,23 @@ struct ClinicalPages {
             },
             orders: orders.map { o in
                 let details = (try? JSONDecoder().decode([String: String].self, from: Data(o.details.utf8))) ?? [:]
-                return OrderRow(number: o.placerNumber, name: o.description, status: o.status,
-                                details: details.keys.sorted().map { "\($0): \(details[$0]!)" }.joined(separator: "; "),
+                // Order fields in words, in a fixed clinical order (dose before route before frequency).
+                let order = ["dose", "unit", "route", "frequency", "priority", "note"]
+                let keys = details.keys.sorted { (order.firstIndex(of: $0) ?? 99, $0) < (order.firstIndex(of: $1) ?? 99, $1) }
+                return OrderRow(number: o.placerNumber, name: o.description, status: t["order_status_\(o.status)"] ?? o.status, statusCode: o.status,
+                                details: keys.map { "\(t["order_field_\($0)"] ?? $0)：\(details[$0]!)" }.joined(separator: "；"),
                                 orderedBy: o.orderedBy ?? "", updatedAt: Formatting.dateTime(o.updatedAt))
             },
             results: results.map { r in
                 ResultRow(name: r.name, value: [r.value, r.unit].compactMap { $0 }.joined(separator: " "), range: r.referenceRange ?? "",
-                          flag: r.abnormalFlag ?? "", critical: r.isCritical, at: Formatting.dateTime(r.observedAt ?? r.createdAt))
+                          flag: Formatting.flag(r.abnormalFlag, t), critical: r.isCritical, at: Formatting.dateTime(r.observedAt ?? r.createdAt))
             },
             reports: reports.map { r in
                 ReportRow(title: r.title, number: r.documentNumber, text: r.text, author: r.author ?? "", attachmentId: r.attachmentID,
                           at: Formatting.dateTime(r.createdAt))
             })
+        let active = record.encounters.first { $0.status == .active }
+        data.groupId = try await req.rounds.chat.group(forPatient: p.id!, encounterID: active?.id, on: req.db)?.id
         return try await req.page("patient", title: "patient_title", data: data)
     }
 }
