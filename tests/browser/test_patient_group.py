@@ -90,6 +90,9 @@ def test_mentions_replies_edits_and_recalls(rounds_server):
         nurse.get(base + "/groups")
         row = nurse.find_element(By.XPATH, "//li[contains(@class,'group-row')][contains(., 'MRN10001')]")
         assert "有人@我" in row.text
+        # And the navigation says so on every page: messages waiting, one of them naming her.
+        assert nurse.find_element(By.ID, "nav-mentioned").is_displayed()
+        assert int(nurse.find_element(By.ID, "nav-unread").text) >= 1
         row.find_element(By.TAG_NAME, "a").click()
         WebDriverWait(nurse, 15).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#chat.live")))
         line = nurse.find_element(By.ID, "unread-line")

@@ -301,6 +301,24 @@ public struct ChatService: Sendable {
     }
 
     /// A group's page or record (patient name, bed, MRN, members): read, and audited as read.
+    /// How many messages wait for me across my groups, and whether one of them names me: the
+    /// navigation's badges. Counts only (no patient data), so not audited.
+    public func unreadSummary(context: RequestContext, on db: any Database) async throws -> (unread: Int, mentioned: Bool) {
+        guard context.principal.kind == .staff else { return (0, false) }
+        let me = context.principal.id
+        var unread = 0, mentioned = false
+        for membership in try await ChatMember.query(on: db).filter(\.$staffID == me).all() {
+            // Cards from Rounds have no sender: they count as waiting too.
+            let query = ChatMessage.query(on: db).filter(\.$groupID == membership.groupID)
+                .group(.or) { $0.filter(\.$senderID == nil).filter(\.$senderID != me) }
+            if let read = membership.lastReadMessageID { query.filter(\.$id > read) }
+            let waiting = try await query.limit(1000).all()
+            unread += waiting.count
+            mentioned = mentioned || waiting.contains { $0.mentions?.split(separator: " ").contains(Substring(me)) == true }
+        }
+        return (unread, mentioned)
+    }
+
     public func readGroup(_ id: String, context: RequestContext, on db: any Database) async throws -> ChatGroup {
         let group = try await readableGroup(id, action: "chat.group.read", context: context, on: db)
         try await audit.record("chat.group.read", entityType: "chat_group", entityID: id, patientID: group.patientID,

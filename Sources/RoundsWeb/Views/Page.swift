@@ -35,6 +35,9 @@ struct Page<Data: Encodable>: Encodable {
     var urgent: [UrgentPatient] = []
     var urgentCount: Int = 0
     var urgentSignature: String = ""
+    /// Messages waiting for me in my groups, and whether one names me (navigation badges).
+    var groupsUnread: Int = 0
+    var groupsMentioned: Bool = false
     var data: Data
 }
 
@@ -88,10 +91,12 @@ extension Request {
             }
         }
         let urgent = try await urgentPanel()
+        var waiting = (unread: 0, mentioned: false)
+        if let principal, principal.kind == .staff { waiting = try await rounds.chat.unreadSummary(context: context(), on: db) }
         let context = Page(t: t, locale: locale.rawValue, otherLocale: locale == .en ? "zh-CN" : "en",
                            title: t[title] ?? title, me: me, csrf: webSession?.csrfToken, flash: flash, error: error,
                            notices: notices, path: url.path, urgent: urgent, urgentCount: urgent.reduce(0) { $0 + $1.items.count },
-                           urgentSignature: UrgentPatient.signature(urgent),
+                           urgentSignature: UrgentPatient.signature(urgent), groupsUnread: waiting.unread, groupsMentioned: waiting.mentioned,
                            data: data)
         let view = try await self.view.render(template, context)
         let response = try await view.encodeResponse(status: status, for: self)
