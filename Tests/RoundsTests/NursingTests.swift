@@ -344,13 +344,26 @@ import VaporTesting
             fields["reason"] = "admission"
             let sent = try await nurse.form("/patients/\(patient.id!)/assess/morse-fall-scale", fields)
             #expect(sent.status == .seeOther && sent.headers.first(name: .location)?.hasPrefix("/patients/\(patient.id!)/nursing?done=") == true)
+            // Where she lands, at the top: the score, the band and the tasks it started.
+            let landed = try await nurse.page(try #require(sent.headers.first(name: .location))).body.string
+            #expect(landed.contains("已保存：") && landed.contains("45 分") && landed.contains("高风险") && landed.contains("已开始护理措施："))
             fields["a_history_of_falling"] = "no"
             fields["idempotencyKey"] = key + "-2"
             _ = try await nurse.form("/patients/\(patient.id!)/assess/morse-fall-scale", fields)
             fields.removeValue(forKey: "a_gait")
             fields["idempotencyKey"] = key + "-3"
+            // A question left out: the form comes back (422) naming it in words, highlighted, with
+            // every other answer still chosen and the same idempotency key; nothing is stored.
+            let before = try await Assessment.query(on: app.db).count()
             let bad = try await nurse.form("/patients/\(patient.id!)/assess/morse-fall-scale", fields)
-            #expect(bad.headers.first(name: .location)?.contains("error=") == true)
+            #expect(bad.status == .unprocessableEntity)
+            let page = bad.body.string
+            #expect(page.contains("还有一题未回答") && page.contains("步态"))
+            #expect(page.contains("class=\"item missing\" id=\"item-gait\""))
+            #expect(page.contains("name=\"a_history_of_falling\" value=\"no\" data-points=\"0\" checked"))
+            #expect(page.contains("value=\"\(key)-3\""))
+            #expect(!page.contains("answers.gait"))
+            #expect(try await Assessment.query(on: app.db).count() == before)
 
             let record = try await doctor.page("/patients/\(patient.id!)/nursing")
             #expect(record.status == .ok && record.body.string.contains("<polyline") && !record.body.string.contains("assess/morse-fall-scale"))
@@ -358,6 +371,30 @@ import VaporTesting
             let compare = try await doctor.page("/patients/\(patient.id!)/nursing/compare?a=\(ids[0])&b=\(ids[1])")
             #expect(compare.status == .ok && compare.body.string.contains("class=\"changed\"") && compare.body.string.contains("45"))
             #expect(try await nurse.page("/patients/\(patient.id!)/nursing").body.string.contains("fall-form"))
+        }
+    }
+}
+
+@Suite struct CareTaskTimingTests {
+    /// A task created now is due now, not overdue; half an hour past its time it is overdue.
+    @Test(arguments: Backend.all)
+    func aNewTaskIsDueNotOverdue(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, clock in
+            let patient = try await NursingTests.admit(app)
+            let nurse = Client(app)
+            try await nurse.login("wang.fang")
+            let created = try await nurse.json(.POST, "/api/v1/patients/\(patient.id!)/care-plan",
+                                               NewTaskBody(title: "翻身", schedule: .init(kind: "every_hours", everyHours: 2), startsAt: nil,
+                                                           durationHours: 24, assigneeId: nil, assigneeRole: "nurse"))
+            #expect(created.status == .created)
+            func firstStatus() async throws -> String? {
+                let entries = try await nurse.get("/api/v1/patients/\(patient.id!)/calendar").decode([NursingService.CalendarEntry].self)
+                return entries.first { $0.kind == "task" && $0.title == "翻身" }?.status
+            }
+            clock.advance(by: 5)
+            #expect(try await firstStatus() == "due")
+            clock.advance(by: 31 * 60)
+            #expect(try await firstStatus() == "overdue")
         }
     }
 }

@@ -271,6 +271,9 @@ extension NursingService {
         }
     }
 
+    /// How late a care-plan task may be done before it counts as overdue.
+    public static let taskGrace: TimeInterval = 30 * 60
+
     /// Tasks and reassessments of these stays in [from, to), in time order.
     /// `include` narrows the tasks (a nurse's feed: hers and her role's).
     func entries(for statuses: [BedStatus], from: Date, to: Date, include: ((CareTask) -> Bool)? = nil,
@@ -289,7 +292,10 @@ extension NursingService {
             guard let stay = byEncounter[task.encounterID] else { continue }
             for at in Self.occurrences(of: task, from: from, to: to, timeZone: timeZone) {
                 let record = recorded["\(task.id!)@\(Int(at.timeIntervalSince1970))"]
-                let status = record?.outcome ?? (at < now ? "overdue" : (at.timeIntervalSince(now) <= 3600 ? "due" : "upcoming"))
+                // Due from an hour before until half an hour after its time, overdue only then: a
+                // task created now is due now, not already late.
+                let status = record?.outcome ?? (now.timeIntervalSince(at) > Self.taskGrace ? "overdue"
+                                                 : (at.timeIntervalSince(now) <= 3600 ? "due" : "upcoming"))
                 out.append(CalendarEntry(kind: "task", at: at, title: task.title, patientId: stay.patient.id!, patientName: stay.patient.name,
                                          bed: stay.bed, taskId: task.id, instrument: nil, status: status, recordedBy: record?.byName, reason: record?.reason))
             }

@@ -9,7 +9,7 @@ import Vapor
 /// assessment form (large targets, running score, kept as a draft when the network drops), the
 /// patient's nursing record with charts and comparison, care plan, calendars, instruments admin.
 struct NursingPages {
-    struct Option: Encodable { var value: String; var label: String }
+    struct Option: Encodable { var value: String; var label: String; var selected: Bool = false }
     struct Badge: Encodable { var instrument: String; var short: String; var total: Int; var band: String; var severity: String }
     struct DueView: Encodable { var instrument: String; var title: String; var at: String; var status: String; var reason: String }
     struct BedView: Encodable { var patientId: String; var bed: String; var name: String; var mrn: String; var badges: [Badge]; var due: [DueView] }
@@ -124,8 +124,27 @@ struct NursingPages {
         }
         return try await req.page("nursing_patient", title: "nursing_patient_title", data: PatientData(
             patientId: patientID, name: patient.name, mrn: patient.mrn, bed: bed, ward: wardName, canChart: canChart,
-            histories: histories, tasks: taskViews, due: due), flash: req.query[String.self, at: "done"].map { _ in t["saved"] ?? "" },
+            histories: histories, tasks: taskViews, due: due),
+            flash: req.query[String.self, at: "done"].map { done in Self.savedMessage(done, assessments, instruments, req.locale, t) },
             error: req.query[String.self, at: "error"])
+    }
+
+    /// After an assessment, at the top of the page she lands on: the score, the band, and the
+    /// care-plan tasks the band starts.
+    static func savedMessage(_ done: String, _ assessments: [Assessment], _ instruments: [Instrument],
+                             _ locale: RoundsCore.Locale, _ t: [String: String]) -> String {
+        guard let a = assessments.first(where: { $0.id == done }),
+              let instrument = instruments.first(where: { $0.code == a.instrumentCode }),
+              let band = instrument.bands.first(where: { $0.key == a.band }) else { return t["saved"] ?? "" }
+        var text = (t["assessment_saved"] ?? "%1 %2 %3")
+            .replacingOccurrences(of: "%1", with: instrument.title.text(locale))
+            .replacingOccurrences(of: "%2", with: String(a.total))
+            .replacingOccurrences(of: "%3", with: band.label.text(locale))
+        let started = (band.interventions ?? []).map { $0.title.text(locale) }
+        if !started.isEmpty {
+            text += (t["assessment_tasks_started"] ?? "%s").replacingOccurrences(of: "%s", with: started.joined(separator: "、"))
+        }
+        return text
     }
 
     static func scheduleText(_ task: CareTask, _ t: [String: String]) -> String {
@@ -183,8 +202,12 @@ struct NursingPages {
 
     // MARK: The form
 
-    struct FormOption: Encodable { var key: String; var label: String; var points: Int }
-    struct FormItem: Encodable { var key: String; var label: String; var required: Bool; var showIf: String; var group: String; var options: [FormOption] }
+    struct FormOption: Encodable { var key: String; var label: String; var points: Int; var checked: Bool }
+    struct FormItem: Encodable {
+        var key: String; var label: String; var required: Bool; var showIf: String; var group: String; var options: [FormOption]
+        /// The question the last submission left unanswered: highlighted.
+        var missing: Bool
+    }
     struct FormBand: Encodable { var key: String; var min: Int; var max: Int; var label: String; var severity: String }
     struct FormData: Encodable {
         var patientId: String; var patientName: String; var bed: String; var code: String; var title: String
@@ -193,6 +216,13 @@ struct NursingPages {
     }
 
     @Sendable func form(req: Request) async throws -> Response {
+        try await renderForm(req)
+    }
+
+    /// The form, empty or as it was sent (without JavaScript a refused form comes back with its
+    /// answers, the unanswered question named and highlighted, and the same idempotency key).
+    func renderForm(_ req: Request, answers: [String: String] = [:], reason: String? = nil, key: String? = nil,
+                    missing: String? = nil, error: String? = nil, status: HTTPStatus = .ok) async throws -> Response {
         let context = try req.context()
         let t = req.rounds.catalogue.table(req.locale)
         let patientID = try req.parameters.require("patientId")
@@ -209,16 +239,19 @@ struct NursingPages {
             items: instrument.items.map { item in
                 FormItem(key: item.key, label: item.label.text(req.locale), required: item.isRequired,
                          showIf: (item.showIf ?? []).map { "\($0.item)=\($0.option)" }.joined(separator: " "), group: item.group ?? "",
-                         options: item.options.map { FormOption(key: $0.key, label: $0.label.text(req.locale), points: $0.points) })
+                         options: item.options.map { FormOption(key: $0.key, label: $0.label.text(req.locale), points: $0.points,
+                                                                checked: answers[item.key] == $0.key) },
+                         missing: item.key == missing)
             },
             bands: instrument.bands.map { FormBand(key: $0.key, min: $0.min, max: $0.max, label: $0.label.text(req.locale), severity: $0.severity) },
             rule: instrument.scoring.rule,
             age: NursingService.age(birthDate: patient.birthDate, on: now, timeZone: Formatting.hospitalTimeZone) ?? 0,
             ageMinimum: instrument.scoring.ageAdjustment?.minimumAge ?? 1000, agePoints: instrument.scoring.ageAdjustment?.points ?? 0,
             ageWhenShown: instrument.scoring.ageAdjustment?.whenShown ?? "",
-            key: UUID().uuidString.lowercased(),
-            reasons: NursingService.reasons.map { Option(value: $0, label: t["assessment_reason_\($0)"] ?? $0) })
-        return try await req.page("nursing_assess", title: "nursing_assess_title", data: data, error: req.query[String.self, at: "error"])
+            key: key ?? UUID().uuidString.lowercased(),
+            reasons: NursingService.reasons.map { Option(value: $0, label: t["assessment_reason_\($0)"] ?? $0, selected: $0 == reason) })
+        return try await req.page("nursing_assess", title: "nursing_assess_title", data: data,
+                                  error: error ?? req.query[String.self, at: "error"], status: status)
     }
 
     /// The form without JavaScript: fields `a_<item>`; errors come back to the form.
@@ -239,8 +272,18 @@ struct NursingPages {
                 patientID: patientID, .init(instrument: code, answers: answers, idempotencyKey: fields["idempotencyKey"], reason: fields["reason"]),
                 context: req.context(), on: req.db)
             req.rounds.notifier.broadcastLocally("outbox")
-            return req.redirect(to: "/patients/\(patientID)/nursing?done=\(assessment.id!)#\(code)")
-        } catch let error as RoundsError where [409, 422].contains(error.status) {
+            return req.redirect(to: "/patients/\(patientID)/nursing?done=\(assessment.id!)")
+        } catch let error as RoundsError where error.status == 422 {
+            // "answers.<item>: required" names the question; say it in words, keep the answers.
+            let missing = error.detail.flatMap { $0.wholeMatch(of: /answers\.([A-Za-z0-9_\-]+): .*/)?.1 }.map(String.init)
+            let instrument = try await req.rounds.nursing.instrument(code, on: req.db)
+            let t = req.rounds.catalogue.table(req.locale)
+            let message = missing.flatMap { key in instrument.items.first { $0.key == key } }
+                .map { (t["assessment_missing"] ?? "%s").replacingOccurrences(of: "%s", with: $0.label.text(req.locale)) }
+                ?? error.message(locale: req.locale) + (error.detail.map { ": \($0)" } ?? "")
+            return try await renderForm(req, answers: answers, reason: fields["reason"], key: fields["idempotencyKey"], missing: missing,
+                                        error: message, status: .unprocessableEntity)
+        } catch let error as RoundsError where error.status == 409 {
             return req.redirect(to: "/patients/\(patientID)/assess/\(code)", error: error)
         }
     }

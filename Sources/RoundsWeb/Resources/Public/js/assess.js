@@ -51,8 +51,10 @@
     var whenShown = d.ageWhenShown;
     var gate = !whenShown || items.some(function (f) { return f.dataset.item === whenShown && !f.hidden; });
     if (parseInt(d.age, 10) >= parseInt(d.ageMinimum, 10) && gate) total += parseInt(d.agePoints, 10) || 0;
-    document.getElementById('running-total').textContent = total;
-    var band = bands.filter(function (b) { return total >= +b.dataset.min && total <= +b.dataset.max; })[0];
+    // Blank until the first answer: "0 · 低风险" before anything is chosen would be a claim.
+    var answered = Object.keys(all).length > 0;
+    document.getElementById('running-total').textContent = answered ? total : '';
+    var band = answered && bands.filter(function (b) { return total >= +b.dataset.min && total <= +b.dataset.max; })[0];
     var label = document.getElementById('running-band');
     label.textContent = band ? band.textContent : '';
     label.className = 'score' + (band ? ' sev-' + band.dataset.severity : '');
@@ -95,9 +97,12 @@
       if (result.ok) {
         localStorage.removeItem(draftKey);
         status.textContent = d.sent;
-        location.href = '/patients/' + d.patient + '/nursing?done=' + result.json.id + '#' + d.code;
+        location.href = '/patients/' + d.patient + '/nursing?done=' + result.json.id;
       } else {
         save(false);
+        var m = /^answers\.([\w-]+):/.exec(result.json.detail || '');
+        var fieldset = m && form.querySelector('fieldset.item[data-item="' + m[1] + '"]');
+        if (fieldset) return flag(fieldset);
         status.textContent = result.json.message + (result.json.detail ? '：' + result.json.detail : '');
         status.className = 'flash error';
       }
@@ -111,7 +116,29 @@
   }
 
   form.addEventListener('change', function () { refresh(); save(false); });
-  form.addEventListener('submit', function (e) { e.preventDefault(); save(true); send(); });
+  // A required question left open: say which, highlight it and take her there; nothing is sent.
+  function firstMissing() {
+    return items.filter(function (f) {
+      return !f.hidden && f.dataset.required && !f.querySelector('input[type=radio]:checked');
+    })[0];
+  }
+  function flag(fieldset) {
+    items.forEach(function (f) { f.classList.remove('missing'); });
+    fieldset.classList.add('missing');
+    status.textContent = d.missing.replace('%s', fieldset.querySelector('legend').textContent.replace('*', '').trim());
+    status.className = 'flash error';
+    fieldset.scrollIntoView({ block: 'center' });
+  }
+  form.addEventListener('change', function (e) {
+    var f = e.target.closest && e.target.closest('fieldset.item');
+    if (f) f.classList.remove('missing');
+  });
+  form.addEventListener('submit', function (e) {
+    e.preventDefault();
+    var missing = firstMissing();
+    if (missing) return flag(missing);
+    save(true); send();
+  });
   window.addEventListener('online', function () {
     var saved = restore();
     if (saved && saved.pending) send();
