@@ -47,7 +47,8 @@ import VaporTesting
             // A web page for an unknown patient is a 404 page, not a crash.
             let page = try await client.page("/patients/nope")
             #expect(page.status == .notFound)
-            #expect(page.body.string.contains("404"))
+            #expect(page.body.string.contains("该页面或记录不存在") && page.body.string.contains("data-code=\"not_found\""))
+            #expect(!page.body.string.contains(">not_found<") && !page.body.string.contains("patient nope"))
         }
     }
 
