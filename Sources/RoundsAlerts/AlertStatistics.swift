@@ -200,23 +200,26 @@ extension AlertService {
     }
 
     /// The alerts of the period as CSV (RFC 4180 with a BOM, formulas neutralised), one row each.
-    public func csv(from: Date, to: Date, hospitalID: String?, context: RequestContext, on db: any Database) async throws -> String {
+    public func csv(from: Date, to: Date, hospitalID: String?, style: CSVStyle = .machine, context: RequestContext,
+                    on db: any Database) async throws -> String {
         let alerts = try await reviewedAlerts(from: from, to: to, hospitalID: hospitalID, context: context, on: db)
         let wardNames = try await wardNames(on: db)
         let patients = try await Patient.query(on: db).filter(\.$id ~~ Set(alerts.map(\.patientID))).all()
         let byID = Dictionary(patients.map { ($0.id!, $0) }, uniquingKeysWith: { a, _ in a })
-        let iso = ISO8601DateFormatter()
         func minutes(_ end: Date?, _ start: Date) -> String {
             end.map { String(format: "%.1f", $0.timeIntervalSince(start) / 60) } ?? ""
         }
-        var out = "\u{FEFF}alert_id,raised_at,ward,patient,mrn,test_code,test_name,value,unit,flag,source,reported_by,status,escalation_level,"
-            + "acknowledged_by,acknowledged_at,minutes_to_acknowledge,read_back,action_kind,action_text,action_at,minutes_to_action\r\n"
+        let columns = ["alert_id", "raised_at", "ward", "patient", "mrn", "test_code", "test_name", "value", "unit", "flag", "source",
+                       "reported_by", "status", "escalation_level", "acknowledged_by", "acknowledged_at", "minutes_to_acknowledge",
+                       "read_back", "action_kind", "action_text", "action_at", "minutes_to_action"]
+        var out = "\u{FEFF}" + style.header(columns, prefix: "csv_alert_") + "\r\n"
         for a in alerts {
             let fields: [String?] = [
-                a.id, iso.string(from: a.raisedAt), a.wardID.flatMap { wardNames[$0] }, byID[a.patientID]?.name, byID[a.patientID]?.mrn,
-                a.testCode, a.testName, a.value, a.unit, a.flag, a.source, a.reportedBy, a.status, String(a.level),
-                a.acknowledgedByName, a.acknowledgedAt.map(iso.string(from:)), minutes(a.acknowledgedAt, a.raisedAt), a.readBack,
-                a.actionKind, a.actionText, a.actionAt.map(iso.string(from:)), minutes(a.actionAt, a.raisedAt),
+                a.id, style.time(a.raisedAt), a.wardID.flatMap { wardNames[$0] }, byID[a.patientID]?.name, byID[a.patientID]?.mrn,
+                a.testCode, a.testName, a.value, a.unit, style.word("flag", a.flag), style.word("alert_source", a.source), a.reportedBy,
+                style.word("alert_status", a.status), String(a.level),
+                a.acknowledgedByName, style.time(a.acknowledgedAt), minutes(a.acknowledgedAt, a.raisedAt), a.readBack,
+                style.word("alert_action", a.actionKind), a.actionText, style.time(a.actionAt), minutes(a.actionAt, a.raisedAt),
             ]
             out += fields.map { AuditLog.csvField($0 ?? "") }.joined(separator: ",") + "\r\n"
         }

@@ -108,14 +108,20 @@ import VaporTesting
             #expect(csv.status == .ok)
             #expect(csv.headers.contentType?.description.hasPrefix("text/csv") == true)
             let text = csv.body.string
-            #expect(text.hasPrefix("\u{FEFF}id,at,actor_kind"))
+            // The download from the page is for people: headers and actions in Chinese, hospital time.
+            #expect(text.hasPrefix("\u{FEFF}编号,时间,身份"))
+            #expect(text.contains("查看患者") && !text.contains(",patient.read,"))
+            #expect(!text.contains("T0") || !text.contains("Z,"))
             #expect(text.contains("王芳"))
             #expect(!text.contains("林晓"))
             #expect(text.components(separatedBy: "\r\n").filter { !$0.isEmpty }.count == 2)
 
             let page = try await qc.page("/audit")
             #expect(page.status == .ok)
-            #expect(page.body.string.contains("patient.read"))
+            #expect(page.body.string.contains("查看患者") && !page.body.string.contains(">patient.read<"))
+            // The API's CSV stays for programs: column keys and ISO times.
+            let machine = try await qc.request(.GET, "/api/v1/audit.csv?action=patient.read").body.string
+            #expect(machine.hasPrefix("\u{FEFF}id,at,actor_kind") && machine.contains(",patient.read,"))
 
             // Bad filters are explained, not ignored.
             let bad = try await qc.get("/api/v1/audit?from=yesterday")
@@ -130,5 +136,35 @@ import VaporTesting
         #expect(AuditLog.csvField("say \"hi\"") == "\"say \"\"hi\"\"\"")
         #expect(AuditLog.csvField("=HYPERLINK(\"x\")") == "\"'=HYPERLINK(\"\"x\"\")\"")
         #expect(AuditLog.csvField("line\nbreak") == "\"line\nbreak\"")
+    }
+}
+
+
+@Suite struct AuditPageTests {
+    /// Quality control finds a person by name and a patient by name or MRN, picks an action in
+    /// words; a run of page views of one patient by one person is one row with a count.
+    @Test(arguments: Backend.all)
+    func theAuditLogReadsInWordsAndFoldsPageViews(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, clock in
+            let patient = try await Demo.patient(onWard: "LUNG", app)
+            let nurse = Client(app)
+            try await nurse.login("wang.fang")
+            for _ in 0..<4 {
+                #expect(try await nurse.page("/patients/\(patient.id!)").status == .ok)
+                clock.advance(by: 30)
+            }
+            let qc = Client(app)
+            try await qc.login("zhu.lin")
+            let byName = try await qc.page("/audit?person=%E7%8E%8B%E8%8A%B3&action=patient.read").body.string  // 王芳
+            #expect(byName.contains("王芳") && byName.contains("查看患者") && byName.contains("4×"))
+            #expect(byName.contains("\(patient.name) · \(patient.mrn)"))
+            #expect(byName.components(separatedBy: "<tr").count - 2 == 1)  // one folded row (minus the header)
+            let byMRN = try await qc.page("/audit?patient=\(patient.mrn)").body.string
+            #expect(byMRN.contains("<td>王芳</td><td>查看患者"))
+            let nobody = try await qc.page("/audit?person=%E6%B2%A1%E6%9C%89%E8%BF%99%E4%B8%AA%E4%BA%BA").body.string  // 没有这个人
+            #expect(nobody.components(separatedBy: "<tr").count - 2 == 0)  // nothing but the header
+            // The action list is in words, and chosen actions stay chosen.
+            #expect(byName.contains("<option value=\"patient.read\" selected>查看患者</option>"))
+        }
     }
 }

@@ -20,7 +20,8 @@ SKIP = re.compile(r"^/(logout|locale|api/|attachments/)|\.(csv|ics|hl7)$|/raw$|/
 RAW_CODES = re.compile(
     r"\b(open|acknowledged|closed|pending|sent|dead|active|discharged|cancelled|archived|attending|ward_rule|"
     r"escalation|overdue|daily_at|every_hours|accepted|rejected|duplicate|success|denied|failure|head_nurse|"
-    r"medical_affairs|quality_control|true|false|null|nil|HH|LL|AA)\b")
+    r"medical_affairs|quality_control|true|false|null|nil|HH|LL|AA|"
+    r"(?:alert|patient|chat|auth|hl7|staff|token|audit|care_plan|assessment)\.[a-z_.]+)\b")
 UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}|\d{2}:\d{2}(:\d{2})?Z\b|\bUTC\b|GMT")
 
 CHECK_PAGE = """
@@ -88,8 +89,8 @@ def test_every_page_reads_as_a_product(rounds_server, username, size):
             failures += ["%s %s" % (path, p) for p in problems]
             for match in set(RAW_CODES.findall(text)):
                 failures.append("%s raw code: %s" % (path, match))
-            for match in set(m.group(0) for m in UTC.finditer(text)):
-                failures.append("%s UTC time: %s" % (path, match))
+            for m in UTC.finditer(text):
+                failures.append("%s UTC time: %s (…%s…)" % (path, m.group(0), text[max(0, m.start() - 40):m.end() + 20].replace("\n", " ")))
             for href in links:
                 target = urllib.parse.urlparse(urllib.parse.urljoin(base + path, href))
                 if target.netloc != urllib.parse.urlparse(base).netloc or SKIP.search(target.path):

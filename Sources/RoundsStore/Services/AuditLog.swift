@@ -83,6 +83,9 @@ public struct AuditLog: Sendable {
         public var limit: Int
         /// Newest first; rows older than this id.
         public var beforeID: String?
+        /// Any of these people, or patients (found by name or MRN); an empty list matches nothing.
+        public var actorIDs: [String]?
+        public var patientIDs: [String]?
 
         public init(actorID: String? = nil, action: String? = nil, entityType: String? = nil,
                     entityID: String? = nil, patientID: String? = nil, outcome: String? = nil,
@@ -124,6 +127,8 @@ public struct AuditLog: Sendable {
         if let v = filter.from { query.filter(\.$at >= v) }
         if let v = filter.to { query.filter(\.$at < v) }
         if let v = filter.beforeID { query.filter(\.$id < v) }
+        if let v = filter.actorIDs { query.filter(\.$actorID ~~ v) }
+        if let v = filter.patientIDs { query.filter(\.$patientID ~~ v) }
         let rows = try await query.sort(\.$at, .descending).sort(\.$id, .descending)
             .limit(max(1, min(filter.limit, 10_000))).all()
         try await record("audit.search", entityType: "audit", entityID: nil, detail: "\(rows.count) rows",
@@ -132,12 +137,14 @@ public struct AuditLog: Sendable {
     }
 
     /// RFC 4180 CSV, with a BOM so spreadsheet programs open the Chinese text as UTF-8.
-    public static func csv(_ rows: [AuditEvent]) -> String {
-        let formatter = ISO8601DateFormatter()
-        var out = "\u{FEFF}id,at,actor_kind,actor_id,actor_name,action,entity_type,entity_id,patient_id,hospital_id,client_address,outcome,detail\r\n"
+    public static func csv(_ rows: [AuditEvent], style: CSVStyle = .machine) -> String {
+        let columns = ["id", "at", "actor_kind", "actor_id", "actor_name", "action", "entity_type", "entity_id", "patient_id",
+                       "hospital_id", "client_address", "outcome", "detail"]
+        var out = "\u{FEFF}" + style.header(columns, prefix: "csv_audit_") + "\r\n"
         for r in rows {
-            let fields: [String?] = [r.id, formatter.string(from: r.at), r.actorKind, r.actorID, r.actorName, r.action,
-                                     r.entityType, r.entityID, r.patientID, r.hospitalID, r.clientAddress, r.outcome, r.detail]
+            let fields: [String?] = [r.id, style.time(r.at), style.word("actor_kind", r.actorKind), r.actorID, r.actorName,
+                                     style.word("audit_action", r.action), r.entityType, r.entityID, r.patientID, r.hospitalID,
+                                     r.clientAddress, style.word("audit_outcome", r.outcome), r.detail]
             out += fields.map { csvField($0 ?? "") }.joined(separator: ",") + "\r\n"
         }
         return out
@@ -151,5 +158,41 @@ public struct AuditLog: Sendable {
             return "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }
         return v
+    }
+}
+
+/// How a CSV is written: for programs (the API: column keys, ISO 8601 UTC times) or for people
+/// (the pages' download: headers and values in the reader's language, hospital-local times).
+public enum CSVStyle: Sendable {
+    case machine
+    case people(labels: [String: String], timeZone: TimeZone)
+
+    public func header(_ columns: [String], prefix: String) -> String {
+        switch self {
+        case .machine: return columns.joined(separator: ",")
+        case .people(let labels, _): return columns.map { AuditLog.csvField(labels[prefix + $0] ?? $0) }.joined(separator: ",")
+        }
+    }
+
+    public func time(_ date: Date?) -> String? {
+        guard let date else { return nil }
+        switch self {
+        case .machine: return ISO8601DateFormatter().string(from: date)
+        case .people(_, let zone):
+            let f = DateFormatter()
+            f.locale = Foundation.Locale(identifier: "en_US_POSIX")
+            f.timeZone = zone
+            f.dateFormat = "yyyy-MM-dd HH:mm:ss"
+            return f.string(from: date)
+        }
+    }
+
+    /// A coded value in words ("alert_status_open" → 未确认), or as it is for programs.
+    public func word(_ kind: String, _ value: String?) -> String? {
+        guard let value else { return nil }
+        switch self {
+        case .machine: return value
+        case .people(let labels, _): return labels["\(kind)_\(value)"] ?? value
+        }
     }
 }

@@ -218,8 +218,8 @@ enum AuditFilterQuery {
         return key == "to" ? d.addingTimeInterval(86_400) : d
     }
 
-    static func csvResponse(_ rows: [AuditEvent]) -> Response {
-        csv(AuditLog.csv(rows), filename: "rounds-audit.csv")
+    static func csvResponse(_ rows: [AuditEvent], style: CSVStyle = .machine) -> Response {
+        csv(AuditLog.csv(rows, style: style), filename: "rounds-audit.csv")
     }
 
     /// A CSV download that no cache keeps.

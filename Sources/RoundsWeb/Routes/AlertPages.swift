@@ -222,6 +222,7 @@ struct AlertPages {
     @Sendable func csv(req: Request) async throws -> Response {
         let (from, to) = try AlertRoutes.period(req)
         let text = try await req.rounds.alerts.csv(from: from, to: to, hospitalID: req.query[String.self, at: "hospitalId"],
+                                                   style: .people(labels: req.rounds.catalogue.table(req.locale), timeZone: Formatting.hospitalTimeZone),
                                                    context: req.context(), on: req.db)
         return AuditFilterQuery.csv(text, filename: "rounds-critical-values.csv")
     }
