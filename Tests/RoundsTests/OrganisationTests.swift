@@ -93,6 +93,24 @@ import VaporTesting
             #expect(tokenPage.body.string.contains("new-token-secret"))
             let again = try await admin.page("/admin/tokens")
             #expect(!again.body.string.contains("new-token-secret"))
+            // It expires in 90 days unless chosen otherwise; scopes are in words.
+            let token = try #require(try await APIToken.query(on: app.db).filter(\.$name == "LIS").first())
+            let expires = try #require(token.expiresAt)
+            #expect(abs(expires.timeIntervalSince(token.createdAt) - 90 * 86_400) < 5)
+            #expect(again.body.string.contains("读取患者") && again.body.string.contains(Formatting.day(expires)))
+            let forever = try await admin.form("/admin/tokens", ["name": "PACS", "scopes[]": "patients:read", "hospitalId": main.id!, "lifetimeDays": "0"])
+            #expect(forever.status == .ok)
+            #expect(try await APIToken.query(on: app.db).filter(\.$name == "PACS").first()?.expiresAt == nil)
+            #expect(try await admin.form("/admin/tokens", ["name": "X", "scopes[]": "patients:read", "lifetimeDays": "7"]).headers
+                .first(name: .location)?.contains("error=") == true)
+            // Revoking asks first, naming the token; a POST without the confirmation only asks.
+            let ask = try await admin.page("/admin/tokens/\(token.id!)/revoke")
+            #expect(ask.status == .ok && ask.body.string.contains("LIS") && ask.body.string.contains("立即无法访问"))
+            let stray = try await admin.form("/admin/tokens/\(token.id!)/revoke", [:])
+            #expect(stray.headers.first(name: .location) == "/admin/tokens/\(token.id!)/revoke")
+            #expect(try await APIToken.find(token.id, on: app.db)?.revokedAt == nil)
+            _ = try await admin.form("/admin/tokens/\(token.id!)/revoke", ["confirm": "yes"])
+            #expect(try await APIToken.find(token.id, on: app.db)?.revokedAt != nil)
         }
     }
 }

@@ -33,9 +33,12 @@ struct AdminPages {
 
     struct TokenRow: Encodable {
         var id: String; var name: String; var prefix: String; var scopes: String; var hospital: String
-        var createdAt: String; var lastUsedAt: String; var revoked: Bool
+        var createdAt: String; var lastUsedAt: String; var revoked: Bool; var expires: String; var expired: Bool
     }
-    struct TokensData: Encodable { var tokens: [TokenRow]; var hospitals: [Option]; var scopes: [String]; var newSecret: String? }
+    struct TokensData: Encodable {
+        var tokens: [TokenRow]; var hospitals: [Option]; var scopes: [Option]; var lifetimes: [Option]; var newSecret: String?
+    }
+    struct RevokeData: Encodable { var id: String; var name: String; var prefix: String; var scopes: String; var lastUsedAt: String }
 
     func register(_ routes: any RoutesBuilder) {
         let admin = routes.grouped("admin")
@@ -54,6 +57,7 @@ struct AdminPages {
         admin.get("roles", use: roles)
         admin.get("tokens", use: tokens)
         admin.post("tokens", use: createToken)
+        admin.get("tokens", ":id", "revoke", use: confirmRevoke)
         admin.post("tokens", ":id", "revoke", use: revokeToken)
         admin.get("alert-connectors", use: connectors)
         admin.post("alert-connectors", use: createConnector)
@@ -247,15 +251,24 @@ struct AdminPages {
         let hospitals = try await req.rounds.organisation.hospitals(context: context, on: req.db)
             .filter { context.principal.canManageTokens(hospitalID: $0.id) }
         let names = Dictionary(hospitals.map { ($0.id!, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let t = req.rounds.catalogue.table(req.locale)
+        let now = req.rounds.configuration.clock.now()
         let rows = tokens.map {
-            TokenRow(id: $0.id!, name: $0.name, prefix: $0.prefix, scopes: $0.scopes,
-                     hospital: $0.hospitalID.flatMap { names[$0] } ?? "*",
-                     createdAt: Formatting.dateTime($0.createdAt), lastUsedAt: Formatting.dateTime($0.lastUsedAt), revoked: $0.revokedAt != nil)
+            TokenRow(id: $0.id!, name: $0.name, prefix: $0.prefix, scopes: Self.scopeWords($0.scopes, t),
+                     hospital: $0.hospitalID.flatMap { names[$0] } ?? (t["all_hospitals"] ?? "*"),
+                     createdAt: Formatting.dateTime($0.createdAt), lastUsedAt: Formatting.dateTime($0.lastUsedAt), revoked: $0.revokedAt != nil,
+                     expires: $0.expiresAt.map { Formatting.day($0) } ?? (t["token_never_expires"] ?? ""),
+                     expired: $0.expiresAt.map { $0 <= now } ?? false)
         }
         var options = hospitals.map { Option(value: $0.id!, label: $0.name) }
-        if context.principal.isSuperuser { options.insert(Option(value: "", label: "*"), at: 0) }
+        if context.principal.isSuperuser { options.insert(Option(value: "", label: t["all_hospitals"] ?? "*"), at: 0) }
+        let lifetimes = Self.tokenLifetimes.map { days in
+            Option(value: String(days), label: days == 0 ? (t["token_never_expires"] ?? "") : (t["token_days"] ?? "%d").replacingOccurrences(of: "%d", with: String(days)))
+        }
         return try await req.page("admin_tokens", title: "admin_tokens",
-                                  data: TokensData(tokens: rows, hospitals: options, scopes: TokenScope.allCases.map(\.rawValue), newSecret: newSecret),
+                                  data: TokensData(tokens: rows, hospitals: options,
+                                                   scopes: TokenScope.allCases.map { Option(value: $0.rawValue, label: t["scope_\($0.rawValue)"] ?? $0.rawValue) },
+                                                   lifetimes: lifetimes, newSecret: newSecret),
                                   flash: okParam(req), error: errorParam(req))
     }
 
@@ -263,8 +276,12 @@ struct AdminPages {
         do {
             let scopes = ((try? req.content.get([String].self, at: "scopes")) ?? [field(req, "scopes")]).compactMap(TokenScope.init(rawValue:))
             let hospital = field(req, "hospitalId")
+            // A token lives 90 days unless the administrator chooses otherwise (0: never expires).
+            let days = Int(field(req, "lifetimeDays")) ?? 90
+            guard Self.tokenLifetimes.contains(days) else { throw RoundsError.validation("lifetimeDays: one of the offered lifetimes") }
+            let expiresAt = days == 0 ? nil : req.rounds.configuration.clock.now().addingTimeInterval(TimeInterval(days) * 86_400)
             let issued = try await req.rounds.auth.createToken(name: field(req, "name"), scopes: scopes,
-                                                               hospitalID: hospital.isEmpty ? nil : hospital, expiresAt: nil,
+                                                               hospitalID: hospital.isEmpty ? nil : hospital, expiresAt: expiresAt,
                                                                context: req.context(), on: req.db)
             // The secret is shown on this answer only; it is not in the URL or any log.
             return try await tokensPage(req, newSecret: issued.secret)
@@ -273,8 +290,29 @@ struct AdminPages {
         }
     }
 
+    static let tokenLifetimes = [30, 90, 180, 365, 0]
+
+    static func scopeWords(_ scopes: String, _ t: [String: String]) -> String {
+        scopes.split(whereSeparator: { $0 == " " || $0 == "," }).map { t["scope_\($0)"] ?? String($0) }.joined(separator: "、")
+    }
+
+    /// Revoking cuts a system off at once: say which, and ask.
+    @Sendable func confirmRevoke(req: Request) async throws -> Response {
+        let context = try requireAdmin(req)
+        let id = try req.parameters.require("id")
+        guard let token = try await req.rounds.auth.listTokens(context: context, on: req.db).first(where: { $0.id == id }) else {
+            throw RoundsError.notFound("token", id: id)
+        }
+        let t = req.rounds.catalogue.table(req.locale)
+        return try await req.page("admin_token_revoke", title: "token_revoke_title", data: RevokeData(
+            id: id, name: token.name, prefix: token.prefix, scopes: Self.scopeWords(token.scopes, t), lastUsedAt: Formatting.dateTime(token.lastUsedAt)))
+    }
+
     @Sendable func revokeToken(req: Request) async throws -> Response {
-        try await form(req, back: "/admin/tokens") {
+        guard field(req, "confirm") == "yes" else {
+            return req.redirect(to: "/admin/tokens/\(try req.parameters.require("id"))/revoke")
+        }
+        return try await form(req, back: "/admin/tokens") {
             _ = try await req.rounds.auth.revokeToken(id: req.parameters.require("id"), context: req.context(), on: req.db)
             return "/admin/tokens?ok=1"
         }
