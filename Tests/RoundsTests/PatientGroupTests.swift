@@ -394,3 +394,37 @@ import VaporTesting
     }
 }
 
+
+@Suite struct GroupRulePageTests {
+    /// The head nurse sets who joins her ward's new groups on a page; a nurse reads it; the
+    /// rule is what the API then says.
+    @Test(arguments: Backend.all)
+    func theHeadNurseEditsTheWardsGroupRuleOnAPage(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            let ward = try await Demo.department("LUNG", app)
+            let doctor = try await Demo.staff("li.ming", app)
+            let head = Client(app)
+            try await head.login("zhang.li")
+            let page = try await head.page("/wards/\(ward.id!)/group-rules")
+            #expect(page.status == .ok && page.body.string.contains("本病区医生") && page.body.string.contains("李明"))
+            #expect(try await head.page("/wards/\(ward.id!)/nursing").body.string.contains("/wards/\(ward.id!)/group-rules"))
+            let saved = try await head.request(.POST, "/wards/\(ward.id!)/group-rules", headers: ["Content-Type": "application/x-www-form-urlencoded"],
+                                               body: ByteBuffer(string: "_csrf=\(head.csrf!)&roles[]=headNurses&roles[]=wardDoctors&staff[]=\(doctor.id!)"))
+            #expect(saved.status == .seeOther && saved.headers.first(name: .location)?.contains("done=1") == true)
+            let rule = try await head.get("/api/v1/wards/\(ward.id!)/group-rules").decode(ChatService.GroupRule.self)
+            #expect(rule.headNurses && rule.wardDoctors && !rule.wardNurses && rule.extraStaffIds == [doctor.id!])
+            #expect(try await Demo.audit("chat.rule.update", app).contains { $0.outcome == "success" })
+
+            // A nurse of the ward reads it (boxes disabled, no save button) and cannot save.
+            let nurse = Client(app)
+            try await nurse.login("wang.fang")
+            let readOnly = try await nurse.page("/wards/\(ward.id!)/group-rules").body.string
+            #expect(readOnly.contains("disabled") && !readOnly.contains("id=\"save-rule\""))
+            #expect(!(try await nurse.page("/wards/\(ward.id!)/nursing").body.string.contains("/group-rules")))
+            let refused = try await nurse.request(.POST, "/wards/\(ward.id!)/group-rules", headers: ["Content-Type": "application/x-www-form-urlencoded"],
+                                                  body: ByteBuffer(string: "_csrf=\(nurse.csrf!)&roles[]=wardNurses"))
+            #expect(refused.status == .forbidden)
+            #expect(try await head.get("/api/v1/wards/\(ward.id!)/group-rules").decode(ChatService.GroupRule.self) == rule)
+        }
+    }
+}

@@ -191,6 +191,7 @@ func registerRoutes(_ app: Application) throws {
     AdminPages().register(signedIn)
     AuditPages().register(signedIn)
     AlertPages().register(signedIn)
+    GroupRulePages().register(signedIn)
     NursingPages().register(signedIn)
     NursingPages.registerFeed(app.routes)
 

@@ -17,6 +17,7 @@ struct NursingPages {
         var wardId: String; var wardName: String; var beds: [BedView]; var overdue: Int; var dueNow: Int
         /// Only the ward's nurses chart: others see what is due without a link they cannot use.
         var canChart: Bool
+        var canEditRules: Bool
     }
 
     static let shortNames = ["morse-fall-scale": "跌倒", "braden-scale": "压疮", "nrs-2002": "营养", "barthel-index": "自理",
@@ -66,7 +67,8 @@ struct NursingPages {
         let all = beds.flatMap(\.due)
         return try await req.page("nursing_ward", title: "nursing_ward_title", data: WardData(
             wardId: ward.id!, wardName: ward.name, beds: views, overdue: all.filter { $0.status == "overdue" }.count,
-            dueNow: all.filter { $0.status == "due" }.count, canChart: try req.context().principal.canChartNursing(in: ward.wardRef)))
+            dueNow: all.filter { $0.status == "due" }.count, canChart: try req.context().principal.canChartNursing(in: ward.wardRef),
+            canEditRules: try req.context().principal.canEditGroupRules(in: ward.wardRef)))
     }
 
     static func dueView(_ d: NursingService.DueItem, _ t: [String: String]) -> DueView {
