@@ -428,3 +428,35 @@ import VaporTesting
         }
     }
 }
+
+@Suite struct PatientSearchTests {
+    /// One box, for everyone who may see patients: by name, MRN or bed; only their wards'
+    /// patients; a single hit opens the patient; searching is audited.
+    @Test(arguments: Backend.all)
+    func findAPatientByNameMRNOrBed(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            let lung = try await Demo.patient(onWard: "LUNG", app)
+            let icu = try await Demo.patient(onWard: "ICU", app)
+            let nurse = Client(app)
+            try await nurse.login("wang.fang")
+            #expect(try await nurse.page("/").body.string.contains("id=\"patient-search\""))
+            let byMRN = try await nurse.page("/patients?q=\(lung.mrn)")
+            #expect(byMRN.status == .seeOther && byMRN.headers.first(name: .location) == "/patients/\(lung.id!)")
+            let family = String(lung.name.prefix(1))
+            let byName = try await nurse.page("/patients?q=\(Client.encode(family))")
+            #expect(byName.status == .ok || byName.status == .seeOther)
+            if byName.status == .ok { #expect(byName.body.string.contains(lung.name) && byName.body.string.contains("search-results")) }
+            // Another ward's patient is not found by her, but by quality control.
+            let hidden = try await nurse.page("/patients?q=\(icu.mrn)")
+            #expect(hidden.status == .ok && hidden.body.string.contains("search-empty"))
+            let qc = Client(app)
+            try await qc.login("zhu.lin")
+            #expect(try await qc.page("/patients?q=\(icu.mrn)").headers.first(name: .location) == "/patients/\(icu.id!)")
+            #expect(try await Demo.audit("patient.search", app).count >= 4)
+            // IT sees no patients: no box.
+            let it = Client(app)
+            try await it.login("hu.bin")
+            #expect(!(try await it.page("/integration").body.string.contains("id=\"patient-search\"")))
+        }
+    }
+}

@@ -75,6 +75,32 @@ public struct PatientService: Sendable {
         return result
     }
 
+    /// Admitted patients of the wards I may see, found by name, MRN or bed ("12", "12床"),
+    /// by ward and bed. Audited with what was searched.
+    public func search(_ text: String, context: RequestContext, on db: any Database) async throws -> [(BedOccupant, Department)] {
+        let q = text.trimmingCharacters(in: .whitespaces)
+        guard !q.isEmpty else { return [] }
+        let wards = try await myWards(context: context, on: db)
+        guard !wards.isEmpty else { return [] }
+        let byWard = Dictionary(wards.map { ($0.id!, $0) }, uniquingKeysWith: { a, _ in a })
+        let encounters = try await Encounter.query(on: db).filter(\.$wardID ~~ Array(byWard.keys)).filter(\.$status == .active).all()
+        let patients = Dictionary(try await Patient.query(on: db).filter(\.$id ~~ encounters.map(\.patientID)).all().map { ($0.id!, $0) },
+                                  uniquingKeysWith: { a, _ in a })
+        let bedIDs = encounters.compactMap(\.bedID)
+        let beds = bedIDs.isEmpty ? [:] : Dictionary(try await Bed.query(on: db).filter(\.$id ~~ bedIDs).all().map { ($0.id!, $0) },
+                                                     uniquingKeysWith: { a, _ in a })
+        let bedQuery = q.hasSuffix("床") ? String(q.dropLast()) : q
+        let found = encounters.compactMap { e -> (BedOccupant, Department)? in
+            guard let p = patients[e.patientID], let ward = byWard[e.wardID] else { return nil }
+            let bed = e.bedID.flatMap { beds[$0] }
+            let hit = p.name.contains(q) || p.mrn.localizedCaseInsensitiveContains(q) || bed?.label == bedQuery
+            return hit ? (BedOccupant(patient: p, encounter: e, bed: bed), ward) : nil
+        }.sorted { ($0.1.name, $0.0.bed?.sortOrder ?? Int.max) < ($1.1.name, $1.0.bed?.sortOrder ?? Int.max) }
+        try await audit.record("patient.search", entityType: "patient", entityID: nil, detail: "\(q.prefix(40)): \(found.count)",
+                               context: context, on: db)
+        return Array(found.prefix(50))
+    }
+
     /// One patient with all stays. Allowed if any stay is on a ward the principal may see.
     public func record(patientID: String, context: RequestContext, on db: any Database) async throws -> PatientRecord {
         guard let patient = try await Patient.find(patientID, on: db) else { throw RoundsError.notFound("patient", id: patientID) }

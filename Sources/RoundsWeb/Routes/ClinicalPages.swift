@@ -82,8 +82,25 @@ struct ClinicalPages {
 
     func register(_ routes: any RoutesBuilder) {
         routes.get(use: home)
+        routes.get("patients", use: search)
         routes.get("wards", ":wardId", use: ward)
         routes.get("patients", ":patientId", use: patient)
+    }
+
+    struct SearchRow: Encodable { var id: String; var name: String; var mrn: String; var ward: String; var bed: String; var gender: String }
+    struct SearchData: Encodable { var q: String; var rows: [SearchRow]; var searched: Bool }
+
+    /// One search box for everyone who may see patients: name, MRN or bed.
+    @Sendable func search(req: Request) async throws -> Response {
+        let t = req.rounds.catalogue.table(req.locale)
+        let q = req.query[String.self, at: "q"] ?? ""
+        let found = try await req.rounds.patients.search(q, context: req.context(), on: req.db)
+        if found.count == 1, let only = found.first { return req.redirect(to: "/patients/\(only.0.patient.id!)") }
+        let rows = found.map { o, ward in
+            SearchRow(id: o.patient.id!, name: o.patient.name, mrn: o.patient.mrn, ward: ward.name, bed: o.bed?.label ?? "",
+                      gender: t["gender_\(o.patient.gender.rawValue)"] ?? "")
+        }
+        return try await req.page("patient_search", title: "search_title", data: SearchData(q: q, rows: rows, searched: !q.isEmpty))
     }
 
     @Sendable func home(req: Request) async throws -> Response {

@@ -16,6 +16,8 @@ struct Page<Data: Encodable>: Encodable {
         var isHospitalAdmin: Bool
         var isReviewer: Bool
         var isReporter: Bool
+        /// May see patients somewhere: gets the patient search box.
+        var seesPatients: Bool
     }
 
     var t: [String: String]
@@ -82,7 +84,8 @@ extension Request {
             Page<D>.Me(id: $0.id, name: $0.displayName, isAdmin: $0.isAdministrator, isAuditor: $0.isAuditor,
                        isGroupAdmin: $0.canManageGroup,
                        isHospitalAdmin: $0.isSuperuser || $0.assignments.contains { $0.role == .administrator },
-                       isReviewer: $0.reviewsCriticalValues, isReporter: $0.reportsCriticalValues && !$0.isSuperuser)
+                       isReviewer: $0.reviewsCriticalValues, isReporter: $0.reportsCriticalValues && !$0.isSuperuser,
+                       seesPatients: $0.kind == .staff && ($0.isSuperuser || $0.assignments.contains { $0.role.isClinical || $0.role.seesWholeHospital }))
         }
         var notices: [Notice] = []
         if let principal, principal.kind == .staff {
