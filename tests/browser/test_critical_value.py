@@ -144,3 +144,61 @@ def test_six_open_alerts_are_all_reachable_and_taps_on_the_panel_acknowledge_not
     finally:
         driver.quit()
         acknowledge_all(rounds_server)
+
+
+def test_replay_of_an_alerted_result_asks_first_and_raises_nothing_new(rounds_server):
+    base = rounds_server.base
+    send_hl7(rounds_server, "oru_r01_critical_k.hl7")   # already sent above: a duplicate, or the first time
+    admin_api = Session(base, "admin")
+    before = len(admin_api.get("/api/v1/alerts"))
+    message = [m for m in admin_api.get("/api/v1/hl7/messages?type=ORU") if m["status"] == "accepted"][0]
+    driver = make_driver(1024, 768)
+    try:
+        sign_in(driver, base, "admin")
+        driver.get(base + "/integration/messages/" + message["id"])
+        driver.find_element(By.ID, "replay").click()
+        WebDriverWait(driver, 15).until(EC.presence_of_element_located((By.ID, "replay-confirm")))
+        assert "已提醒过的危急值不会再次提醒" in driver.find_element(By.ID, "replay-effects").text
+        assert "6.9" in driver.find_element(By.ID, "replay-alerted").text
+        driver.find_element(By.ID, "replay-confirm").click()
+        WebDriverWait(driver, 15).until(EC.text_to_be_present_in_element((By.TAG_NAME, "main"), "已重新处理"))
+        import time
+        time.sleep(2)   # the dispatcher has run the replayed message's events
+        assert len(admin_api.get("/api/v1/alerts")) == before
+    finally:
+        driver.quit()
+
+
+def test_the_escalation_card_opens_exactly_its_own_alert(rounds_server):
+    """Two open values of one patient, both escalated after a minute (the ward's ladder set to
+    one minute): each escalation card opens its own alert, and acknowledging sodium leaves
+    potassium open."""
+    base = rounds_server.base
+    acknowledge_all(rounds_server)
+    head = Session(base, "zhang.li")
+    group = [g for g in head.get("/api/v1/groups") if "MRN10001" in g["name"]][0]
+    status, _ = head.put("/api/v1/wards/%s/escalation-ladder" % group["wardId"],
+                         {"steps": [{"afterMinutes": 1, "targets": ["ward_doctors", "head_nurse"]}]})
+    assert status == 200
+    potassium = report(rounds_server, "7.1")
+    sodium = report(rounds_server, "108", test="血钠", code="2951-2")
+    doctor = make_driver(1024, 768)
+    try:
+        sign_in(doctor, base, "li.ming")
+        doctor.get(base + "/groups/" + group["id"])
+        WebDriverWait(doctor, 15).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#chat.live")))
+        WebDriverWait(doctor, 120).until(lambda d: len(d.find_elements(
+            By.XPATH, "//div[contains(@class,'bot-card')][contains(., '已升级')]")) >= 2)
+        card = doctor.find_element(By.XPATH, "//div[contains(@class,'bot-card')][contains(., '已升级')][contains(., '血钠 108')]")
+        assert "王建国" in card.text and "MRN10001" in card.text
+        card.find_element(By.XPATH, ".//a[contains(., '查看并复述确认')]").click()
+        WebDriverWait(doctor, 15).until(EC.presence_of_element_located((By.ID, "acknowledge-form")))
+        assert "血钠 108" in doctor.find_element(By.ID, "alert-result").text
+        doctor.find_element(By.ID, "read-back").send_keys("血钠 108")
+        doctor.find_element(By.CSS_SELECTOR, "#acknowledge-form button[type=submit]").click()
+        WebDriverWait(doctor, 15).until(EC.presence_of_element_located((By.ID, "alert-acknowledged")))
+        assert alert_status(rounds_server, sodium["id"]) == "acknowledged"
+        assert alert_status(rounds_server, potassium["id"]) == "open"
+    finally:
+        doctor.quit()
+        acknowledge_all(rounds_server)

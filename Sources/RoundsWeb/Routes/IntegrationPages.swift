@@ -60,7 +60,8 @@ struct IntegrationPages {
                               text: tree.text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n"),
                               segments: tree.segments, parseError: tree.error, failed: record.status == "error" || record.status == "rejected",
                               statusLabel: req.rounds.catalogue.table(req.locale)["hl7_status_\(record.status)"] ?? record.status)
-        return try await req.page("integration_message", title: "integration_message", data: data)
+        return try await req.page("integration_message", title: "integration_message", data: data,
+                                  flash: req.query[String.self, at: "ok"], error: req.query[String.self, at: "error"])
     }
 
     struct ReplayData: Encodable {
