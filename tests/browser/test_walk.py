@@ -22,7 +22,8 @@ RAW_CODES = re.compile(
     r"escalation|overdue|daily_at|every_hours|accepted|rejected|duplicate|success|denied|failure|head_nurse|"
     r"medical_affairs|quality_control|true|false|null|nil|HH|LL|AA|"
     r"(?:alert|patient|chat|auth|hl7|staff|token|audit|care_plan|assessment)\.[a-z_.]+)\b")
-UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}|\d{2}:\d{2}(:\d{2})?Z\b|\bUTC\b|GMT")
+# A time shown in UTC: ISO 8601 with a T, or a clock time marked Z, UTC or GMT.
+UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}|\d{1,2}:\d{2}(:\d{2})?\s*(Z|UTC|GMT)\b")
 
 CHECK_PAGE = """
 const problems = [];
