@@ -213,13 +213,14 @@ extension AlertService {
                        "reported_by", "status", "escalation_level", "acknowledged_by", "acknowledged_at", "minutes_to_acknowledge",
                        "read_back", "action_kind", "action_text", "action_at", "minutes_to_action"]
         var out = "\u{FEFF}" + style.header(columns, prefix: "csv_alert_") + "\r\n"
+        let time = style.timeFormat()
         for a in alerts {
             let fields: [String?] = [
-                a.id, style.time(a.raisedAt), a.wardID.flatMap { wardNames[$0] }, byID[a.patientID]?.name, byID[a.patientID]?.mrn,
+                a.id, time(a.raisedAt), a.wardID.flatMap { wardNames[$0] }, byID[a.patientID]?.name, byID[a.patientID]?.mrn,
                 a.testCode, a.testName, a.value, a.unit, style.word("flag", a.flag), style.word("alert_source", a.source), a.reportedBy,
                 style.word("alert_status", a.status), String(a.level),
-                a.acknowledgedByName, style.time(a.acknowledgedAt), minutes(a.acknowledgedAt, a.raisedAt), a.readBack,
-                style.word("alert_action", a.actionKind), a.actionText, style.time(a.actionAt), minutes(a.actionAt, a.raisedAt),
+                a.acknowledgedByName, time(a.acknowledgedAt), minutes(a.acknowledgedAt, a.raisedAt), a.readBack,
+                style.word("alert_action", a.actionKind), a.actionText, time(a.actionAt), minutes(a.actionAt, a.raisedAt),
             ]
             out += fields.map { AuditLog.csvField($0 ?? "") }.joined(separator: ",") + "\r\n"
         }

@@ -128,14 +128,36 @@ public enum AbnormalFlag {
         return "（\(chinese[flag.uppercased()] ?? flag)）"
     }
 
-    /// Why a value is critical, as cards say it: the mapper records it in a fixed English form.
+    /// Why a value is critical, as cards say it.
     public static func reasonInChinese(_ reason: String) -> String {
-        if let code = reason.wholeMatch(of: /abnormal flag (.+)/)?.1 { return "检验标记为" + (chinese[String(code)] ?? String(code)) }
-        if let code = reason.wholeMatch(of: /critical finding \((.+)\)/)?.1 { return "报告标记为" + (chinese[String(code)] ?? String(code)) }
-        if let limit = reason.wholeMatch(of: /above (.+)/)?.1 { return "高于危急值上限 \(limit)" }
-        if let limit = reason.wholeMatch(of: /below (.+)/)?.1 { return "低于危急值下限 \(limit)" }
-        if let who = reason.wholeMatch(of: /reported by (.+) \(API\)/)?.1 { return "\(who) 经接口报告" }
-        if let who = reason.wholeMatch(of: /reported by (.+)/)?.1 { return "\(who) 报告" }
-        return reason
+        guard let parsed = CriticalReason(reason) else { return reason }
+        switch parsed.kind {
+        case .flag: return "检验标记为" + (chinese[parsed.value] ?? parsed.value)
+        case .finding: return "报告标记为" + (chinese[parsed.value] ?? parsed.value)
+        case .above: return "高于危急值上限 \(parsed.value)"
+        case .below: return "低于危急值下限 \(parsed.value)"
+        case .reportedAPI: return "\(parsed.value) 经接口报告"
+        case .reported: return "\(parsed.value) 报告"
+        }
+    }
+}
+
+/// Why a value is critical, read back from the fixed English form the mapper and the reports
+/// record ("abnormal flag HH", "above 6.2 mmol/L", "reported by 钱丽 (API)"), so cards and pages
+/// can say it in their reader's words.
+public struct CriticalReason: Sendable, Equatable {
+    public enum Kind: String, Sendable { case flag, finding, above, below, reported, reportedAPI = "reported_api" }
+    public var kind: Kind
+    /// The flag, the limit or the reporter's name.
+    public var value: String
+
+    public init?(_ reason: String) {
+        if let m = reason.wholeMatch(of: /abnormal flag (.+)/) { kind = .flag; value = String(m.1) }
+        else if let m = reason.wholeMatch(of: /critical finding \((.+)\)/) { kind = .finding; value = String(m.1) }
+        else if let m = reason.wholeMatch(of: /above (.+)/) { kind = .above; value = String(m.1) }
+        else if let m = reason.wholeMatch(of: /below (.+)/) { kind = .below; value = String(m.1) }
+        else if let m = reason.wholeMatch(of: /reported by (.+) \(API\)/) { kind = .reportedAPI; value = String(m.1) }
+        else if let m = reason.wholeMatch(of: /reported by (.+)/) { kind = .reported; value = String(m.1) }
+        else { return nil }
     }
 }

@@ -271,11 +271,9 @@ public struct ChatService: Sendable {
         var summaries: [GroupSummary] = []
         for group in groups {
             let member = memberships.first { $0.groupID == group.id }
-            let unreadQuery = ChatMessage.query(on: db).filter(\.$groupID == group.id!)
-            if let read = member?.lastReadMessageID { unreadQuery.filter(\.$id > read) }
-            let unreadMessages = try await unreadQuery.group(.or) { $0.filter(\.$senderID == nil).filter(\.$senderID != context.principal.id) }.all()
+            let unreadMessages = try await Self.waiting(in: group.id!, after: member?.lastReadMessageID, for: context.principal.id, on: db).all()
             let unread = unreadMessages.count
-            let mentioned = unreadMessages.contains { $0.mentions?.split(separator: " ").contains(Substring(context.principal.id)) == true }
+            let mentioned = unreadMessages.contains { Self.names($0, context.principal.id) }
             let last = try await ChatMessage.query(on: db).filter(\.$groupID == group.id!).sort(\.$id, .descending).first()
             summaries.append(GroupSummary(group: group, unread: unread, lastMessage: last, mentioned: mentioned))
         }
@@ -308,15 +306,25 @@ public struct ChatService: Sendable {
         let me = context.principal.id
         var unread = 0, mentioned = false
         for membership in try await ChatMember.query(on: db).filter(\.$staffID == me).all() {
-            // Cards from Rounds have no sender: they count as waiting too.
-            let query = ChatMessage.query(on: db).filter(\.$groupID == membership.groupID)
-                .group(.or) { $0.filter(\.$senderID == nil).filter(\.$senderID != me) }
-            if let read = membership.lastReadMessageID { query.filter(\.$id > read) }
-            let waiting = try await query.limit(1000).all()
+            let waiting = try await Self.waiting(in: membership.groupID, after: membership.lastReadMessageID, for: me, on: db).limit(1000).all()
             unread += waiting.count
-            mentioned = mentioned || waiting.contains { $0.mentions?.split(separator: " ").contains(Substring(me)) == true }
+            mentioned = mentioned || waiting.contains { Self.names($0, me) }
         }
         return (unread, mentioned)
+    }
+
+    /// The messages of a group that wait for a member: after the last one read, not the
+    /// member's own (cards from Rounds have no sender: they count as waiting too).
+    static func waiting(in groupID: String, after lastRead: String?, for staffID: String, on db: any Database) -> QueryBuilder<ChatMessage> {
+        let query = ChatMessage.query(on: db).filter(\.$groupID == groupID)
+            .group(.or) { $0.filter(\.$senderID == nil).filter(\.$senderID != staffID) }
+        if let lastRead { query.filter(\.$id > lastRead) }
+        return query
+    }
+
+    /// Whether a message @mentions this person.
+    static func names(_ message: ChatMessage, _ staffID: String) -> Bool {
+        message.mentions?.split(separator: " ").contains(Substring(staffID)) == true
     }
 
     public func readGroup(_ id: String, context: RequestContext, on db: any Database) async throws -> ChatGroup {

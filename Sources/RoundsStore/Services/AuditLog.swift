@@ -141,8 +141,9 @@ public struct AuditLog: Sendable {
         let columns = ["id", "at", "actor_kind", "actor_id", "actor_name", "action", "entity_type", "entity_id", "patient_id",
                        "hospital_id", "client_address", "outcome", "detail"]
         var out = "\u{FEFF}" + style.header(columns, prefix: "csv_audit_") + "\r\n"
+        let time = style.timeFormat()
         for r in rows {
-            let fields: [String?] = [r.id, style.time(r.at), style.word("actor_kind", r.actorKind), r.actorID, r.actorName,
+            let fields: [String?] = [r.id, time(r.at), style.word("actor_kind", r.actorKind), r.actorID, r.actorName,
                                      style.word("audit_action", r.action), r.entityType, r.entityID, r.patientID, r.hospitalID,
                                      r.clientAddress, style.word("audit_outcome", r.outcome), r.detail]
             out += fields.map { csvField($0 ?? "") }.joined(separator: ",") + "\r\n"
@@ -174,16 +175,18 @@ public enum CSVStyle: Sendable {
         }
     }
 
-    public func time(_ date: Date?) -> String? {
-        guard let date else { return nil }
+    /// How this style writes a time; make it once per export (formatters are costly to make).
+    public func timeFormat() -> (Date?) -> String? {
         switch self {
-        case .machine: return ISO8601DateFormatter().string(from: date)
+        case .machine:
+            let iso = ISO8601DateFormatter()
+            return { $0.map(iso.string(from:)) }
         case .people(_, let zone):
             let f = DateFormatter()
             f.locale = Foundation.Locale(identifier: "en_US_POSIX")
             f.timeZone = zone
             f.dateFormat = "yyyy-MM-dd HH:mm:ss"
-            return f.string(from: date)
+            return { $0.map(f.string(from:)) }
         }
     }
 

@@ -23,8 +23,7 @@ struct BodyDeadlineMiddleware: AsyncMiddleware {
             guard settled.withLockedValue({ done in defer { done = true }; return !done }) else { return }
             promise.completeWith(result)
         }
-        let deadline = request.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000
-                                                                        + timeout.components.attoseconds / 1_000_000_000)) {
+        let deadline = request.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
             settle(.failure(RoundsError.requestTimeout))
         }
         request.eventLoop.execute {

@@ -1,6 +1,7 @@
 import Fluent
 import Leaf
 import LeafKit
+import NIOCore
 import RoundsAlerts
 import RoundsChat
 import RoundsClinical
@@ -39,8 +40,7 @@ public func configure(_ app: Application, _ configuration: RoundsConfiguration) 
     ContentConfiguration.global.use(encoder: JSONEncoder.custom(dates: .iso8601, format: [.sortedKeys]), for: .json)
     ContentConfiguration.global.use(decoder: JSONDecoder.custom(dates: .iso8601), for: .json)
     app.routes.defaultMaxBodySize = "1mb"
-    app.http.server.configuration.idleTimeout = .nanoseconds(Int64(configuration.httpLimits.idleTimeout.components.seconds) * 1_000_000_000
-                                                             + configuration.httpLimits.idleTimeout.components.attoseconds / 1_000_000_000)
+    app.http.server.configuration.idleTimeout = TimeAmount(configuration.httpLimits.idleTimeout)
 
     let views = WebResources.root.appendingPathComponent("Views").path + "/"
     app.views.use(.leaf)

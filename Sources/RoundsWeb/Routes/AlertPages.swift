@@ -70,9 +70,9 @@ struct AlertPages {
     @Sendable func urgent(req: Request) async throws -> Response {
         struct Fragment: Encodable { var t: [String: String]; var urgent: [UrgentPatient]; var urgentCount: Int; var urgentSignature: String }
         _ = try req.context()
-        let urgent = try await req.urgentPanel()
-        let view = try await req.view.render("urgent_fragment", Fragment(t: req.rounds.catalogue.table(req.locale), urgent: urgent,
-                                                                         urgentCount: urgent.reduce(0) { $0 + $1.items.count },
+        let t = req.rounds.catalogue.table(req.locale)
+        let urgent = try await req.urgentPanel(t)
+        let view = try await req.view.render("urgent_fragment", Fragment(t: t, urgent: urgent, urgentCount: UrgentPatient.count(urgent),
                                                                          urgentSignature: UrgentPatient.signature(urgent)))
         let response = try await view.encodeResponse(for: req)
         response.headers.replaceOrAdd(name: .contentType, value: "text/html; charset=utf-8")

@@ -27,16 +27,9 @@ enum Formatting {
     /// fixed English form ("abnormal flag HH", "above 6.2 mmol/L", "reported by 钱丽").
     static func reason(_ reason: String?, _ t: [String: String]) -> String {
         guard let reason, !reason.isEmpty else { return "" }
-        func template(_ key: String, _ value: String) -> String {
-            (t[key] ?? "%s").replacingOccurrences(of: "%s", with: value)
-        }
-        if let code = reason.wholeMatch(of: /abnormal flag (.+)/)?.1 { return template("reason_flag", Self.flag(String(code), t)) }
-        if let code = reason.wholeMatch(of: /critical finding \((.+)\)/)?.1 { return template("reason_finding", Self.flag(String(code), t)) }
-        if let limit = reason.wholeMatch(of: /above (.+)/)?.1 { return template("reason_above", String(limit)) }
-        if let limit = reason.wholeMatch(of: /below (.+)/)?.1 { return template("reason_below", String(limit)) }
-        if let who = reason.wholeMatch(of: /reported by (.+) \(API\)/)?.1 { return template("reason_reported_api", String(who)) }
-        if let who = reason.wholeMatch(of: /reported by (.+)/)?.1 { return template("reason_reported", String(who)) }
-        return reason
+        guard let parsed = CriticalReason(reason) else { return reason }
+        let value = parsed.kind == .flag || parsed.kind == .finding ? flag(parsed.value, t) : parsed.value
+        return (t["reason_\(parsed.kind.rawValue)"] ?? "%s").replacingOccurrences(of: "%s", with: value)
     }
 
     /// "2026-12-03" in the hospital's time zone: the day separators of a conversation.

@@ -61,6 +61,8 @@ struct UrgentPatient: Encodable {
     var items: [Item]
 
     /// What the panel shows, in short: the page's script swaps the panel only when this changes.
+    static func count(_ patients: [UrgentPatient]) -> Int { patients.reduce(0) { $0 + $1.items.count } }
+
     static func signature(_ patients: [UrgentPatient]) -> String {
         patients.flatMap { $0.items.map { "\($0.id):\($0.ago):\($0.level)" } }.joined(separator: ",")
     }
@@ -93,12 +95,12 @@ extension Request {
                 Notice(id: $0.id ?? "", text: locale == .en ? $0.textEN : $0.textZH, at: Formatting.dateTime($0.createdAt))
             }
         }
-        let urgent = try await urgentPanel()
+        let urgent = try await urgentPanel(t)
         var waiting = (unread: 0, mentioned: false)
         if let principal, principal.kind == .staff { waiting = try await rounds.chat.unreadSummary(context: context(), on: db) }
         let context = Page(t: t, locale: locale.rawValue, otherLocale: locale == .en ? "zh-CN" : "en",
                            title: t[title] ?? title, me: me, csrf: webSession?.csrfToken, flash: flash, error: error,
-                           notices: notices, path: url.path, urgent: urgent, urgentCount: urgent.reduce(0) { $0 + $1.items.count },
+                           notices: notices, path: url.path, urgent: urgent, urgentCount: UrgentPatient.count(urgent),
                            urgentSignature: UrgentPatient.signature(urgent), groupsUnread: waiting.unread, groupsMentioned: waiting.mentioned,
                            data: data)
         let view = try await self.view.render(template, context)
@@ -112,9 +114,8 @@ extension Request {
 
 extension Request {
     /// The urgent panel's content for the signed-in person (empty for anyone else).
-    func urgentPanel() async throws -> [UrgentPatient] {
+    func urgentPanel(_ t: [String: String]) async throws -> [UrgentPatient] {
         guard let principal, principal.kind == .staff else { return [] }
-        let t = rounds.catalogue.table(locale)
         let now = rounds.configuration.clock.now()
         var order: [String] = []
         var byPatient: [String: UrgentPatient] = [:]
