@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.34.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // Domain vocabulary: ids, clock, errors, roles. Imports nothing of ours.
@@ -83,10 +84,11 @@ let package = Package(
             ]
         ),
         // Critical values: alerts, acknowledgement, escalation ladder (timer rows), closing the loop.
+        // Reaches the patient groups only through `PatientGroupCards` (in the store).
         .target(
             name: "RoundsAlerts",
             dependencies: [
-                "RoundsCore", "RoundsStore", "RoundsChat",
+                "RoundsCore", "RoundsStore",
                 .product(name: "FluentKit", package: "fluent-kit"),
                 .product(name: "SQLKit", package: "sql-kit"),
             ]
@@ -117,12 +119,27 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // Every background loop as a ServiceLifecycle service: outbox dispatch, escalation timers,
+        // outside deliveries, bot callbacks, the outbound HL7 queue, the MLLP listener.
+        .target(
+            name: "RoundsRuntime",
+            dependencies: [
+                "RoundsCore", "RoundsStore", "RoundsIntegration", "RoundsChat", "RoundsAlerts", "RoundsConnectors",
+                .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // HTTP: routes, auth, permissions, templates, i18n, metrics.
         .target(
             name: "RoundsWeb",
             dependencies: [
                 "RoundsCore", "RoundsStore", "RoundsHL7", "RoundsIntegration", "RoundsChat", "RoundsAlerts", "RoundsConnectors",
-                "RoundsClinical", "RoundsFHIR",
+                "RoundsClinical", "RoundsFHIR", "RoundsRuntime",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),
                 .product(name: "SQLKit", package: "sql-kit"),
@@ -135,8 +152,9 @@ let package = Package(
         .executableTarget(
             name: "rounds",
             dependencies: [
-                "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7", "RoundsIntegration",
+                "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7", "RoundsIntegration", "RoundsRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Vapor", package: "vapor"),
             ]
@@ -145,7 +163,7 @@ let package = Package(
             name: "RoundsTests",
             dependencies: [
                 "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7", "RoundsIntegration", "RoundsChat", "RoundsAlerts",
-                "RoundsConnectors", "RoundsClinical", "RoundsFHIR",
+                "RoundsConnectors", "RoundsClinical", "RoundsFHIR", "RoundsRuntime",
                 .product(name: "VaporTesting", package: "vapor"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

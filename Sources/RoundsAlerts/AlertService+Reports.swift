@@ -1,6 +1,5 @@
 import FluentKit
 import Foundation
-import RoundsChat
 import RoundsCore
 import RoundsStore
 
@@ -77,7 +76,7 @@ extension AlertService {
             critical: true, criticalReason: note ?? (source == "manual" ? "reported by \(context.principal.displayName)" : "reported by \(context.principal.displayName) (API)"),
             observedAt: report.observedAt)
         let alert = try await SQLiteWriteGate.serialised(db, urgent: true, writer: "critical-value-report") {
-            try await db.transaction { tx in
+            try await notifier.transaction(on: db) { tx in
                 let alert = try await raise(patientID: patient.id!, encounterID: nil, result: result, source: source, sourceKey: sourceKey,
                                             actor: context.principal.displayName, reportedBy: context.principal.displayName, on: tx)
                 try await audit.record("alert.report", entityType: "critical_alert", entityID: alert.id, patientID: patient.id,
@@ -85,7 +84,6 @@ extension AlertService {
                 return alert
             }
         }
-        chat.notifier.broadcastLocally("chat")
         return (alert, true)
     }
 
@@ -200,7 +198,7 @@ extension AlertService {
     public func urgentAlerts(context: RequestContext, on db: any Database) async throws -> [Urgent] {
         let principal = context.principal
         guard principal.kind == .staff else { return [] }
-        let groups = try await ChatMember.query(on: db).filter(\.$staffID == principal.id).all().map(\.groupID)
+        let groups = try await self.groups.groupIDs(ofMember: principal.id, on: db)
         let wards = try await Department.query(on: db).filter(\.$kind == .ward).all()
         let caredFor = wards.filter { principal.caresForPatients(in: $0.wardRef) }.compactMap(\.id)
         guard !groups.isEmpty || !caredFor.isEmpty else { return [] }
@@ -242,7 +240,7 @@ extension AlertService {
             return true
         }
         if let groupID = alert.groupID {
-            return try await ChatMember.query(on: db).filter(\.$groupID == groupID).filter(\.$staffID == principal.id).first() != nil
+            return try await groups.isMember(staffID: principal.id, ofGroup: groupID, on: db)
         }
         return false
     }

@@ -1,6 +1,5 @@
 import FluentKit
 import Foundation
-import RoundsChat
 import RoundsCore
 import RoundsStore
 import SQLKit
@@ -13,18 +12,38 @@ public struct AlertService: Sendable {
     public let clock: any RoundsClock
     public let ids: IDGenerator
     public let audit: AuditLog
-    public let chat: ChatService
+    /// The patient groups, through the seam (cards, members, the care team).
+    public let groups: any PatientGroupCards
+    public let notifier: ChangeNotifier
     /// Rounds' address as people reach it (e.g. https://rounds.hospital.cn), for links in
     /// messages sent outside; nil leaves the link out.
     public var publicURL: String?
     /// Where connectors may send (the installation's allow-list).
     public var destinations: DestinationAllowList = .standard
 
-    public init(clock: any RoundsClock, ids: IDGenerator, audit: AuditLog, chat: ChatService) {
+    public init(clock: any RoundsClock, ids: IDGenerator, audit: AuditLog, groups: any PatientGroupCards, notifier: ChangeNotifier) {
         self.clock = clock
         self.ids = ids
         self.audit = audit
-        self.chat = chat
+        self.groups = groups
+        self.notifier = notifier
+    }
+
+    /// The outbox handler: `observation.critical` raises an alert.
+    public var eventHandler: some EventHandler {
+        EventHandlerFunction("alerts.raise", kinds: [.observationCritical]) { event, tx in try await handle(event, on: tx) }
+    }
+
+    /// Card buttons of the alerts: an old card's "acknowledge" button is refused (acknowledging
+    /// takes a read-back on the alert's page, the one way to acknowledge).
+    public var cardActionHandler: some CardActionHandler { LegacyAcknowledgeButton() }
+
+    struct LegacyAcknowledgeButton: CardActionHandler {
+        var actions: Set<String> { [AlertService.legacyCardAction] }
+        func handle(_ press: CardActionPress, on tx: any Database) async throws {
+            throw RoundsError(code: "read_back_required", status: 422, zh: "请打开危急值页面，复述结果后确认",
+                              en: "Open the critical value and acknowledge it there with a read-back", detail: "/alerts")
+        }
     }
 
     public struct LadderStep: Codable, Sendable, Equatable {
@@ -45,10 +64,8 @@ public struct AlertService: Sendable {
 
     /// Raises alerts from `observation.critical` outbox events (inside the dispatcher's transaction).
     public func handle(_ event: OutboxEvent, on db: any Database) async throws {
-        guard event.kind == "observation.critical", let patientID = event.patientID else { return }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        let result = try decoder.decode(ClinicalEvent.ObservationResult.self, from: Data(event.payload.utf8))
+        guard event.eventKind == .observationCritical, let patientID = event.patientID else { return }
+        let result = try event.decode(ClinicalEvent.ObservationResult.self)
         // The result's own identity (order, test, value) when the mapper knows it: a replayed or
         // resent message raises nothing new for a result already alerted.
         let key = result.resultKey.map { "hl7:\(patientID):\($0)" } ?? "event:\(event.id ?? "")"
@@ -87,10 +104,10 @@ public struct AlertService: Sendable {
         alert.raisedAt = now
         alert.status = "open"
         alert.level = 0
-        if let group = try await chat.group(forPatient: patientID, encounterID: encounter?.id, on: db) {
-            alert.groupID = group.id
+        if let groupID = try await groups.groupID(forPatient: patientID, encounterID: encounter?.id, on: db) {
+            alert.groupID = groupID
             let card = Self.card(for: alert, patientName: "\(patient.name) · \(patient.mrn)", state: nil)
-            alert.cardMessageID = try await chat.postSystemCard(card, to: group, on: db).id
+            alert.cardMessageID = try await groups.postCard(card, toGroup: groupID, on: db)
         }
         try await alert.create(on: db)
         let responsible = [encounter?.attendingID, encounter?.nurseID].compactMap { $0 }
@@ -130,7 +147,7 @@ public struct AlertService: Sendable {
             .sort(\.$dueAt).limit(50).all(\.$id)
         var fired = 0
         for id in dueIDs {
-            let didFire: Bool = try await SQLiteWriteGate.serialised(db, writer: "escalation") { try await db.transaction { tx in
+            let didFire: Bool = try await SQLiteWriteGate.serialised(db, writer: "escalation") { try await notifier.transaction(on: db) { tx in
                 guard let timer = try await Self.claim(id, on: tx) else { return false }
                 guard let alert = try await CriticalAlert.find(timer.alertID, on: tx), alert.status == "open" else {
                     timer.status = "cancelled"
@@ -138,8 +155,8 @@ public struct AlertService: Sendable {
                     return false
                 }
                 let targets = try await resolve(timer.targets.split(separator: ",").map(String.init), for: alert, on: tx)
-                if let groupID = alert.groupID, let group = try await ChatGroup.find(groupID, on: tx) {
-                    try await chat.addMembers(targets.map(\.id!), reason: "escalation", to: group, on: tx)
+                if let groupID = alert.groupID {
+                    try await groups.addMembers(targets.map(\.id!), reason: "escalation", toGroup: groupID, on: tx)
                     let names = targets.map(\.displayName).joined(separator: "、")
                     let patient = try await Patient.find(alert.patientID, on: tx)
                     let card = Card(title: "危急值未确认，已升级（第 \(timer.level) 级）· \(alert.testName) \(alert.value)", severity: .critical,
@@ -147,7 +164,7 @@ public struct AlertService: Sendable {
                                              .init("结果", "\(alert.testName) \(alert.value) \(alert.unit ?? "")"),
                                              .init("通知", names.isEmpty ? "—" : names), .init("发出", Self.format(alert.raisedAt))],
                                     buttons: [.init(label: "查看并复述确认", url: "/alerts/\(alert.id ?? "")")])
-                    _ = try await chat.postSystemCard(card, to: group, on: tx)
+                    _ = try await groups.postCard(card, toGroup: groupID, on: tx)
                 }
                 timer.status = "fired"
                 timer.firedAt = now
@@ -211,8 +228,7 @@ public struct AlertService: Sendable {
     /// (quality control, medical affairs, administrators) read, but cannot silence the loop.
     func isCareTeam(_ alert: CriticalAlert, _ principal: Principal, on db: any Database) async throws -> Bool {
         guard principal.kind == .staff else { return false }
-        if let groupID = alert.groupID,
-           try await ChatMember.query(on: db).filter(\.$groupID == groupID).filter(\.$staffID == principal.id).first() != nil {
+        if let groupID = alert.groupID, try await groups.isMember(staffID: principal.id, ofGroup: groupID, on: db) {
             return true
         }
         guard let wardID = alert.wardID, let ward = try await Department.find(wardID, on: db) else { return false }
@@ -232,7 +248,7 @@ public struct AlertService: Sendable {
         guard alert.status == "open" else { return alert }  // acknowledged already: the first one counts
         let readBack = try Self.checkedReadBack(readBack, for: alert)
         let now = clock.now()
-        try await db.transaction { tx in
+        try await notifier.transaction(on: db) { tx in
             alert.status = "acknowledged"
             alert.acknowledgedAt = now
             alert.acknowledgedBy = context.principal.id
@@ -249,9 +265,8 @@ public struct AlertService: Sendable {
             try await updateCard(alert, on: tx)
             try await audit.record("alert.acknowledge", entityType: "critical_alert", entityID: alertID, patientID: alert.patientID,
                                    hospitalID: alert.hospitalID, detail: alert.readBack, context: context, on: tx)
+            try await notifier.signal(.chat, on: tx)  // the urgent panels of the care team redraw
         }
-        chat.notifier.broadcastLocally("chat")
-        if let card = alert.cardMessageID { chat.notifier.broadcastLocally("update:\(card)") }
         return alert
     }
 
@@ -266,7 +281,7 @@ public struct AlertService: Sendable {
         }
         let note = text?.trimmingCharacters(in: .whitespacesAndNewlines)
         if kind == "other", note?.isEmpty ?? true { throw RoundsError.validation("text: say what was done") }
-        try await db.transaction { tx in
+        try await notifier.transaction(on: db) { tx in
             alert.status = "closed"
             alert.actionAt = clock.now()
             alert.actionByName = context.principal.displayName
@@ -280,7 +295,6 @@ public struct AlertService: Sendable {
             try await audit.record("alert.action", entityType: "critical_alert", entityID: alertID, patientID: alert.patientID,
                                    hospitalID: alert.hospitalID, detail: "\(kind) \(note ?? "")", context: context, on: tx)
         }
-        if let card = alert.cardMessageID { chat.notifier.broadcastLocally("update:\(card)") }
         return alert
     }
 
@@ -308,7 +322,7 @@ public struct AlertService: Sendable {
 
     private func updateCard(_ alert: CriticalAlert, on db: any Database) async throws {
         guard let messageID = alert.cardMessageID, let patient = try await Patient.find(alert.patientID, on: db) else { return }
-        try await chat.replaceSystemCard(messageID: messageID, with: Self.card(for: alert, patientName: "\(patient.name) · \(patient.mrn)", state: alert.status), on: db)
+        try await groups.replaceCard(messageID: messageID, with: Self.card(for: alert, patientName: "\(patient.name) · \(patient.mrn)", state: alert.status), on: db)
     }
 
     static func card(for alert: CriticalAlert, patientName: String, state: String?) -> Card {

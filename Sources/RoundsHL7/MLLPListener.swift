@@ -27,6 +27,9 @@ public final class MLLPListener: Sendable {
     private let handler: Handler
     private let maximumConnections: Int
     private let open = NIOLockedValueBox(0)
+    /// The connections being served, and whether each is handling a message right now; set
+    /// `draining` once a stop began (see `close(grace:)`).
+    private let live = NIOLockedValueBox<(connections: [ObjectIdentifier: (channel: any Channel, busy: Bool)], draining: Bool)>(([:], false))
     private let logger = Logger(label: "rounds.mllp")
     public let port: Int
 
@@ -108,20 +111,51 @@ public final class MLLPListener: Sendable {
         }
     }
 
-    public func close() async {
+    /// Stops accepting at once. A connection waiting for its next message is closed; one whose
+    /// message is being handled gets its answer first and is closed after it — or, after
+    /// `grace`, closed regardless (a message not yet stored then gets no ACK, and its sender
+    /// resends it; one already stored is acknowledged as a duplicate when it comes again).
+    public func close(grace: Duration = .seconds(10)) async {
         try? await server.channel.close()
+        let idle = live.withLockedValue { state -> [any Channel] in
+            state.draining = true
+            return state.connections.values.filter { !$0.busy }.map(\.channel)
+        }
+        for channel in idle { try? await channel.close() }
+        let deadline = ContinuousClock.now + grace
+        while ContinuousClock.now < deadline, live.withLockedValue({ !$0.connections.isEmpty }) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        for channel in live.withLockedValue({ $0.connections.values.map(\.channel) }) { try? await channel.close() }
     }
 
     private func serve(_ connection: Connection) async {
         let peer = MLLPPeer(address: connection.channel.remoteAddress?.ipAddress ?? "unknown")
+        let key = ObjectIdentifier(connection.channel)
+        let admitted = live.withLockedValue { state -> Bool in
+            guard !state.draining else { return false }
+            state.connections[key] = (connection.channel, false)
+            return true
+        }
+        defer { live.withLockedValue { _ = $0.connections.removeValue(forKey: key) } }
+        guard admitted else { try? await connection.channel.close().get(); return }
+        func setBusy(_ busy: Bool) -> Bool {
+            live.withLockedValue { state in
+                state.connections[key]?.busy = busy
+                return state.draining
+            }
+        }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 for try await frame in inbound {
-                    switch await handler(frame, peer) {
-                    case .reply(let answer): try await outbound.write(ByteBuffer(bytes: MLLP.frame(answer)))
-                    case .nothing: continue
+                    if setBusy(true) { return }  // stopping: not started, so not answered; it is resent
+                    let answer = await handler(frame, peer)
+                    switch answer {
+                    case .reply(let bytes): try await outbound.write(ByteBuffer(bytes: MLLP.frame(bytes)))
+                    case .nothing: break
                     case .close: return
                     }
+                    if setBusy(false) { return }  // stopping: answered, now closed
                 }
             }
         } catch {

@@ -49,12 +49,14 @@ public struct InboundPipeline: Sendable {
     public let logger: Logger
     /// Wakes the outbox worker (of every process, on PostgreSQL) when events commit.
     public let notifier: ChangeNotifier?
+    let outbox: OutboxWriter
     let ruleCache = RuleCache()
 
     public init(clock: any RoundsClock, ids: IDGenerator, logger: Logger = Logger(label: "rounds.hl7"), notifier: ChangeNotifier? = nil) {
         self.clock = clock
         self.ids = ids
         self.notifier = notifier
+        self.outbox = OutboxWriter(clock: clock, ids: ids, notifier: notifier ?? ChangeNotifier())
         self.audit = AuditLog(clock: clock, ids: ids)
         self.logger = logger
     }
@@ -117,7 +119,7 @@ public struct InboundPipeline: Sendable {
                 }
                 let record = makeRecord(bytes, message: parsed, charset: charset, sender: sender, status: .accepted, peer: peer, submitter: submitter, now: now)
                 record.replayOf = replayOf
-                let applied: MappingContext = try await db.transaction { tx in
+                let eventCount = try await outbox.transaction(on: db) { tx in
                     var ctx = MappingContext(db: tx, message: parsed, messageID: record.id!, now: now, ids: ids, audit: audit,
                                              rules: rules, actor: "hl7:\(sender)", submitter: submitter, peer: peer)
                     try await Self.map(&ctx)
@@ -129,14 +131,12 @@ public struct InboundPipeline: Sendable {
                     if replayOf == nil {
                         try await HL7ControlID(sender: sender, controlID: controlID, messageID: record.id!).create(on: tx)
                     }
-                    for event in ctx.events { try await event.create(on: tx) }
-                    if !ctx.events.isEmpty { try await notifier?.notify(Self.wake(for: ctx.events), on: tx) }
-                    return ctx
+                    try await outbox.emit(ctx.events, in: tx)
+                    return ctx.events.count
                 }
-                if !applied.events.isEmpty { notifier?.broadcastLocally(Self.wake(for: applied.events)) }
                 let ack = HL7Builder.ack(for: parsed, code: .accept, controlID: ids.next(), at: now)
                 return Receipt(outcome: .accepted, acknowledgement: encode(ack, charset), messageID: record.id,
-                               detail: "\(applied.events.count) events")
+                               detail: "\(eventCount) events")
             } catch let error as MappingError {
                 return await storeRefusal(bytes, message: parsed, charset: charset, status: .error, ack: .error, reason: error.text,
                                           errorCode: error.code, peer: peer, submitter: submitter, now: now, on: db)
@@ -171,10 +171,6 @@ public struct InboundPipeline: Sendable {
             return rules
         }
     }
-
-    /// The wake-up for the outbox worker: "outbox-urgent" when a critical value is among the
-    /// events, so the batch in hand yields to it.
-    public static func wake(for events: [OutboxEvent]) -> String { OutboxWriter.wake(for: events) }
 
     static func map(_ ctx: inout MappingContext) async throws {
         switch ctx.message.messageType {

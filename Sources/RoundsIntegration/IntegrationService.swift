@@ -7,8 +7,8 @@ import RoundsCore
 import RoundsHL7
 import RoundsStore
 
-/// Runs the integration engine inside `rounds serve`: the MLLP listener feeding the inbound
-/// pipeline, and the outbound worker.
+/// The MLLP listener feeding the inbound pipeline (and, in demo mode, the simulated feed).
+/// The runtime runs it, and the outbound queue, as services (`RoundsRuntime`).
 public final class IntegrationService: Sendable {
     public struct Settings: Sendable {
         public var host: String
@@ -17,6 +17,7 @@ public final class IntegrationService: Sendable {
         public var idleTimeoutSeconds: Int64
         public var maximumConnections: Int
         public var tls: NIOSSLContext?
+        /// Whether the runtime sends queued outbound HL7 (off in tests that drive it by hand).
         public var runOutboundWorker: Bool
         /// Messages per second of the simulated HIS/LIS feed sent to our own listener (demo
         /// mode); 0 = none.
@@ -40,8 +41,11 @@ public final class IntegrationService: Sendable {
     public let outbound: OutboundQueue
     let settings: Settings
     let database: @Sendable () -> any Database
-    let logger: Logger
+    public let logger: Logger
     private let state = LockedState()
+    public var runsOutboundWorker: Bool { settings.runOutboundWorker }
+    /// Listening now (between `start()` and `stop()`).
+    public var isStarted: Bool { state.isStarted }
 
     public init(settings: Settings, pipeline: InboundPipeline, outbound: OutboundQueue, logger: Logger,
                 database: @escaping @Sendable () -> any Database) {
@@ -79,21 +83,11 @@ public final class IntegrationService: Sendable {
         let serving = Task {
             do { try await listener.run() } catch { logger.error("MLLP listener stopped: \(error)") }
         }
-        var worker: Task<Void, Never>?
-        if settings.runOutboundWorker {
-            let outbound = self.outbound
-            worker = Task {
-                while !Task.isCancelled {
-                    let sent = (try? await outbound.runOnce(on: database())) ?? 0
-                    if sent == 0 { try? await Task.sleep(for: .seconds(1)) }
-                }
-            }
-        }
         var feed: Task<Void, Never>?
         if settings.demoFeedRate > 0, settings.tls == nil {
             feed = Self.demoFeed(port: listener.port, rate: settings.demoFeedRate, logger: logger)
         }
-        state.set(listener: listener, serving: serving, tasks: [worker, feed].compactMap { $0 })
+        state.set(listener: listener, serving: serving, tasks: [feed].compactMap { $0 })
         logger.notice("MLLP listener on \(settings.host):\(listener.port)\(settings.tls == nil ? "" : " (TLS)")")
         return listener.port
     }
@@ -120,6 +114,7 @@ public final class IntegrationService: Sendable {
         }
     }
 
+    /// Stops the listener (see `MLLPListener.close(grace:)`: messages in hand finish or get no ACK).
     public func stop() async {
         let (listener, serving, tasks) = state.take()
         for task in tasks { task.cancel() }
@@ -138,6 +133,8 @@ private final class LockedState: @unchecked Sendable {
     func set(listener: MLLPListener, serving: Task<Void, Never>, tasks: [Task<Void, Never>]) {
         lock.withLock { self.listener = listener; self.serving = serving; self.tasks = tasks }
     }
+
+    var isStarted: Bool { lock.withLock { listener != nil } }
 
     func take() -> (MLLPListener?, Task<Void, Never>?, [Task<Void, Never>]) {
         lock.withLock {

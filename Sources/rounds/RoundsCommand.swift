@@ -12,7 +12,7 @@ struct RoundsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rounds",
         abstract: "Rounds: clinical collaboration and integration hub for hospitals.",
-        subcommands: [Serve.self, Migrate.self, Admin.self, SendHL7.self, Simulate.self, Bench.self])
+        subcommands: [Serve.self, Worker.self, Migrate.self, Admin.self, SendHL7.self, Simulate.self, Bench.self])
 }
 
 /// Options every command that touches the database shares.
@@ -48,13 +48,64 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Believe X-Forwarded-For for client addresses (only behind your own reverse proxy).")
     var trustProxy = false
 
+    @Option(help: "Close an HTTP connection after this many silent seconds.")
+    var httpIdleTimeout: Int64 = 60
+
+    @Option(help: "Seconds a client has to send a request body once its headers are in (slower ones get a 408).")
+    var httpBodyTimeout: Int64 = 120
+
+    @Option(help: "With --demo: messages per second of the simulated HIS/LIS feed (0 = off).")
+    var demoFeedRate = 0.1
+
+    @OptionGroup var mllp: MLLPOptions
+    @OptionGroup var delivery: DeliveryOptions
+
+    @Flag(help: "Web only: no MLLP listener and no background work (run `rounds worker` beside it, on the same PostgreSQL).")
+    var noWorker = false
+
+    func validate() throws {
+        guard (4...31).contains(bcryptCost) else { throw ValidationError("--bcrypt-cost must be between 4 and 31") }
+        guard (1...65535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
+        guard httpIdleTimeout >= 1, httpBodyTimeout >= 1 else { throw ValidationError("--http-idle-timeout and --http-body-timeout must be at least 1 second") }
+        guard demoFeedRate >= 0, demoFeedRate <= 1000 else { throw ValidationError("--demo-feed-rate must be between 0 and 1000") }
+    }
+
+    func run() async throws {
+        let integration = noWorker ? nil : try mllp.settings(demoFeedRate: demo ? demoFeedRate : 0)
+        var configuration = RoundsConfiguration(database: database.location, bcryptCost: bcryptCost,
+                                                secureCookies: secureCookies, trustProxyHeaders: trustProxy, integration: integration)
+        try delivery.apply(to: &configuration)
+        configuration.backgroundWork = !noWorker
+        configuration.httpLimits = .init(idleTimeout: .seconds(httpIdleTimeout), bodyTimeout: .seconds(httpBodyTimeout))
+        try await RoundsRunner.serve(configuration, host: host, port: port, demo: demo)
+    }
+}
+
+/// The runtime without HTTP: outbox dispatch, escalation timers, outside deliveries, bot
+/// callbacks, the outbound HL7 queue and the MLLP listener. Several may run on one PostgreSQL.
+struct Worker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the background work and the MLLP listener, without the web server.")
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var mllp: MLLPOptions
+    @OptionGroup var delivery: DeliveryOptions
+
+    func run() async throws {
+        var configuration = RoundsConfiguration(database: database.location, integration: try mllp.settings(demoFeedRate: 0))
+        try delivery.apply(to: &configuration)
+        try await RoundsRunner.work(configuration)
+    }
+}
+
+/// The MLLP listener's options (`serve` and `worker`).
+struct MLLPOptions: ParsableArguments {
     @Option(help: "MLLP (HL7 v2) port.")
     var mllpPort = MLLP.defaultPort
 
     @Option(help: "Address the MLLP listener binds to.")
     var mllpHost = "0.0.0.0"
 
-    @Flag(help: "Do not start the MLLP listener and outbound HL7 worker (e.g. a web-only node).")
+    @Flag(help: "Do not start the MLLP listener (the rest of the background work still runs).")
     var noMllp = false
 
     @Option(help: "Largest HL7 message accepted, in bytes (larger ones are refused with an AR).")
@@ -66,21 +117,36 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "MLLP connections served at once; more are closed as they open.")
     var mllpMaxConnections = MLLP.defaultMaximumConnections
 
-    @Option(help: "Close an HTTP connection after this many silent seconds.")
-    var httpIdleTimeout: Int64 = 60
-
-    @Option(help: "Seconds a client has to send a request body once its headers are in (slower ones get a 408).")
-    var httpBodyTimeout: Int64 = 120
-
     @Option(help: "PEM certificate chain: MLLP over TLS (with --mllp-tls-key).")
     var mllpTlsCert: String?
 
     @Option(help: "PEM private key for --mllp-tls-cert.")
     var mllpTlsKey: String?
 
-    @Option(help: "With --demo: messages per second of the simulated HIS/LIS feed (0 = off).")
-    var demoFeedRate = 0.1
+    func validate() throws {
+        guard (0...65535).contains(mllpPort) else { throw ValidationError("--mllp-port must be between 0 and 65535") }
+        guard mllpMaxSize >= 1024 else { throw ValidationError("--mllp-max-size must be at least 1024 bytes") }
+        guard mllpIdleTimeout >= 1 else { throw ValidationError("--mllp-idle-timeout must be at least 1 second") }
+        guard mllpMaxConnections >= 1 else { throw ValidationError("--mllp-max-connections must be at least 1") }
+        guard (mllpTlsCert == nil) == (mllpTlsKey == nil) else { throw ValidationError("--mllp-tls-cert and --mllp-tls-key go together") }
+    }
 
+    /// The listener's settings; nil with --no-mllp.
+    func settings(demoFeedRate: Double) throws -> IntegrationService.Settings? {
+        guard !noMllp else { return nil }
+        var tls: NIOSSLContext?
+        if let mllpTlsCert, let mllpTlsKey {
+            let chain = try NIOSSLCertificate.fromPEMFile(mllpTlsCert).map { NIOSSLCertificateSource.certificate($0) }
+            let key = try NIOSSLPrivateKey(file: mllpTlsKey, format: .pem)
+            tls = try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+        }
+        return .init(host: mllpHost, port: mllpPort, maximumMessageSize: mllpMaxSize, idleTimeoutSeconds: mllpIdleTimeout,
+                     maximumConnections: mllpMaxConnections, tls: tls, demoFeedRate: demoFeedRate)
+    }
+}
+
+/// Where critical values may go outside, and the address their links point to.
+struct DeliveryOptions: ParsableArguments {
     @Option(help: "Rounds' address as staff reach it (e.g. https://rounds.example.cn), for links in critical-value messages sent outside (also ROUNDS_PUBLIC_URL).")
     var publicUrl: String?
 
@@ -97,40 +163,15 @@ struct Serve: AsyncParsableCommand {
     }
 
     func validate() throws {
-        guard (4...31).contains(bcryptCost) else { throw ValidationError("--bcrypt-cost must be between 4 and 31") }
-        guard (1...65535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
-        guard (0...65535).contains(mllpPort) else { throw ValidationError("--mllp-port must be between 0 and 65535") }
-        guard mllpMaxSize >= 1024 else { throw ValidationError("--mllp-max-size must be at least 1024 bytes") }
-        guard mllpIdleTimeout >= 1 else { throw ValidationError("--mllp-idle-timeout must be at least 1 second") }
-        guard mllpMaxConnections >= 1 else { throw ValidationError("--mllp-max-connections must be at least 1") }
-        guard httpIdleTimeout >= 1, httpBodyTimeout >= 1 else { throw ValidationError("--http-idle-timeout and --http-body-timeout must be at least 1 second") }
-        guard (mllpTlsCert == nil) == (mllpTlsKey == nil) else { throw ValidationError("--mllp-tls-cert and --mllp-tls-key go together") }
-        guard demoFeedRate >= 0, demoFeedRate <= 1000 else { throw ValidationError("--demo-feed-rate must be between 0 and 1000") }
         if let publicUrl, URL(string: publicUrl)?.host == nil { throw ValidationError("--public-url must be an http(s) address") }
         do { _ = try allowedDestinations } catch let error as RoundsError {
             throw ValidationError("--allow-destination: \(error.messageEN)")
         }
     }
 
-    func run() async throws {
-        var integration: IntegrationService.Settings?
-        if !noMllp {
-            var tls: NIOSSLContext?
-            if let mllpTlsCert, let mllpTlsKey {
-                let chain = try NIOSSLCertificate.fromPEMFile(mllpTlsCert).map { NIOSSLCertificateSource.certificate($0) }
-                let key = try NIOSSLPrivateKey(file: mllpTlsKey, format: .pem)
-                tls = try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
-            }
-            integration = .init(host: mllpHost, port: mllpPort, maximumMessageSize: mllpMaxSize, idleTimeoutSeconds: mllpIdleTimeout,
-                                maximumConnections: mllpMaxConnections,
-                                tls: tls, demoFeedRate: demo ? demoFeedRate : 0)
-        }
-        var configuration = RoundsConfiguration(database: database.location, bcryptCost: bcryptCost,
-                                                secureCookies: secureCookies, trustProxyHeaders: trustProxy, integration: integration)
+    func apply(to configuration: inout RoundsConfiguration) throws {
         configuration.publicURL = publicUrl ?? ProcessInfo.processInfo.environment["ROUNDS_PUBLIC_URL"]
         configuration.allowedDestinations = try allowedDestinations
-        configuration.httpLimits = .init(idleTimeout: .seconds(httpIdleTimeout), bodyTimeout: .seconds(httpBodyTimeout))
-        try await RoundsRunner.serve(configuration, host: host, port: port, demo: demo)
     }
 }
 

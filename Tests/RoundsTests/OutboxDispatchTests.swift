@@ -157,7 +157,7 @@ import Vapor
             func arrived(_ id: String) async throws -> Bool {
                 for _ in 0..<60 {
                     if await received.items.contains(where: { $0.contains(id) }) { return true }
-                    app.rounds.notifier.broadcastLocally("chat")
+                    app.rounds.notifier.broadcastLocally(.chat)
                     try await Task.sleep(for: .milliseconds(100))
                 }
                 return false

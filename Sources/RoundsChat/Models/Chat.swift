@@ -82,35 +82,6 @@ public final class ChatReceipt: Model, @unchecked Sendable {
     public init() {}
 }
 
-/// A bot card: title, severity (its colour), fields, and buttons.
-public struct Card: Codable, Sendable, Equatable {
-    public enum Severity: String, Codable, Sendable { case info, success, warning, critical }
-
-    public struct Field: Codable, Sendable, Equatable {
-        public var label: String
-        public var value: String
-        public init(_ label: String, _ value: String) { self.label = label; self.value = value }
-    }
-
-    public struct Button: Codable, Sendable, Equatable {
-        public var label: String
-        /// A link inside Rounds, or nil for an action button.
-        public var url: String?
-        /// An action name that calls back into Rounds (e.g. "acknowledge").
-        public var action: String?
-        public init(label: String, url: String? = nil, action: String? = nil) { self.label = label; self.url = url; self.action = action }
-    }
-
-    public var title: String
-    public var severity: Severity
-    public var fields: [Field]
-    public var buttons: [Button]
-
-    public init(title: String, severity: Severity, fields: [Field], buttons: [Button]) {
-        self.title = title; self.severity = severity; self.fields = fields; self.buttons = buttons
-    }
-}
-
 /// A bot's settings: where Rounds calls back when someone presses one of its card buttons,
 /// and the shared secret both sides sign with (HMAC-SHA256 over the body).
 public final class ChatBot: Model, @unchecked Sendable {

@@ -108,12 +108,12 @@ public actor ChatFeed {
             let ticker = Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: tick)
-                    notifier.broadcastLocally("")
+                    notifier.broadcastLocally(.catchUp)
                 }
             }
-            for await payload in wakes {
+            for await wake in wakes {
                 guard let self else { break }
-                await self.wake(payload)
+                await self.wake(wake)
             }
             ticker.cancel()
             notifier.stop(listenerID)
@@ -139,14 +139,14 @@ public actor ChatFeed {
         clients.removeValue(forKey: id)
     }
 
-    private func wake(_ payload: String) async {
-        if payload.hasPrefix("outbox") { return }  // for the outbox worker; the cards follow as "chat"
-        if payload.hasPrefix("typing:") {
-            await deliverTyping(payload)
+    private func wake(_ wake: Wake) async {
+        if wake.isOutbox { return }  // for the outbox dispatcher; the cards follow as .chat
+        if wake.isTyping {
+            await deliverTyping(wake.rawValue)
             return
         }
-        if payload.hasPrefix("update:") {
-            await deliverUpdate(String(payload.dropFirst(7)))
+        if let messageID = wake.updatedMessageID {
+            await deliverUpdate(messageID)
             return
         }
         deliveryKick?.yield()

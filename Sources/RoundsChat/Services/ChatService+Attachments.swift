@@ -56,10 +56,10 @@ extension ChatService {
             try await message.create(on: tx)
             try await audit.record("chat.attachment.create", entityType: "attachment", entityID: attachment.id, patientID: group.patientID,
                                    hospitalID: group.hospitalID, detail: "\(type) \(data.count) bytes", context: context, on: tx)
-            try await notifier.notify("chat", on: tx)
+            try await notifier.notify(.chat, on: tx)
             return message
         }
-        notifier.broadcastLocally("chat")
+        notifier.broadcastLocally(.chat)
         return message
     }
 

@@ -86,10 +86,10 @@ extension ChatService {
             try await message.create(on: tx)
             try await audit.record("chat.message.create", entityType: "chat_message", entityID: message.id, patientID: group.patientID,
                                    hospitalID: group.hospitalID, detail: "bot", context: context, on: tx)
-            try await notifier.notify("chat", on: tx)
+            try await notifier.notify(.chat, on: tx)
             return message
         }
-        notifier.broadcastLocally("chat")
+        notifier.broadcastLocally(.chat)
         return message
     }
 
@@ -128,7 +128,7 @@ extension ChatService {
         try await db.transaction { tx in
             try await insertBot(token, into: group, addedBy: context.principal.id, context: context, on: tx)
         }
-        notifier.broadcastLocally("chat")
+        notifier.broadcastLocally(.chat)
     }
 
     public func removeBot(_ botID: String, fromGroup groupID: String, context: RequestContext, on db: any Database) async throws {
@@ -142,9 +142,9 @@ extension ChatService {
             try await postSystem("机器人「\(name)」已移出本群", to: group, on: tx)
             try await audit.record("chat.bot.remove", entityType: "chat_group", entityID: groupID, patientID: group.patientID,
                                    hospitalID: group.hospitalID, detail: botID, context: context, on: tx)
-            try await notifier.notify("chat", on: tx)
+            try await notifier.notify(.chat, on: tx)
         }
-        notifier.broadcastLocally("chat")
+        notifier.broadcastLocally(.chat)
     }
 
     /// Adds the bot unless it is there already. `context` nil: the ward's rule did it.
@@ -166,7 +166,7 @@ extension ChatService {
                                    hospitalID: group.hospitalID, detail: "\(token.id!) (ward rule)", actorKind: "system",
                                    actorID: nil, actorName: "patient group", clientAddress: nil, on: db)
         }
-        try await notifier.notify("chat", on: db)
+        try await notifier.signal(.chat, on: db)
     }
 
     private func groupForBotChange(_ groupID: String, action: String, context: RequestContext, on db: any Database) async throws -> ChatGroup {
@@ -234,6 +234,11 @@ extension ChatService {
             row.clientAddress = context.clientAddress
             row.at = clock.now()
             try await row.create(on: tx)
+            // A button another capability owns acts in this transaction: refused, nothing is kept.
+            if let owner = cardActions.handler(for: action) {
+                try await owner.handle(CardActionPress(messageID: messageID, groupID: group.id!, patientID: group.patientID,
+                                                       action: action, context: context), on: tx)
+            }
             if let botID = message.botID, let bot = try await ChatBot.find(botID, on: tx), let url = bot.callbackURL {
                 struct Payload: Encodable {
                     var event = "card.action"
@@ -294,9 +299,9 @@ extension ChatService {
             try await audit.record("chat.card.update", entityType: "chat_message", entityID: messageID, patientID: group?.patientID,
                                    hospitalID: group?.hospitalID, actorKind: "bot", actorID: botID, actorName: token.name,
                                    clientAddress: clientAddress, on: tx)
-            try await notifier.notify("update:\(messageID)", on: tx)
+            try await notifier.notify(.messageUpdated(messageID), on: tx)
         }
-        notifier.broadcastLocally("update:\(messageID)")
+        notifier.broadcastLocally(.messageUpdated(messageID))
         return message
     }
 

@@ -37,9 +37,9 @@ extension ChatService {
             try await message.save(on: tx)
             try await audit.record("chat.message.edit", entityType: "chat_message", entityID: messageID, patientID: group.patientID,
                                    hospitalID: group.hospitalID, context: context, on: tx)
-            try await notifier.notify("update:\(messageID)", on: tx)
+            try await notifier.notify(.messageUpdated(messageID), on: tx)
         }
-        notifier.broadcastLocally("update:\(messageID)")
+        notifier.broadcastLocally(.messageUpdated(messageID))
         return message
     }
 
@@ -57,9 +57,9 @@ extension ChatService {
             try await message.save(on: tx)
             try await audit.record("chat.message.recall", entityType: "chat_message", entityID: messageID, patientID: group.patientID,
                                    hospitalID: group.hospitalID, context: context, on: tx)
-            try await notifier.notify("update:\(messageID)", on: tx)
+            try await notifier.notify(.messageUpdated(messageID), on: tx)
         }
-        notifier.broadcastLocally("update:\(messageID)")
+        notifier.broadcastLocally(.messageUpdated(messageID))
         return message
     }
 

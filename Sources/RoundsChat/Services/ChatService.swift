@@ -13,6 +13,8 @@ public struct ChatService: Sendable {
     public let audit: AuditLog
     /// Wakes the realtime feeds of every process when a message or receipt is committed.
     public let notifier: ChangeNotifier
+    /// Card buttons other capabilities own (run inside the press's transaction).
+    public var cardActions = CardActionHandlers()
     /// Longest text message, in characters.
     public static let maximumTextLength = 4000
 
@@ -25,34 +27,36 @@ public struct ChatService: Sendable {
 
     // MARK: Clinical events → groups and cards
 
+    /// The kinds the patient groups act on.
+    public static let handledKinds = Set<EventKind>([.patientAdmitted, .patientTransferred, .patientDischarged, .admissionCancelled,
+                                                     .observationResult, .reportReceived, .assessmentHighRisk]).union(EventKind.orderKinds)
+
     /// Acts on one outbox event (inside the dispatcher's transaction). Unknown kinds are ignored.
     public func handle(_ event: OutboxEvent, on db: any Database) async throws {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        let payload = Data(event.payload.utf8)
-        switch event.kind {
-        case "patient.admitted":
+        guard let kind = event.eventKind else { return }
+        switch kind {
+        case .patientAdmitted:
             try await openGroup(for: event, on: db)
-        case "patient.transferred":
-            try await transfer(event, try decoder.decode(ClinicalEvent.PatientMoved.self, from: payload), on: db)
-        case "patient.discharged", "admission.cancelled":
+        case .patientTransferred:
+            try await transfer(event, try event.decode(ClinicalEvent.PatientMoved.self), on: db)
+        case .patientDischarged, .admissionCancelled:
             try await archive(event, on: db)
-        case "order.created", "order.changed", "order.cancelled", "order.discontinued":
-            let order = try decoder.decode(ClinicalEvent.OrderChanged.self, from: payload)
-            try await postCard(Self.orderCard(event.kind, order, patientID: event.patientID), for: event, on: db)
-        case "observation.result":
-            let results = try decoder.decode(ClinicalEvent.ResultsReported.self, from: payload)
+        case .orderCreated, .orderChanged, .orderCancelled, .orderDiscontinued:
+            let order = try event.decode(ClinicalEvent.OrderChanged.self)
+            try await postCard(Self.orderCard(kind, order, patientID: event.patientID), for: event, on: db)
+        case .observationResult:
+            let results = try event.decode(ClinicalEvent.ResultsReported.self)
             try await postCard(Self.resultCard(results, patientID: event.patientID), for: event, on: db)
-        case "report.received":
-            let report = try decoder.decode(ClinicalEvent.ReportReceived.self, from: payload)
+        case .reportReceived:
+            let report = try event.decode(ClinicalEvent.ReportReceived.self)
             try await postCard(Self.reportCard(report, patientID: event.patientID), for: event, on: db)
-        case "assessment.high_risk":
-            let assessment = try decoder.decode(ClinicalEvent.AssessmentRecorded.self, from: payload)
+        case .assessmentHighRisk:
+            let assessment = try event.decode(ClinicalEvent.AssessmentRecorded.self)
             try await postCard(Self.assessmentCard(assessment, patientID: event.patientID), for: event, on: db)
         default:
             return
         }
-        try await notifier.notify("chat", on: db)
+        try await notifier.signal(.chat, on: db)
     }
 
     /// Opens a group for every active stay that has none (a new installation, the demo seed).
@@ -114,7 +118,7 @@ public struct ChatService: Sendable {
     func archive(_ event: OutboxEvent, on db: any Database) async throws {
         guard let encounterID = event.encounterID,
               let group = try await ChatGroup.query(on: db).filter(\.$encounterID == encounterID).first(), !group.isArchived else { return }
-        try await postSystem(event.kind == "patient.discharged" ? "出院，群已归档（只读）" : "入院已取消，群已归档（只读）",
+        try await postSystem(event.eventKind == .patientDischarged ? "出院，群已归档（只读）" : "入院已取消，群已归档（只读）",
                              to: group, on: db)
         group.status = "archived"
         group.archivedAt = clock.now()
@@ -184,11 +188,11 @@ public struct ChatService: Sendable {
         try await message.create(on: db)
     }
 
-    static let orderTitles = ["order.created": "新医嘱", "order.changed": "医嘱变更", "order.cancelled": "医嘱取消", "order.discontinued": "医嘱停止"]
+    static let orderTitles: [EventKind: String] = [.orderCreated: "新医嘱", .orderChanged: "医嘱变更", .orderCancelled: "医嘱取消", .orderDiscontinued: "医嘱停止"]
     static let fieldNames = ["dose": "剂量", "unit": "单位", "frequency": "频次", "route": "途径", "note": "备注", "status": "状态",
                              "description": "名称", "priority": "优先级"]
 
-    static func orderCard(_ kind: String, _ order: ClinicalEvent.OrderChanged, patientID: String?) -> Card {
+    static func orderCard(_ kind: EventKind, _ order: ClinicalEvent.OrderChanged, patientID: String?) -> Card {
         var fields = [Card.Field("医嘱", "\(order.description) (\(order.placerNumber))")]
         if order.changes.isEmpty {
             for key in order.details.keys.sorted() { fields.append(.init(fieldNames[key] ?? key, order.details[key]!)) }
@@ -201,7 +205,7 @@ public struct ChatService: Sendable {
         if let by = order.orderedBy { fields.append(.init("医生", by)) }
         if let by = order.enteredBy { fields.append(.init("录入", by)) }
         fields.append(.init("时间", Self.format(order.at)))
-        let severity: Card.Severity = kind == "order.created" ? .info : .warning
+        let severity: Card.Severity = kind == .orderCreated ? .info : .warning
         return Card(title: "\(orderTitles[kind] ?? "医嘱") · \(order.description)", severity: severity, fields: fields,
                     buttons: patientID.map { [Card.Button(label: "查看医嘱", url: "/patients/\($0)#orders")] } ?? [])
     }
@@ -394,10 +398,10 @@ public struct ChatService: Sendable {
             try await markRead(group: group, upTo: message.id!, staffID: context.principal.id, on: tx)
             try await audit.record("chat.message.create", entityType: "chat_message", entityID: message.id, patientID: group.patientID,
                                    hospitalID: group.hospitalID, context: context, on: tx)
-            try await notifier.notify("chat", on: tx)
+            try await notifier.notify(.chat, on: tx)
             return message
         }
-        notifier.broadcastLocally("chat")
+        notifier.broadcastLocally(.chat)
         return created
     }
 
@@ -416,10 +420,10 @@ public struct ChatService: Sendable {
             let count = try await markRead(group: group, upTo: upTo.id!, staffID: context.principal.id, on: tx)
             try await audit.record("chat.message.read", entityType: "chat_group", entityID: groupID, patientID: group.patientID,
                                    hospitalID: group.hospitalID, detail: "\(count) messages", context: context, on: tx)
-            if count > 0 { try await notifier.notify("chat", on: tx) }
+            if count > 0 { try await notifier.notify(.chat, on: tx) }
             return count
         }
-        if count > 0 { notifier.broadcastLocally("chat") }
+        if count > 0 { notifier.broadcastLocally(.chat) }
         return count
     }
 
@@ -466,17 +470,56 @@ extension ChatService {
     public func typing(groupID: String, context: RequestContext, on db: any Database) async throws {
         guard let group = try await ChatGroup.find(groupID, on: db), try await isMember(group, context, on: db), !group.isArchived else { return }
         let name = context.principal.displayName.replacingOccurrences(of: ":", with: " ")
-        let payload = "typing:\(groupID):\(context.principal.id):\(name)"
+        let wake = Wake.typing(groupID: groupID, staffID: context.principal.id, name: name)
         if let sql = db as? any SQLDatabase, sql.dialect.name == "postgresql" {
-            try await notifier.notify(payload, on: db)  // every process, this one included
+            try await notifier.notify(wake, on: db)  // every process, this one included
         } else {
-            notifier.broadcastLocally(payload)
+            notifier.broadcastLocally(wake)
         }
     }
 }
 
 // MARK: For other modules (alerts): cards and members without an outbox event.
+
+/// The patient groups behind the seam other capabilities use (`PatientGroupCards`).
+public struct ChatGroupCards: PatientGroupCards {
+    let chat: ChatService
+    public init(_ chat: ChatService) { self.chat = chat }
+
+    public func groupID(forPatient patientID: String, encounterID: String?, on db: any Database) async throws -> String? {
+        try await chat.group(forPatient: patientID, encounterID: encounterID, on: db)?.id
+    }
+
+    public func postCard(_ card: Card, toGroup groupID: String, on db: any Database) async throws -> String {
+        guard let group = try await ChatGroup.find(groupID, on: db) else { throw RoundsError.notFound("group", id: groupID) }
+        return try await chat.postSystemCard(card, to: group, on: db).id!
+    }
+
+    public func replaceCard(messageID: String, with card: Card, on db: any Database) async throws {
+        try await chat.replaceSystemCard(messageID: messageID, with: card, on: db)
+    }
+
+    public func addMembers(_ staffIDs: [String], reason: String, toGroup groupID: String, on db: any Database) async throws {
+        guard let group = try await ChatGroup.find(groupID, on: db) else { return }  // the group is gone: nobody to add
+        try await chat.addMembers(staffIDs, reason: reason, to: group, on: db)
+    }
+
+    public func isMember(staffID: String, ofGroup groupID: String, on db: any Database) async throws -> Bool {
+        try await ChatMember.query(on: db).filter(\.$groupID == groupID).filter(\.$staffID == staffID).first() != nil
+    }
+
+    public func groupIDs(ofMember staffID: String, on db: any Database) async throws -> [String] {
+        try await ChatMember.query(on: db).filter(\.$staffID == staffID).all(\.$groupID)
+    }
+}
+
 extension ChatService {
+    /// The outbox handler of the patient groups.
+    public var eventHandler: some EventHandler {
+        EventHandlerFunction("chat.groups", kinds: Self.handledKinds) { event, tx in try await handle(event, on: tx) }
+    }
+
+
     /// The active group of a stay (or the patient's latest group).
     public func group(forPatient patientID: String, encounterID: String?, on db: any Database) async throws -> ChatGroup? {
         let groups = try await ChatGroup.query(on: db).filter(\.$patientID == patientID).sort(\.$id, .descending).all()
@@ -494,7 +537,7 @@ extension ChatService {
         message.card = String(decoding: try JSONEncoder().encode(card), as: UTF8.self)
         message.createdAt = clock.now()
         try await message.create(on: db)
-        try await notifier.notify("chat", on: db)
+        try await notifier.signal(.chat, on: db)
         return message
     }
 
@@ -505,7 +548,7 @@ extension ChatService {
         message.text = card.title
         message.updatedAt = clock.now()
         try await message.save(on: db)
-        try await notifier.notify("update:\(messageID)", on: db)
+        try await notifier.signal(.messageUpdated(messageID), on: db)
     }
 
     /// Adds people to a group (escalation brings more of the hospital in).

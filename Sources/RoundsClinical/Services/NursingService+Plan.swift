@@ -82,7 +82,7 @@ extension NursingService {
                               uniquingKeysWith: { a, _ in a })
         let assessments = Dictionary(grouping: try await Assessment.query(on: db).filter(\.$encounterID ~~ ids).all(), by: \.encounterID)
         let falls = Dictionary(grouping: try await NursingEvent.query(on: db).filter(\.$encounterID ~~ ids).filter(\.$kind == "fall").all(), by: \.encounterID)
-        let transfers = Dictionary(grouping: try await OutboxEvent.query(on: db).filter(\.$encounterID ~~ ids).filter(\.$kind == "patient.transferred").all(),
+        let transfers = Dictionary(grouping: try await OutboxEvent.query(on: db).filter(\.$encounterID ~~ ids).filter(\.$kind == EventKind.patientTransferred.rawValue).all(),
                                    by: { $0.encounterID ?? "" })
         let instruments = try await self.instruments(on: db)
         let now = clock.now()

@@ -12,12 +12,15 @@ public struct NursingService: Sendable {
     public let ids: IDGenerator
     public let audit: AuditLog
     public let timeZone: TimeZone
+    /// High-risk assessments become `assessment.high_risk` events (a card in the patient's group).
+    public let outbox: OutboxWriter
 
-    public init(clock: any RoundsClock, ids: IDGenerator, audit: AuditLog, timeZone: TimeZone) {
+    public init(clock: any RoundsClock, ids: IDGenerator, audit: AuditLog, timeZone: TimeZone, outbox: OutboxWriter? = nil) {
         self.clock = clock
         self.ids = ids
         self.audit = audit
         self.timeZone = timeZone
+        self.outbox = outbox ?? OutboxWriter(clock: clock, ids: ids, notifier: ChangeNotifier())
     }
 
     // MARK: Instruments
@@ -170,7 +173,7 @@ public struct NursingService: Sendable {
         assessment.reason = reason
         assessment.idempotencyKey = input.idempotencyKey ?? ids.next()
         try await SQLiteWriteGate.serialised(db, writer: "nursing") {
-            try await db.transaction { tx in
+            try await outbox.transaction(on: db) { tx in
                 try await assessment.create(on: tx)
                 var started: [String] = []
                 for intervention in score.band.interventions ?? [] {
@@ -196,9 +199,8 @@ public struct NursingService: Sendable {
                     let payload = ClinicalEvent.AssessmentRecorded(
                         assessmentID: assessment.id!, instrument: instrument.title.zh, total: score.total, band: score.band.label.zh,
                         assessor: context.principal.displayName, interventions: started, at: now)
-                    try await OutboxEvent.make(id: ids.next(), "assessment.high_risk", at: now, patientID: patientID,
-                                               encounterID: stay.encounter.id, hospitalID: stay.encounter.hospitalID,
-                                               sourceMessageID: nil, payload: payload).create(on: tx)
+                    try await outbox.emit(PendingEvent(.assessmentHighRisk, patientID: patientID, encounterID: stay.encounter.id,
+                                                       hospitalID: stay.encounter.hospitalID, payload: payload), in: tx)
                 }
                 try await audit.record("assessment.create", entityType: "assessment", entityID: assessment.id, patientID: patientID,
                                        hospitalID: stay.encounter.hospitalID,

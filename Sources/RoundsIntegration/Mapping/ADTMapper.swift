@@ -163,7 +163,7 @@ enum ADTMapper {
         try await ctx.audit("patient.admit", entityType: "encounter", entityID: encounter.id, patientID: patient.id,
                             detail: "\(location.ward.name) \(location.bed?.label ?? "")")
         let payload = event(ctx, "admitted", patient: patient, encounter: encounter, location: location)
-        try ctx.emit("patient.admitted", patientID: patient.id, encounterID: encounter.id, payload: payload)
+        try ctx.emit(.patientAdmitted, patientID: patient.id, encounterID: encounter.id, payload: payload)
     }
 
     static func transfer(_ ctx: inout MappingContext, cancelling: Bool) async throws {
@@ -183,7 +183,7 @@ enum ADTMapper {
         if let nurse = try await responsibleNurse(ctx) { encounter.nurseID = nurse.id }
         try await encounter.save(on: ctx.db)
         try await claim(to.bed, for: encounter, ctx)
-        let name = cancelling ? "transfer.cancelled" : "patient.transferred"
+        let name = cancelling ? EventKind.transferCancelled : EventKind.patientTransferred
         try await ctx.audit(cancelling ? "patient.transfer.cancel" : "patient.transfer", entityType: "encounter", entityID: encounter.id,
                             patientID: patient.id, detail: "\(from?.ward.name ?? "?") → \(to.ward.name) \(to.bed?.label ?? "")")
         try ctx.emit(name, patientID: patient.id, encounterID: encounter.id,
@@ -203,7 +203,7 @@ enum ADTMapper {
         let ward = try await Department.find(encounter.wardID, on: ctx.db)
         try await encounter.save(on: ctx.db)
         try await ctx.audit("patient.discharge", entityType: "encounter", entityID: encounter.id, patientID: patient.id, detail: ward?.name)
-        try ctx.emit("patient.discharged", patientID: patient.id, encounterID: encounter.id,
+        try ctx.emit(.patientDischarged, patientID: patient.id, encounterID: encounter.id,
                      payload: event(ctx, "discharged", patient: patient, encounter: encounter, location: ward.map { Location(ward: $0) }))
     }
 
@@ -224,7 +224,7 @@ enum ADTMapper {
             try await encounter.save(on: ctx.db)
         }
         try await ctx.audit("patient.update", entityType: "patient", entityID: patient.id, patientID: patient.id)
-        try ctx.emit("patient.updated", patientID: patient.id, encounterID: encounter?.id,
+        try ctx.emit(.patientUpdated, patientID: patient.id, encounterID: encounter?.id,
                      payload: event(ctx, "updated", patient: patient, encounter: encounter, location: location))
     }
 
@@ -239,7 +239,7 @@ enum ADTMapper {
         encounter.bedID = nil
         try await encounter.save(on: ctx.db)
         try await ctx.audit("patient.admit.cancel", entityType: "encounter", entityID: encounter.id, patientID: patient.id)
-        try ctx.emit("admission.cancelled", patientID: patient.id, encounterID: encounter.id,
+        try ctx.emit(.admissionCancelled, patientID: patient.id, encounterID: encounter.id,
                      payload: event(ctx, "admission cancelled", patient: patient, encounter: encounter, location: nil))
     }
 
@@ -253,7 +253,7 @@ enum ADTMapper {
         encounter.dischargedAt = nil
         try await encounter.save(on: ctx.db)
         try await ctx.audit("patient.discharge.cancel", entityType: "encounter", entityID: encounter.id, patientID: patient.id)
-        try ctx.emit("discharge.cancelled", patientID: patient.id, encounterID: encounter.id,
+        try ctx.emit(.dischargeCancelled, patientID: patient.id, encounterID: encounter.id,
                      payload: event(ctx, "discharge cancelled", patient: patient, encounter: encounter, location: nil))
     }
 
@@ -278,7 +278,7 @@ enum ADTMapper {
         try await ctx.audit("patient.merge", entityType: "patient", entityID: survivorID, patientID: survivorID,
                             detail: "\(priorMRN) merged into \(survivor.mrn)")
         struct Merge: Encodable { var survivorMRN: String; var priorMRN: String; var priorPatientID: String }
-        try ctx.emit("patient.merged", patientID: survivorID, encounterID: nil,
+        try ctx.emit(.patientMerged, patientID: survivorID, encounterID: nil,
                      payload: Merge(survivorMRN: survivor.mrn, priorMRN: priorMRN, priorPatientID: priorID))
     }
 }

@@ -37,7 +37,7 @@ struct MappingContext {
     var patientID: String?
     var patientMRN: String?
     var hospitalID: String?
-    var events: [OutboxEvent] = []
+    var events: [PendingEvent] = []
 
     func value(_ path: String) -> String? {
         guard let v = message[path], !v.isEmpty else { return nil }
@@ -59,10 +59,10 @@ struct MappingContext {
                                detail: detail, actorKind: actorKind, actorID: submitter?.id, actorName: actorName, clientAddress: peer, on: db)
     }
 
-    /// Queues an outbox event in this transaction.
-    mutating func emit(_ kind: String, patientID: String?, encounterID: String?, payload: some Encodable) throws {
-        events.append(try OutboxEvent.make(id: ids.next(), kind, at: now, patientID: patientID, encounterID: encounterID,
-                                           hospitalID: hospitalID, sourceMessageID: messageID, payload: payload))
+    /// Queues an event; the pipeline emits them with the stored message, in this transaction.
+    mutating func emit(_ kind: EventKind, patientID: String?, encounterID: String?, payload: some Encodable) throws {
+        events.append(try PendingEvent(kind, patientID: patientID, encounterID: encounterID, hospitalID: hospitalID,
+                                       sourceMessageID: messageID, payload: payload))
     }
 
     // MARK: Resolving references

@@ -102,13 +102,13 @@ enum OrderMapper {
         order.orderedBy = orderedBy.isEmpty ? order.orderedBy : orderedBy
         order.updatedAt = ctx.now
         try await order.save(on: ctx.db)
-        let kindName = switch control {
-        case "NW": "order.created"
-        case "XO", "SC", "XX": "order.changed"
-        case "CA", "OC": "order.cancelled"
-        default: "order.discontinued"
+        let kindName: EventKind = switch control {
+        case "NW": .orderCreated
+        case "XO", "SC", "XX": .orderChanged
+        case "CA", "OC": .orderCancelled
+        default: .orderDiscontinued
         }
-        try await ctx.audit(kindName, entityType: "order", entityID: order.id, patientID: patient.id, detail: "\(placer) \(order.description)")
+        try await ctx.audit(kindName.rawValue, entityType: "order", entityID: order.id, patientID: patient.id, detail: "\(placer) \(order.description)")
         try ctx.emit(kindName, patientID: patient.id, encounterID: encounter?.id, payload: ClinicalEvent.OrderChanged(
             control: control, placerNumber: placer, code: order.code, description: order.description, status: status,
             details: details, changes: changes, orderedBy: orderedBy.isEmpty ? nil : orderedBy,

@@ -78,10 +78,10 @@ enum ResultMapper {
         if !observations.isEmpty {
             try await ctx.audit("observation.create", entityType: "observation", entityID: observations.first?.observationID,
                                 patientID: patient.id, detail: "\(observations.count) results")
-            try ctx.emit("observation.result", patientID: patient.id, encounterID: encounter?.id,
+            try ctx.emit(.observationResult, patientID: patient.id, encounterID: encounter?.id,
                          payload: ClinicalEvent.ResultsReported(orderNumber: ctx.value("OBR-2-1"), panel: ctx.value("OBR-4-2"), observations: observations))
             for critical in observations where critical.critical {
-                try ctx.emit("observation.critical", patientID: patient.id, encounterID: encounter?.id, payload: critical)
+                try ctx.emit(.observationCritical, patientID: patient.id, encounterID: encounter?.id, payload: critical)
             }
         }
 
@@ -103,9 +103,9 @@ enum ResultMapper {
             try await report.create(on: ctx.db)
             try await ctx.audit("report.create", entityType: "report", entityID: report.id, patientID: patient.id, detail: report.title)
             for finding in findings {
-                try ctx.emit("observation.critical", patientID: patient.id, encounterID: encounter?.id, payload: finding)
+                try ctx.emit(.observationCritical, patientID: patient.id, encounterID: encounter?.id, payload: finding)
             }
-            try ctx.emit("report.received", patientID: patient.id, encounterID: encounter?.id, payload: ClinicalEvent.ReportReceived(
+            try ctx.emit(.reportReceived, patientID: patient.id, encounterID: encounter?.id, payload: ClinicalEvent.ReportReceived(
                 reportID: report.id!, documentNumber: report.documentNumber, title: report.title, text: report.text,
                 attachmentID: attachment?.id, author: report.author))
         }

@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import PostgresKit
 import PostgresNIO
+import RoundsCore
 import SQLKit
 
 /// Wakes the readers of a process when something they follow has changed (a chat message, a
@@ -16,14 +17,14 @@ import SQLKit
 public final class ChangeNotifier: @unchecked Sendable {
     public static let channel = "rounds_changes"
     private let lock = NSLock()
-    private var listeners: [UUID: AsyncStream<String>.Continuation] = [:]
+    private var listeners: [UUID: AsyncStream<Wake>.Continuation] = [:]
 
     public init() {}
 
-    /// A stream of wake-up payloads, until `stop(id)`.
-    public func updates() -> (UUID, AsyncStream<String>) {
+    /// A stream of wake-ups, until `stop(id)`.
+    public func updates() -> (UUID, AsyncStream<Wake>) {
         let id = UUID()
-        let (stream, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(256))
+        let (stream, continuation) = AsyncStream<Wake>.makeStream(bufferingPolicy: .bufferingNewest(256))
         lock.withLock { listeners[id] = continuation }
         return (id, stream)
     }
@@ -32,16 +33,40 @@ public final class ChangeNotifier: @unchecked Sendable {
         lock.withLock { listeners.removeValue(forKey: id) }?.finish()
     }
 
-    /// Wakes this process's readers (after a commit).
-    public func broadcastLocally(_ payload: String) {
-        for continuation in lock.withLock({ Array(listeners.values) }) { continuation.yield(payload) }
+    /// Wakes this process's readers now (what they look for has committed).
+    public func broadcastLocally(_ wake: Wake) {
+        for continuation in lock.withLock({ Array(listeners.values) }) { continuation.yield(wake) }
     }
 
-    /// Inside a transaction: on PostgreSQL, NOTIFY every process (delivered at commit).
-    /// Elsewhere nothing: the caller broadcasts locally after the commit.
-    public func notify(_ payload: String, on db: any Database) async throws {
+    /// The one way to say "this changed" from inside a write: NOTIFY every process on
+    /// PostgreSQL (delivered at commit), and wake this process once the change is visible —
+    /// at the end of the enclosing `transaction(on:)`, or at once when `db` is not in a
+    /// transaction (the write has committed). A plain `db.transaction` that signals must be
+    /// one whose owner looks again after it commits (the outbox dispatcher does).
+    public func signal(_ wake: Wake, on db: any Database) async throws {
+        try await notify(wake, on: db)
+        if let pending = PendingWakes.current {
+            pending.add(wake)
+        } else if !db.inTransaction {
+            broadcastLocally(wake)
+        }
+    }
+
+    /// Runs `body` in one transaction of `db`; the local wake-ups `signal` asked for inside it
+    /// are sent after it commits (none when it fails).
+    public func transaction<T: Sendable>(on db: any Database, _ body: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
+        let pending = PendingWakes()
+        // Bound inside the transaction's closure: drivers run it on a task of their own, which
+        // would not inherit a binding made out here.
+        let result = try await db.transaction { tx in try await PendingWakes.$current.withValue(pending) { try await body(tx) } }
+        for wake in pending.drain() { broadcastLocally(wake) }
+        return result
+    }
+
+    /// NOTIFY only (PostgreSQL, delivered at commit); nothing elsewhere. Prefer `signal`.
+    public func notify(_ wake: Wake, on db: any Database) async throws {
         guard let sql = db as? any SQLDatabase, sql.dialect.name == "postgresql" else { return }
-        try await sql.raw("SELECT pg_notify(\(bind: Self.channel), \(bind: payload))").run()
+        try await sql.raw("SELECT pg_notify(\(bind: Self.channel), \(bind: wake.rawValue))").run()
     }
 
     /// Listens on PostgreSQL and passes every notification to the local readers; reconnects
@@ -56,9 +81,9 @@ public final class ChangeNotifier: @unchecked Sendable {
                     defer { Task { try? await connection.close() } }
                     let notifications = try await connection.listen(Self.channel)
                     // Anything written while we were away is picked up by the readers' own catch-up.
-                    broadcastLocally("")
+                    broadcastLocally(.catchUp)
                     for try await notification in notifications {
-                        broadcastLocally(notification.payload)
+                        broadcastLocally(Wake(rawValue: notification.payload))
                     }
                 } catch {
                     if Task.isCancelled { break }
@@ -68,4 +93,14 @@ public final class ChangeNotifier: @unchecked Sendable {
             }
         }
     }
+}
+
+/// The wake-ups asked for inside a `ChangeNotifier.transaction`, sent once it commits.
+final class PendingWakes: @unchecked Sendable {
+    @TaskLocal static var current: PendingWakes?
+    private let lock = NSLock()
+    private var wakes: [Wake] = []
+
+    func add(_ wake: Wake) { lock.withLock { if !wakes.contains(wake) { wakes.append(wake) } } }
+    func drain() -> [Wake] { lock.withLock { defer { wakes = [] }; return wakes } }
 }

@@ -18,13 +18,27 @@ public struct OutboxDispatcher: Sendable {
 
     public let clock: any RoundsClock
     public let logger: Logger
+    /// Wakes this process's readers for what handlers signalled, once a batch commits.
+    public var notifier: ChangeNotifier?
     /// After this many failed attempts an event is set aside (dispatched with its error kept).
     public var maximumAttempts = 5
     private let urgent = UrgentSignal()
 
-    public init(clock: any RoundsClock, logger: Logger = Logger(label: "rounds.outbox")) {
+    public init(clock: any RoundsClock, logger: Logger = Logger(label: "rounds.outbox"), notifier: ChangeNotifier? = nil) {
         self.clock = clock
         self.logger = logger
+        self.notifier = notifier
+    }
+
+    /// Dispatches to the registered handlers until nothing is pending (a batch may stop early to
+    /// let a critical value go first, so this goes round again); returns how many were handled.
+    @discardableResult
+    public func dispatchAll(on db: any Database, to handlers: EventHandlers) async throws -> Int {
+        var count = 0
+        while case let done = try await dispatchPending(on: db, handler: { event, tx in try await handlers.handle(event, on: tx) }), done > 0 {
+            count += done
+        }
+        return count
     }
 
     /// A critical value was committed (here or in another process): the batch in hand yields.
@@ -49,7 +63,7 @@ public struct OutboxDispatcher: Sendable {
             // On SQLite, take turns with the HL7 intake: two write transactions that both read
             // first end in SQLITE_BUSY, and a busy event would be retried and could be set aside.
             return try await SQLiteWriteGate.serialised(db, urgent: isUrgent, writer: "outbox") {
-                try await db.transaction { tx in
+                try await transaction(on: db) { tx in
                     var handled: [String] = []
                     for event in try await Self.claim(ids, on: tx) {
                         // A critical value arrived or waits to be stored: commit what is done and
@@ -75,6 +89,11 @@ public struct OutboxDispatcher: Sendable {
         }
     }
 
+    private func transaction<T: Sendable>(on db: any Database, _ body: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
+        if let notifier { return try await notifier.transaction(on: db, body) }
+        return try await db.transaction(body)
+    }
+
     private func shouldYield(_ db: any Database) async -> Bool {
         if urgent.get() { return true }
         return await SQLiteWriteGate.of(db)?.hasUrgentWaiters ?? false
@@ -90,7 +109,7 @@ public struct OutboxDispatcher: Sendable {
         }
         return try await sql.raw("""
             SELECT id, CASE WHEN patient_id IN (SELECT patient_id FROM outbox_events
-                                                WHERE dispatched_at IS NULL AND kind = 'observation.critical') THEN 1 ELSE 0 END AS urgent
+                                                WHERE dispatched_at IS NULL AND kind = \(bind: EventKind.observationCritical.rawValue)) THEN 1 ELSE 0 END AS urgent
             FROM outbox_events WHERE dispatched_at IS NULL
             ORDER BY urgent DESC, id
             LIMIT \(bind: limit)

@@ -2,9 +2,10 @@ import FluentKit
 import Foundation
 import RoundsCore
 
-/// Writes outbox events inside the caller's transaction, so an event exists exactly when the
-/// change it describes committed, and wakes the dispatcher (NOTIFY on PostgreSQL, delivered at
-/// commit; `wakeAfterCommit` for this process).
+/// The one way events enter the outbox. `emit` writes them inside the caller's transaction, so
+/// an event exists exactly when the change it describes committed, and wakes the dispatchers:
+/// every process's by NOTIFY on PostgreSQL (delivered at commit), this process's after the
+/// commit (see `ChangeNotifier.signal`; run the write in `transaction(on:)`).
 public struct OutboxWriter: Sendable {
     public let clock: any RoundsClock
     public let ids: IDGenerator
@@ -16,49 +17,44 @@ public struct OutboxWriter: Sendable {
         self.notifier = notifier
     }
 
-    /// The event row, not yet stored.
-    public func event(_ kind: String, patientID: String?, encounterID: String?, hospitalID: String?, sourceMessageID: String? = nil,
-                      payload: some Encodable) throws -> OutboxEvent {
-        try OutboxEvent.make(id: ids.next(), kind, at: clock.now(), patientID: patientID, encounterID: encounterID,
-                             hospitalID: hospitalID, sourceMessageID: sourceMessageID, payload: payload)
-    }
-
-    /// Stores `events` in the transaction `tx` and tells the other processes at its commit.
-    public func store(_ events: [OutboxEvent], in tx: any Database) async throws {
+    /// Stores `events` in `tx`, in order, and asks for the wake-up (urgent with a critical value).
+    public func emit(_ events: [PendingEvent], in tx: any Database) async throws {
         guard !events.isEmpty else { return }
-        for event in events { try await event.create(on: tx) }
-        try await notifier.notify(Self.wake(for: events), on: tx)
+        let now = clock.now()
+        for event in events { try await OutboxEvent(event, id: ids.next(), at: now).create(on: tx) }
+        try await notifier.signal(Wake.forEvents(events.map(\.kind)), on: tx)
     }
 
-    /// After the commit: wakes this process's dispatcher.
-    public func wakeAfterCommit(_ events: [OutboxEvent]) {
-        guard !events.isEmpty else { return }
-        notifier.broadcastLocally(Self.wake(for: events))
+    public func emit(_ event: PendingEvent, in tx: any Database) async throws {
+        try await emit([event], in: tx)
     }
 
-    /// The wake-up a batch of events sends: urgent when it carries a critical value.
-    public static func wake(for events: [OutboxEvent]) -> String {
-        events.contains { $0.kind == "observation.critical" } ? "outbox-urgent" : "outbox"
+    /// One transaction whose events wake this process's dispatcher once it commits.
+    public func transaction<T: Sendable>(on db: any Database, _ body: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
+        try await notifier.transaction(on: db, body)
     }
 }
 
 extension OutboxEvent {
-    /// A pending event with its payload as JSON (sorted keys, ISO 8601 dates).
-    public static func make(id: String, _ kind: String, at now: Date, patientID: String?, encounterID: String?, hospitalID: String?,
-                            sourceMessageID: String?, payload: some Encodable) throws -> OutboxEvent {
-        let event = OutboxEvent()
-        event.id = id
-        event.kind = kind
-        event.patientID = patientID
-        event.encounterID = encounterID
-        event.hospitalID = hospitalID
-        event.sourceMessageID = sourceMessageID
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
-        event.payload = String(decoding: try encoder.encode(payload), as: UTF8.self)
-        event.createdAt = now
-        event.attempts = 0
-        return event
+    /// A pending row for `event`.
+    convenience init(_ event: PendingEvent, id: String, at now: Date) {
+        self.init()
+        self.id = id
+        kind = event.kind.rawValue
+        patientID = event.patientID
+        encounterID = event.encounterID
+        hospitalID = event.hospitalID
+        sourceMessageID = event.sourceMessageID
+        payload = event.payload
+        createdAt = now
+        attempts = 0
+    }
+
+    /// The kind as a type; nil for a kind this version does not know (written by a newer one).
+    public var eventKind: EventKind? { EventKind(rawValue: kind) }
+
+    /// The payload as the handler expects it.
+    public func decode<P: Decodable>(_ type: P.Type) throws -> P {
+        try PendingEvent.decode(type, from: payload)
     }
 }

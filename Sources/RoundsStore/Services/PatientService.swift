@@ -169,7 +169,7 @@ public struct PatientService: Sendable {
             if let id, try await Staff.find(id, on: db) == nil { throw RoundsError.validation("\(field): no such staff member") }
         }
         let now = clock.now()
-        let admitted = try await db.transaction { tx in
+        let admitted = try await outbox.transaction(on: db) { tx in
             let patient: Patient
             if let existing = try await Patient.query(on: tx).filter(\.$hospitalID == ward.hospitalID).filter(\.$mrn == mrn).first() {
                 patient = existing
@@ -187,13 +187,11 @@ public struct PatientService: Sendable {
             try await encounter.create(on: tx)
             try await audit.record("patient.admit", entityType: "encounter", entityID: encounter.id, patientID: patient.id,
                                    hospitalID: ward.hospitalID, detail: ward.name, context: context, on: tx)
-            let event = try outbox.event("patient.admitted", patientID: patient.id, encounterID: encounter.id, hospitalID: ward.hospitalID,
-                                         payload: try await moved("admitted", patient: patient, encounter: encounter, ward: ward, on: tx))
-            try await outbox.store([event], in: tx)
-            return (patient, encounter, event)
+            try await outbox.emit(PendingEvent(.patientAdmitted, patientID: patient.id, encounterID: encounter.id, hospitalID: ward.hospitalID,
+                                               payload: try await moved("admitted", patient: patient, encounter: encounter, ward: ward, on: tx)), in: tx)
+            return (patient, encounter)
         }
-        outbox.wakeAfterCommit([admitted.2])
-        return (admitted.0, admitted.1)
+        return admitted
     }
 
     public func discharge(encounterID: String, context: RequestContext, on db: any Database) async throws -> Encounter {
@@ -208,16 +206,13 @@ public struct PatientService: Sendable {
         encounter.status = .discharged
         encounter.dischargedAt = clock.now()
         guard let patient = try await Patient.find(encounter.patientID, on: db) else { throw RoundsError.notFound("patient", id: encounter.patientID) }
-        let event = try await db.transaction { tx in
+        try await outbox.transaction(on: db) { tx in
             try await encounter.save(on: tx)
             try await audit.record("patient.discharge", entityType: "encounter", entityID: encounterID, patientID: encounter.patientID,
                                    hospitalID: ward.hospitalID, context: context, on: tx)
-            let event = try outbox.event("patient.discharged", patientID: patient.id, encounterID: encounterID, hospitalID: ward.hospitalID,
-                                         payload: try await moved("discharged", patient: patient, encounter: encounter, ward: ward, on: tx))
-            try await outbox.store([event], in: tx)
-            return event
+            try await outbox.emit(PendingEvent(.patientDischarged, patientID: patient.id, encounterID: encounterID, hospitalID: ward.hospitalID,
+                                               payload: try await moved("discharged", patient: patient, encounter: encounter, ward: ward, on: tx)), in: tx)
         }
-        outbox.wakeAfterCommit([event])
         return encounter
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import RoundsCore
 import RoundsChat
 import RoundsStore
 import Vapor

@@ -78,11 +78,6 @@ struct ChatRoutes {
                tag: "chat", body: ActionBody.self, returns: ActionDTO.self) { req in
             let body = try req.content.decode(ActionBody.self)
             let messageID = try req.parameters.require("messageId")
-            // A critical value is acknowledged on its own page, with a read-back, never by a card button.
-            guard body.action != AlertService.legacyCardAction else {
-                throw RoundsError(code: "read_back_required", status: 422, zh: "请打开危急值页面，复述结果后确认",
-                                  en: "Open the critical value and acknowledge it there with a read-back", detail: "/alerts")
-            }
             let action = try await req.rounds.chat.act(messageID: messageID, action: body.action, context: req.context(), on: req.db)
             return ActionDTO(action)
         }

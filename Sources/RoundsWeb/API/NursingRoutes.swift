@@ -207,7 +207,6 @@ struct NursingRoutes {
                 patientID: req.parameters.require("patientId"),
                 .init(instrument: body.instrument, encounterID: body.encounterId, answers: body.answers, idempotencyKey: body.idempotencyKey,
                       reason: body.reason), context: req.context(), on: req.db)
-            if created { req.rounds.notifier.broadcastLocally("outbox") }
             return try await AssessmentDTO(assessment).encodeResponse(status: created ? .created : .ok, for: req)
         }
         api.on(.GET, "patients", ":patientId", "assessments", summary: "A patient's assessments, newest first", tag: "nursing",

@@ -30,6 +30,9 @@ public struct RoundsConfiguration: Sendable {
     /// background (every server; tests drive them by hand). Independent of the MLLP listener:
     /// a hospital that reports critical values only by hand or over the API still escalates.
     public var backgroundWork: Bool = true
+    /// Send queued outbound HL7 (the LIS feedback of critical values) when no MLLP listener is
+    /// configured; with one, its settings decide.
+    public var runOutboundQueue: Bool = true
     /// HTTP limits against slow or abandoned clients (see docs/SECURITY.md).
     public var httpLimits: HTTPLimits = .init()
 

@@ -1,6 +1,7 @@
 import Foundation
 import RoundsCore
 import RoundsStore
+import ServiceLifecycle
 import Vapor
 
 /// What the `rounds` commands do, kept here so the executable stays a thin argument parser.
@@ -25,6 +26,27 @@ public enum RoundsRunner {
             print("Rounds is listening on http://\(host == "0.0.0.0" ? "localhost" : host):\(port)/")
             fflush(nil)
             try await app.execute()
+        }
+    }
+
+    /// The runtime without HTTP (`rounds worker`), until SIGTERM or SIGINT, which drain it.
+    public static func work(_ configuration: RoundsConfiguration) async throws {
+        var configuration = configuration
+        configuration.backgroundWork = false  // run below, under this process's signals
+        try await withApplication { app in
+            try await configure(app, configuration)
+            try await app.asyncBoot()  // LISTEN on PostgreSQL: the web processes' events wake us
+            let runtime = app.roundsRuntime()
+            if let integration = runtime.parts.integration {
+                let port = try await integration.start()
+                print("Rounds worker: MLLP listener on port \(port).")
+            }
+            print("Rounds worker is running (database: \(configuration.database)).")
+            fflush(nil)
+            let group = ServiceGroup(configuration: .init(services: runtime.services().map { .init(service: $0) },
+                                                          gracefulShutdownSignals: [.sigterm, .sigint], logger: app.logger))
+            try await group.run()
+            app.logger.notice("Rounds worker stopped")
         }
     }
 

@@ -5,6 +5,7 @@ import RoundsClinical
 import RoundsConnectors
 import RoundsCore
 import RoundsIntegration
+import RoundsRuntime
 import RoundsStore
 import Vapor
 
@@ -25,6 +26,8 @@ public struct RoundsServices: Sendable {
     public let notifier: ChangeNotifier
     public let alerts: AlertService
     public let nursing: NursingService
+    /// Who consumes which events, in order (see `EventHandlers`).
+    public let eventHandlers: EventHandlers
     /// The adapters that deliver critical values outside Rounds, by connector kind.
     public internal(set) var alertConnectors: [ConnectorKind: any AlertConnector] = [:]
 
@@ -40,21 +43,31 @@ public struct RoundsServices: Sendable {
         var hl7Logger = Logger(label: "rounds.hl7")
         hl7Logger.logLevel = logLevel
         notifier = ChangeNotifier()
-        patients = PatientService(clock: clock, ids: ids, audit: audit, outbox: OutboxWriter(clock: clock, ids: ids, notifier: notifier))
+        let events = OutboxWriter(clock: clock, ids: ids, notifier: notifier)
+        patients = PatientService(clock: clock, ids: ids, audit: audit, outbox: events)
         hl7 = InboundPipeline(clock: clock, ids: ids, logger: hl7Logger, notifier: notifier)
         hl7Logger = Logger(label: "rounds.hl7.outbound")
         hl7Logger.logLevel = logLevel
         outbound = OutboundQueue(clock: clock, ids: ids, logger: hl7Logger)
         messages = MessageStore(audit: audit)
-        chat = ChatService(clock: clock, ids: ids, audit: audit, notifier: notifier)
-        var alerts = AlertService(clock: clock, ids: ids, audit: audit, chat: chat)
+        var chat = ChatService(clock: clock, ids: ids, audit: audit, notifier: notifier)
+        var alerts = AlertService(clock: clock, ids: ids, audit: audit, groups: ChatGroupCards(chat), notifier: notifier)
         alerts.publicURL = configuration.publicURL
         alerts.destinations = configuration.allowedDestinations
         self.alerts = alerts
-        nursing = NursingService(clock: clock, ids: ids, audit: audit, timeZone: Formatting.hospitalTimeZone)
+        nursing = NursingService(clock: clock, ids: ids, audit: audit, timeZone: Formatting.hospitalTimeZone, outbox: events)
         var outboxLogger = Logger(label: "rounds.outbox")
         outboxLogger.logLevel = logLevel
-        outbox = OutboxDispatcher(clock: clock, logger: outboxLogger)
+        outbox = OutboxDispatcher(clock: clock, logger: outboxLogger, notifier: notifier)
+
+        // What each capability consumes. Order matters for one event: the patient groups first
+        // (the admission opens the group the alert card goes to), then the critical values.
+        var handlers = EventHandlers()
+        handlers.register(chat.eventHandler)
+        handlers.register(alerts.eventHandler)
+        eventHandlers = handlers
+        chat.cardActions.register(alerts.cardActionHandler)
+        self.chat = chat
     }
 }
 
@@ -101,19 +114,18 @@ extension Request {
 }
 
 extension RoundsServices {
-    /// Delivers pending clinical events to the modules that act on them (patient groups today).
+    /// Hands every pending outbox event to the registered handlers now (the runtime does this in
+    /// the background; tests and the demo seed call it directly).
     @discardableResult
     public func dispatchOutbox(on db: any Database) async throws -> Int {
-        let chat = self.chat, alerts = self.alerts
-        var count = 0
-        // Round after round: a batch may stop early to let a critical value go first.
-        while case let done = try await outbox.dispatchPending(on: db, handler: { event, tx in
-            try await chat.handle(event, on: tx)  // first: the group the alert card goes to
-            try await alerts.handle(event, on: tx)
-        }), done > 0 {
-            count += done
-            notifier.broadcastLocally("chat")
-        }
-        return count
+        try await outbox.dispatchAll(on: db, to: eventHandlers)
+    }
+
+    /// The background loops of this process (see `RoundsRuntime`), over `database`.
+    public func runtime(database: @escaping @Sendable () -> any Database, integration: IntegrationService?, logger: Logger) -> RoundsRuntime {
+        let sendsOutbound = configuration.integration?.runOutboundWorker ?? configuration.runOutboundQueue
+        return RoundsRuntime(.init(database: database, dispatcher: outbox, handlers: eventHandlers, notifier: notifier, alerts: alerts,
+                                   connectors: alertConnectors, chat: chat, integration: integration,
+                                   outbound: sendsOutbound ? outbound : nil, logger: logger))
     }
 }

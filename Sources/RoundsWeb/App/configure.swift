@@ -8,7 +8,9 @@ import RoundsClinical
 import RoundsCore
 import RoundsIntegration
 import RoundsStore
+import RoundsRuntime
 import SQLKit
+import ServiceLifecycle
 import Vapor
 
 /// Wires the app: database and migrations, services, middleware, templates, routes.
@@ -64,110 +66,47 @@ public func configure(_ app: Application, _ configuration: RoundsConfiguration) 
     if case .postgres(let url) = configuration.database { postgresURL = url }
     app.lifecycle.use(RealtimeLifecycle(feed: feed, notifier: app.rounds.notifier, postgresURL: postgresURL))
 
-    if let settings = configuration.integration {
-        let services = app.rounds
-        let integration = IntegrationService(settings: settings, pipeline: services.hl7, outbound: services.outbound,
-                                             logger: app.logger, database: { [unowned app] in app.db })
-        app.lifecycle.use(IntegrationLifecycle(service: integration))
-    }
     if configuration.backgroundWork {
-        app.lifecycle.use(OutboxWorker(services: app.rounds, database: { [unowned app] in app.db }, logger: app.logger))
+        app.lifecycle.use(RuntimeLifecycle(runtime: app.roundsRuntime()))
     }
 }
 
-/// Delivers outbox events (patient groups and cards) in the background while the server runs.
-final class OutboxWorker: LifecycleHandler, @unchecked Sendable {
-    let services: RoundsServices
-    let database: @Sendable () -> any Database
-    let logger: Logger
+extension Application {
+    /// This process's background loops over its database, with the MLLP listener when configured.
+    public func roundsRuntime() -> RoundsRuntime {
+        var integration: IntegrationService?
+        if let settings = rounds.configuration.integration {
+            integration = IntegrationService(settings: settings, pipeline: rounds.hl7, outbound: rounds.outbound,
+                                             logger: logger, database: { [unowned self] in self.db })
+        }
+        return rounds.runtime(database: { [unowned self] in self.db }, integration: integration, logger: logger)
+    }
+}
+
+/// Runs the runtime's services (a ServiceGroup) while the server runs: the MLLP listener is
+/// bound before the server reports booted (a port in use fails the start), and a stop drains
+/// them (messages in hand finish, the batch in hand commits).
+final class RuntimeLifecycle: LifecycleHandler, @unchecked Sendable {
+    let runtime: RoundsRuntime
+    private var group: ServiceGroup?
     private var task: Task<Void, Never>?
-    private var deliveries: Task<Void, Never>?
 
-    init(services: RoundsServices, database: @escaping @Sendable () -> any Database, logger: Logger) {
-        self.services = services
-        self.database = database
-        self.logger = logger
-    }
-
-    /// One signed bot callback over HTTP; the status code decides sent or retry.
-    static func post(_ url: String, headers: [String: String], body: Data, client: any Client) async throws -> Int {
-        var httpHeaders = HTTPHeaders()
-        for (name, value) in headers { httpHeaders.add(name: name, value: value) }
-        let response = try await client.post(URI(string: url), headers: httpHeaders) { request in
-            request.body = ByteBuffer(data: body)
-        }
-        return Int(response.status.code)
-    }
+    init(runtime: RoundsRuntime) { self.runtime = runtime }
 
     func didBootAsync(_ application: Application) async throws {
-        let services = self.services, database = self.database, logger = self.logger, client = application.client
-        // Woken at once when a message with events commits (here or, via NOTIFY, in another
-        // process), and every half second regardless (bot callbacks due, a lost wake-up).
-        let (kicks, kick) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let (listenerID, wakes) = services.notifier.updates()
-        let forwarder = Task {
-            for await payload in wakes where payload.hasPrefix("outbox") {
-                if payload == "outbox-urgent" { services.outbox.signalUrgent() }
-                kick.yield()
-            }
-        }
-        let ticker = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(500))
-                kick.yield()
-            }
-        }
-        // Critical values to Feishu, WeCom, SMS, e-mail and the LIS: on their own loop, so a slow
-        // peer never holds up patient-group cards.
-        deliveries = Task {
-            while !Task.isCancelled {
-                do {
-                    while try await services.alerts.deliverDue(using: services.alertConnectors, on: database()) > 0 {}
-                } catch {
-                    logger.warning("critical-value delivery failed: \(error)")
-                }
-                try? await Task.sleep(for: .seconds(1))
-            }
-        }
+        if let integration = runtime.parts.integration { application.mllpPort = try await integration.start() }
+        let group = ServiceGroup(configuration: .init(services: runtime.services().map { .init(service: $0) },
+                                                      gracefulShutdownSignals: [], logger: application.logger))
+        self.group = group
+        let logger = application.logger
         task = Task {
-            var next = kicks.makeAsyncIterator()
-            while !Task.isCancelled {
-                do {
-                    while try await services.dispatchOutbox(on: database()) > 0 {}
-                    if try await services.alerts.escalateDue(on: database()) > 0 { services.notifier.broadcastLocally("chat") }
-                    try await services.chat.deliverCallbacks(on: database()) { url, headers, body in
-                        try await Self.post(url, headers: headers, body: body, client: client)
-                    }
-                } catch {
-                    logger.warning("outbox dispatch failed: \(error)")
-                }
-                guard await next.next() != nil else { break }
-            }
-            ticker.cancel()
-            forwarder.cancel()
-            services.notifier.stop(listenerID)
-            kick.finish()
+            do { try await group.run() } catch { logger.error("background services stopped: \(error)") }
         }
     }
 
     func shutdownAsync(_ application: Application) async {
-        task?.cancel()
-        deliveries?.cancel()
+        await group?.triggerGracefulShutdown()
         _ = await task?.value
-        _ = await deliveries?.value
-    }
-}
-
-/// Starts the MLLP listener and outbound worker with the server, stops them with it.
-struct IntegrationLifecycle: LifecycleHandler {
-    let service: IntegrationService
-
-    func didBootAsync(_ application: Application) async throws {
-        application.mllpPort = try await service.start()
-    }
-
-    func shutdownAsync(_ application: Application) async {
-        await service.stop()
     }
 }
 

@@ -273,7 +273,6 @@ struct NursingPages {
             let (assessment, _) = try await req.rounds.nursing.record(
                 patientID: patientID, .init(instrument: code, answers: answers, idempotencyKey: fields["idempotencyKey"], reason: fields["reason"]),
                 context: req.context(), on: req.db)
-            req.rounds.notifier.broadcastLocally("outbox")
             return req.redirect(to: "/patients/\(patientID)/nursing?done=\(assessment.id!)")
         } catch let error as RoundsError where error.status == 422 {
             // "answers.<item>: required" names the question; say it in words, keep the answers.
