@@ -43,7 +43,7 @@ class Rounds:
         self.base = f"http://127.0.0.1:{self.http_port}"
         self.log_path = os.path.join(self.workdir, "server.log")
 
-    def start(self, demo=True, timeout=90):
+    def start(self, demo=True, timeout=90, mllp=True):
         args = [binary(), "serve", "--db", os.path.join(self.workdir, "rounds.sqlite"), "--port", str(self.http_port),
                 "--mllp-host", "127.0.0.1", "--mllp-port", str(self.mllp_port), "--bcrypt-cost", "6",
                 "--demo-feed-rate", "0", "--allow-destination", "127.0.0.1"] + (["--demo"] if demo else []) + self.extra
@@ -57,7 +57,7 @@ class Rounds:
         while True:
             try:
                 with urllib.request.urlopen(self.base + "/healthz", timeout=2) as r:
-                    if r.status == 200 and self._mllp_open():
+                    if r.status == 200 and (not mllp or self._mllp_open()):
                         return self
             except OSError:
                 pass
@@ -89,6 +89,94 @@ class Rounds:
     def remove(self):
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class Worker(Rounds):
+    """One `rounds worker` (the runtime and the MLLP listener, no HTTP) on a shared PostgreSQL."""
+
+    def start(self, demo=False, timeout=90, mllp=True):
+        args = [binary(), "worker", "--mllp-host", "127.0.0.1", "--mllp-port", str(self.mllp_port),
+                "--allow-destination", "127.0.0.1"] + self.extra
+        env = dict(os.environ, DATABASE_URL=self.database_url)
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(args, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + timeout
+        while not (self._mllp_open() and "worker is running" in open(self.log_path).read()):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("rounds worker did not start:\n" + open(self.log_path).read()[-4000:])
+            time.sleep(0.2)
+        return self
+
+
+def send_hl7_text(server, text):
+    """Sends HL7 text (segments separated by CR) to a server's MLLP port; it must be accepted."""
+    path = os.path.join(server.workdir, "message-%d.hl7" % time.time_ns())
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    out = subprocess.run([binary(), "send-hl7", "--port", str(server.mllp_port), path], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+class WebSocket:
+    """A minimal WebSocket client (RFC 6455: handshake, unmasked server frames, masked close),
+    enough to watch `/api/v1/ws` as a signed-in session does."""
+
+    def __init__(self, base, session, path="/api/v1/ws"):
+        import base64
+        host, port = base.replace("http://", "").split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        cookies = "; ".join(f"{c.name}={c.value}" for c in session.jar)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nCookie: {cookies}\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(1)
+            assert chunk, "connection closed during the WebSocket handshake"
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), head.decode(errors="replace")
+
+    def _exact(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            assert chunk, "WebSocket closed"
+            data += chunk
+        return data
+
+    def receive(self, timeout=30):
+        """The next text message as JSON (pings and other frames skipped)."""
+        self.sock.settimeout(timeout)
+        while True:
+            b1, b2 = self._exact(2)
+            opcode, length = b1 & 0x0F, b2 & 0x7F
+            if length == 126:
+                length = int.from_bytes(self._exact(2), "big")
+            elif length == 127:
+                length = int.from_bytes(self._exact(8), "big")
+            payload = self._exact(length)
+            if opcode == 1:
+                return json.loads(payload.decode())
+            assert opcode != 8, "the server closed the WebSocket"
+
+    def wait_for(self, predicate, timeout=60):
+        deadline = time.time() + timeout
+        seen = []
+        while time.time() < deadline:
+            try:
+                event = self.receive(timeout=max(0.1, deadline - time.time()))
+            except socket.timeout:
+                break
+            seen.append(event)
+            if predicate(event):
+                return event
+        raise AssertionError("no matching WebSocket event; got %r" % [e.get("type") for e in seen])
+
+    def close(self):
+        try:
+            self.sock.sendall(bytes([0x88, 0x80]) + os.urandom(4))
+        finally:
+            self.sock.close()
 
 
 def send_hl7(server, name):

@@ -171,25 +171,53 @@ import VaporTesting
 }
 
 @Suite struct WebOnlyNodeTests {
+    /// What an outside system received, in order (an in-process adapter standing in for SMS).
+    final class RecordingConnector: AlertConnector, @unchecked Sendable {
+        private let lock = NSLock()
+        private var notices: [AlertNotice] = []
+        func deliver(_ notice: AlertNotice, settings: [String: String]) async throws { lock.withLock { notices.append(notice) } }
+        var received: [AlertNotice] { lock.withLock { notices } }
+    }
+
     /// `rounds serve --no-mllp`: no MLLP listener, yet a critical value reported over the API
-    /// still climbs its ladder in the background (the dispatcher and timers do not depend on it).
+    /// climbs its ladder in the background on schedule (the runtime's timers do not depend on the
+    /// listener), and each step reaches the outside connectors.
     @Test(arguments: Backend.all)
     func escalationRunsWithoutTheMLLPListener(_ backend: Backend) async throws {
-        try await TestApp.with(backend, adjust: { $0.integration = nil; $0.backgroundWork = true }) { app, clock in
+        let sms = RecordingConnector()
+        try await TestApp.with(backend, adjust: {
+            $0.integration = nil; $0.backgroundWork = true; $0.alertConnectors = [.sms: sms]
+            $0.allowedDestinations = try! DestinationAllowList.standard.adding(["sms.example.cn"])
+        }) { app, clock in
             _ = try await RealtimeTests.serve(app)
             #expect(app.mllpPort == nil)
+            let admin = Client(app)
+            try await admin.login("admin")
+            let main = try await Demo.hospital("HK01", app)
+            #expect(try await admin.json(.POST, "/api/v1/alert-connectors", ConnectorBody(
+                hospitalId: main.id, kind: "sms", name: "短信", settings: ["url": "https://sms.example.cn/send", "token": "t"])).status == .created)
             let patient = try await Demo.patient(onWard: "LUNG", app)
             let lab = Client(app)
             try await lab.login("qian.li")
             let alert = try await CriticalValueSafetyTests.report(lab, patient, test: "血钾", code: "2823-3", value: "7.1", unit: "mmol/L",
                                                                  externalID: "K-1")
-            clock.advance(by: 5 * 60 + 1)
-            var level = 0
-            for _ in 0..<100 where level == 0 {
-                try await Task.sleep(for: .milliseconds(100))
-                level = try await CriticalAlert.find(alert.id, on: app.db)?.level ?? 0
+            func eventually(_ what: String, _ done: () async throws -> Bool) async throws {
+                for _ in 0..<100 { if try await done() { return }; try await Task.sleep(for: .milliseconds(100)) }
+                Issue.record("timed out waiting for \(what)")
             }
-            #expect(level == 1)
+            try await eventually("the raised notice") { sms.received.map(\.event) == [.raised] }
+            // Not before its time: a minute short of the first rung, nothing climbs.
+            clock.advance(by: 4 * 60)
+            try await Task.sleep(for: .milliseconds(1200))
+            #expect(try await CriticalAlert.find(alert.id, on: app.db)?.level == 0)
+            clock.advance(by: 60 + 1)
+            try await eventually("the first rung") { try await CriticalAlert.find(alert.id, on: app.db)?.level == 1 }
+            try await eventually("the escalation notice") { sms.received.map(\.event) == [.raised, .escalated] }
+            #expect(sms.received.last?.level == 1)
+            // Fired once, however many rounds the loop went.
+            try await Task.sleep(for: .milliseconds(1200))
+            #expect(try await AlertEscalation.query(on: app.db).filter(\.$alertID == alert.id).filter(\.$status == "fired").count() == 1)
+            #expect(sms.received.count == 2)
             await app.server.shutdown()
         }
     }
