@@ -138,7 +138,7 @@ struct EscalationTimerService: Service {
 
     func run() async throws {
         let parts = self.parts
-        await WakeLoop(name: "escalation", every: .milliseconds(500), logger: parts.logger).run {
+        await WakeLoop(name: "escalation", every: .seconds(1), logger: parts.logger).run {
             _ = try await parts.alerts.escalateDue(on: parts.database())
         }
     }
@@ -163,7 +163,7 @@ struct BotCallbackService: Service {
 
     func run() async throws {
         let parts = self.parts
-        await WakeLoop(name: "bot callbacks", every: .milliseconds(500), logger: parts.logger).run {
+        await WakeLoop(name: "bot callbacks", every: .seconds(1), logger: parts.logger).run {
             _ = try await parts.chat.deliverCallbacks(on: parts.database(), post: parts.post)
         }
     }
