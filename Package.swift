@@ -42,13 +42,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Persistence: Fluent models, migrations, database set-up, audit log, demo seed.
+        // Persistence: database set-up (no web framework), migrations, audit log, the outbox
+        // (writer, dispatcher, handler registry), change notifier, the card seam; for now also the
+        // directory (organisation, staff, sessions, sign-in, patients and stays).
         .target(
             name: "RoundsStore",
             dependencies: [
                 "RoundsCore",
-                .product(name: "Fluent", package: "fluent"),
                 .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "FluentSQL", package: "fluent-kit"),
                 .product(name: "FluentSQLiteDriver", package: "fluent-sqlite-driver"),
                 .product(name: "FluentPostgresDriver", package: "fluent-postgres-driver"),
                 .product(name: "SQLKit", package: "sql-kit"),
@@ -56,14 +58,21 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Vapor", package: "vapor"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
+        ),
+        // The demo hospital group (`rounds serve --demo`, the tests' template database).
+        .target(
+            name: "RoundsDemo",
+            dependencies: ["RoundsCore", "RoundsStore", .product(name: "FluentKit", package: "fluent-kit")]
         ),
         // Integration engine: inbound pipeline (store → map → outbox → ACK), outbound queue, simulator.
         .target(
             name: "RoundsIntegration",
             dependencies: [
-                "RoundsCore", "RoundsStore", "RoundsHL7",
+                "RoundsCore", "RoundsStore", "RoundsHL7", "RoundsDemo",
                 .product(name: "FluentKit", package: "fluent-kit"),
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -138,10 +147,12 @@ let package = Package(
             name: "RoundsWeb",
             dependencies: [
                 "RoundsCore", "RoundsStore", "RoundsHL7", "RoundsIntegration", "RoundsChat", "RoundsAlerts", "RoundsConnectors",
-                "RoundsClinical", "RoundsFHIR", "RoundsRuntime",
+                "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),
+                .product(name: "FluentSQLiteDriver", package: "fluent-sqlite-driver"),
+                .product(name: "FluentPostgresDriver", package: "fluent-postgres-driver"),
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Leaf", package: "leaf"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -163,7 +174,7 @@ let package = Package(
             name: "RoundsTests",
             dependencies: [
                 "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7", "RoundsIntegration", "RoundsChat", "RoundsAlerts",
-                "RoundsConnectors", "RoundsClinical", "RoundsFHIR", "RoundsRuntime",
+                "RoundsConnectors", "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo",
                 .product(name: "VaporTesting", package: "vapor"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import Foundation
+import RoundsDemo
 import RoundsHL7
 import RoundsStore
 

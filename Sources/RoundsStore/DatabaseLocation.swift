@@ -1,9 +1,5 @@
-import Fluent
-import FluentPostgresDriver
-import FluentSQLiteDriver
 import Foundation
 import RoundsCore
-import Vapor
 
 /// Where the data lives. SQLite is the zero-set-up default (one file); a `postgres://` URL
 /// selects PostgreSQL for production and multi-node installations.
@@ -31,26 +27,11 @@ public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-extension Application {
-    /// Registers the database and the store's migrations. Several `rounds` processes may share
-    /// one PostgreSQL; each keeps a small pool per event loop.
-    public func useRoundsDatabase(_ location: DatabaseLocation, poolSizePerEventLoop: Int = 4) throws {
-        switch location {
-        case .sqlite(let path):
-            try Self.restrictToOwner(path)
-            databases.use(.sqlite(.file(path), sqlLogLevel: .trace), as: .sqlite)
-            // The writers of this file take turns at a gate of its own (see SQLiteWriteGate).
-            SQLiteWriteGate.install(on: databases, id: .sqlite)
-        case .postgres(let url):
-            databases.use(try .postgres(url: url, maxConnectionsPerEventLoop: poolSizePerEventLoop, sqlLogLevel: .trace), as: .psql)
-        }
-        migrations.add(RoundsMigrations.all)
-    }
-
+extension DatabaseLocation {
     /// The SQLite file holds patient data: readable and writable by the server's own user only
     /// (SQLite gives its -wal and -shm files the same permissions). An existing file that others
     /// could read is tightened.
-    static func restrictToOwner(_ path: String) throws {
+    public static func restrictToOwner(_ path: String) throws {
         let files = FileManager.default
         if !files.fileExists(atPath: path) {
             guard files.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {

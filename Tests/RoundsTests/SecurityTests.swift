@@ -2,6 +2,7 @@ import FluentKit
 import Foundation
 import NIOCore
 import RoundsCore
+import RoundsDemo
 import RoundsHL7
 @testable import RoundsAlerts
 @testable import RoundsChat
@@ -552,7 +553,7 @@ import VaporTesting
         }
         let fresh = NSTemporaryDirectory() + "rounds-perm-\(UUID().uuidString).sqlite"
         defer { try? FileManager.default.removeItem(atPath: fresh) }
-        try Application.restrictToOwner(fresh)
+        try DatabaseLocation.restrictToOwner(fresh)
         let mode = try #require(try FileManager.default.attributesOfItem(atPath: fresh)[.posixPermissions] as? NSNumber)
         #expect(mode.intValue == 0o600)
     }

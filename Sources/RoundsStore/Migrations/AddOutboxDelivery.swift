@@ -1,4 +1,5 @@
 import FluentKit
+import FluentSQL
 import SQLKit
 
 /// Delivery bookkeeping for the outbox: attempts and the last error of a failed dispatch.

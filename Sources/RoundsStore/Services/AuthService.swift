@@ -8,7 +8,7 @@ import RoundsCore
 public struct AuthService: Sendable {
     public let clock: any RoundsClock
     public let ids: IDGenerator
-    public let hasher: PasswordHasher
+    public let hasher: any PasswordHashing
     public let audit: AuditLog
     /// Failed sign-ins, per address and per username at an address (see `SignInThrottle`).
     public let throttle: SignInThrottle
@@ -16,7 +16,7 @@ public struct AuthService: Sendable {
     public let tokenGuesses = SignInThrottle(perUsername: .max, perAddress: 50, window: 60)
     private let dummy: DummyHash
 
-    public init(clock: any RoundsClock, ids: IDGenerator, hasher: PasswordHasher, audit: AuditLog,
+    public init(clock: any RoundsClock, ids: IDGenerator, hasher: any PasswordHashing, audit: AuditLog,
                 throttle: SignInThrottle = SignInThrottle()) {
         self.clock = clock
         self.ids = ids
@@ -174,10 +174,10 @@ public struct AuthService: Sendable {
 /// A bcrypt hash of a random password at the hasher's own cost, made once: checking against it
 /// costs what checking a real user's password costs.
 final class DummyHash: Sendable {
-    private let hasher: PasswordHasher
+    private let hasher: any PasswordHashing
     private let cached = NIOLockedValueBox<String?>(nil)
 
-    init(hasher: PasswordHasher) { self.hasher = hasher }
+    init(hasher: any PasswordHashing) { self.hasher = hasher }
 
     func value() async throws -> String {
         if let hash = cached.withLockedValue({ $0 }) { return hash }

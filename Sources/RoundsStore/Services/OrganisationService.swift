@@ -7,10 +7,10 @@ import RoundsCore
 public struct OrganisationService: Sendable {
     public let clock: any RoundsClock
     public let ids: IDGenerator
-    public let hasher: PasswordHasher
+    public let hasher: any PasswordHashing
     public let audit: AuditLog
 
-    public init(clock: any RoundsClock, ids: IDGenerator, hasher: PasswordHasher, audit: AuditLog) {
+    public init(clock: any RoundsClock, ids: IDGenerator, hasher: any PasswordHashing, audit: AuditLog) {
         self.clock = clock
         self.ids = ids
         self.hasher = hasher
@@ -220,8 +220,8 @@ public struct OrganisationService: Sendable {
                              audited: @escaping @Sendable (Staff, any Database) async throws -> Void) async throws -> Staff {
         let username = try Validate.username(username)
         let displayName = try Validate.text(displayName, field: "displayName", max: 60)
-        guard password.count >= PasswordHasher.minimumPasswordLength else {
-            throw RoundsError.validation("password: at least \(PasswordHasher.minimumPasswordLength) characters")
+        guard password.count >= Passwords.minimumLength else {
+            throw RoundsError.validation("password: at least \(Passwords.minimumLength) characters")
         }
         if try await Staff.query(on: db).filter(\.$username == username).first() != nil {
             throw RoundsError.conflict("username \(username) is taken")

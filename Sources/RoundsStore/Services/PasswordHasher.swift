@@ -1,22 +1,11 @@
-import NIOPosix
-import Vapor
+/// Hashes and checks passwords. The store's services take one; the web layer supplies bcrypt
+/// (`PasswordHasher`), so the store needs no web framework. Both run off the event loop.
+public protocol PasswordHashing: Sendable {
+    func hash(_ password: String) async throws -> String
+    func verify(_ password: String, hash: String) async throws -> Bool
+}
 
-/// Bcrypt, run off the event loop. The cost is configurable so tests can use a cheap one.
-public struct PasswordHasher: Sendable {
-    public let cost: Int
-
-    public init(cost: Int = 12) {
-        self.cost = cost
-    }
-
-    public func hash(_ password: String) async throws -> String {
-        let cost = self.cost
-        return try await NIOThreadPool.singleton.runIfActive { try Bcrypt.hash(password, cost: cost) }
-    }
-
-    public func verify(_ password: String, hash: String) async throws -> Bool {
-        try await NIOThreadPool.singleton.runIfActive { try Bcrypt.verify(password, created: hash) }
-    }
-
-    public static let minimumPasswordLength = 8
+public enum Passwords {
+    /// Shortest password accepted for a new or changed account.
+    public static let minimumLength = 8
 }

@@ -1,5 +1,6 @@
 import Foundation
 import RoundsCore
+import RoundsDemo
 import RoundsStore
 import ServiceLifecycle
 import Vapor

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import RoundsDemo
 import RoundsStore
 import Testing
 import Vapor

@@ -2,6 +2,7 @@ import Fluent
 import Foundation
 import RoundsHL7
 import RoundsCore
+import RoundsDemo
 import RoundsStore
 import RoundsWeb
 import SQLKit

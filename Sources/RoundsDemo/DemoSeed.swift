@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import RoundsCore
+import RoundsStore
 
 /// A believable hospital group to try Rounds with: two hospitals, oncology wards and an ICU,
 /// 52 beds, 24 staff with Chinese names, and admitted patients. Running it twice is harmless.
@@ -37,9 +38,9 @@ public struct DemoSeed: Sendable {
 
     let clock: any RoundsClock
     let ids: IDGenerator
-    let hasher: PasswordHasher
+    let hasher: any PasswordHashing
 
-    public init(clock: any RoundsClock, ids: IDGenerator, hasher: PasswordHasher) {
+    public init(clock: any RoundsClock, ids: IDGenerator, hasher: any PasswordHashing) {
         self.clock = clock
         self.ids = ids
         self.hasher = hasher
