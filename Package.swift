@@ -63,10 +63,22 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // The directory's services: sign-in, sessions, tokens, organisation and staff, patients and
+        // stays (their models and migrations are still declared in the store).
+        .target(
+            name: "RoundsDirectory",
+            dependencies: [
+                "RoundsCore", "RoundsStore",
+                .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         // The demo hospital group (`rounds serve --demo`, the tests' template database).
         .target(
             name: "RoundsDemo",
-            dependencies: ["RoundsCore", "RoundsStore", .product(name: "FluentKit", package: "fluent-kit")]
+            dependencies: ["RoundsCore", "RoundsStore", "RoundsDirectory", .product(name: "FluentKit", package: "fluent-kit")]
         ),
         // Integration engine: inbound pipeline (store → map → outbox → ACK), outbound queue, simulator.
         .target(
@@ -147,7 +159,7 @@ let package = Package(
             name: "RoundsWeb",
             dependencies: [
                 "RoundsCore", "RoundsStore", "RoundsHL7", "RoundsIntegration", "RoundsChat", "RoundsAlerts", "RoundsConnectors",
-                "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo",
+                "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo", "RoundsDirectory",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),
@@ -174,7 +186,7 @@ let package = Package(
             name: "RoundsTests",
             dependencies: [
                 "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7", "RoundsIntegration", "RoundsChat", "RoundsAlerts",
-                "RoundsConnectors", "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo",
+                "RoundsConnectors", "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo", "RoundsDirectory",
                 .product(name: "VaporTesting", package: "vapor"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

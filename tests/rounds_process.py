@@ -78,6 +78,19 @@ class Rounds:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
 
+    def terminate(self, timeout=20):
+        """SIGTERM, as a service manager stops it; returns the exit status (None: still running
+        after `timeout`, then killed)."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()

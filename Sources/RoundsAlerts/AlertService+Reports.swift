@@ -116,10 +116,48 @@ extension AlertService {
     public func ladder(wardID: String, context: RequestContext, on db: any Database) async throws -> (steps: [LadderStep], isStandard: Bool) {
         let ward = try await ladderWard(wardID, on: db)
         guard context.principal.canViewPatients(in: ward.wardRef) || context.principal.canEditEscalation(in: ward.wardRef) else {
+            try await audit.record("alert.ladder.read", entityType: "ward", entityID: wardID, hospitalID: ward.hospitalID,
+                                   outcome: .denied, context: context, on: db)
             throw RoundsError.forbidden()
         }
         let own = try await EscalationLadderRow.find(wardID, on: db)
         return (try await ladder(forWard: wardID, on: db), own == nil)
+    }
+
+    /// The ladder page: the ward's rungs (read as `ladder` reads them) and the ward's name.
+    public func ladderView(wardID: String, context: RequestContext, on db: any Database) async throws -> (steps: [LadderStep], isStandard: Bool, wardName: String) {
+        let (steps, standard) = try await ladder(wardID: wardID, context: context, on: db)
+        return (steps, standard, try await ladderWard(wardID, on: db).name)
+    }
+
+    /// The hospitals the reader may report critical values for (the report form); refused and
+    /// audited for someone who reports none.
+    public func reportingHospitals(context: RequestContext, on db: any Database) async throws -> [Hospital] {
+        guard context.principal.reportsCriticalValues else {
+            try await audit.record("alert.report", entityType: "critical_alert", entityID: nil, outcome: .denied, context: context, on: db)
+            throw RoundsError.forbidden()
+        }
+        let query = Hospital.query(on: db).sort(\.$code)
+        if let ids = context.principal.criticalValueReportingHospitalIDs { query.filter(\.$id ~~ Array(ids)) }
+        return try await query.all()
+    }
+
+    /// A line of the alert list: the alert with its patient ("name（MRN）") and ward in words.
+    public struct Listing: Sendable {
+        public var alert: CriticalAlert
+        public var patient: String
+        public var ward: String?
+    }
+
+    public func listing(status: String?, limit: Int = 200, context: RequestContext, on db: any Database) async throws -> [Listing] {
+        let alerts = try await visibleAlerts(status: status, limit: limit, context: context, on: db)
+        guard !alerts.isEmpty else { return [] }
+        let patients = try await Patient.query(on: db).filter(\.$id ~~ Set(alerts.map(\.patientID))).all()
+        let names = Dictionary(patients.map { ($0.id!, "\($0.name)（\($0.mrn)）") }, uniquingKeysWith: { a, _ in a })
+        let wardIDs = Set(alerts.compactMap(\.wardID))
+        let wards = wardIDs.isEmpty ? [:] : Dictionary(try await Department.query(on: db).filter(\.$id ~~ wardIDs).all().map { ($0.id!, $0.name) },
+                                                      uniquingKeysWith: { a, _ in a })
+        return alerts.map { Listing(alert: $0, patient: names[$0.patientID] ?? "", ward: $0.wardID.flatMap { wards[$0] }) }
     }
 
     /// Replaces the ward's ladder (head nurse, medical affairs, administrators). Alerts already
@@ -218,6 +256,17 @@ extension AlertService {
                 Urgent(alert: alert, patient: $0, bed: alert.encounterID.flatMap { beds[$0] }, wardName: alert.wardID.flatMap { wardNames[$0] })
             }
         }
+    }
+
+    /// The critical values raised from these inbound messages that the reader may see.
+    public func raised(fromMessages messageIDs: [String], context: RequestContext, on db: any Database) async throws -> [CriticalAlert] {
+        guard !messageIDs.isEmpty else { return [] }
+        var visible: [CriticalAlert] = []
+        for alert in try await CriticalAlert.query(on: db).filter(\.$sourceMessageID ~~ messageIDs).sort(\.$raisedAt).all()
+        where try await mayRead(alert, context: context, on: db) {
+            visible.append(alert)
+        }
+        return visible
     }
 
     /// Bed labels by encounter id.

@@ -305,4 +305,23 @@ public struct Principal: Sendable, Equatable {
     public var isAuditor: Bool {
         kind == .staff && (isSuperuser || assignments.contains { $0.role.readsAudit })
     }
+
+    /// Where someone without patients of their own starts: their own work, not an empty ward
+    /// page. Nil: the home page of wards.
+    public enum Landing: Sendable, Equatable { case reportCriticalValue, messageStore, criticalValueDashboard }
+
+    public var landing: Landing? {
+        guard kind == .staff, !isSuperuser, !assignments.contains(where: { $0.role.isClinical }) else { return nil }
+        let roles = Set(assignments.map(\.role))
+        if roles.contains(.laboratory) { return .reportCriticalValue }
+        if roles.contains(.it), !roles.contains(.administrator) { return .messageStore }
+        if !roles.isDisjoint(with: [.qualityControl, .medicalAffairs]) { return .criticalValueDashboard }
+        return nil
+    }
+
+    /// The wards a person works on (clinical roles on the ward or its department), for a short
+    /// home page; oversight roles see more wards than these.
+    public func worksOn(wardID: String, parentDepartmentID: String?) -> Bool {
+        !isSuperuser && assignments.contains { $0.role.isClinical && ($0.departmentID == wardID || $0.departmentID == parentDepartmentID) }
+    }
 }

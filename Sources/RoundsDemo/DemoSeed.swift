@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import RoundsCore
+import RoundsDirectory
 import RoundsStore
 
 /// A believable hospital group to try Rounds with: two hospitals, oncology wards and an ICU,

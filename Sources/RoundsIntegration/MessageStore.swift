@@ -38,6 +38,26 @@ public struct MessageStore: Sendable {
         }
     }
 
+    /// The outbound queue (what Rounds sends to the HIS/LIS: patient data): for group
+    /// administrators and installation-wide integration tokens only; the read is audited.
+    public func outbound(limit: Int = 200, context: RequestContext, on db: any Database) async throws -> [OutboundMessage] {
+        guard context.principal.managesOutboundHL7 else {
+            try await audit.record("hl7.outbound.list", entityType: "hl7_outbound", entityID: nil, outcome: .denied, context: context, on: db)
+            throw RoundsError.forbidden("the outbound HL7 queue is for group administrators and installation-wide integration tokens")
+        }
+        let rows = try await OutboundMessage.recent(limit: limit, on: db)
+        try await audit.record("hl7.outbound.list", entityType: "hl7_outbound", entityID: nil, detail: "\(rows.count) messages",
+                               context: context, on: db)
+        return rows
+    }
+
+    /// The message store page's outbound section: the queue for those who may see it, nothing
+    /// (and nothing read) for the others.
+    public func outboundSection(limit: Int = 20, context: RequestContext, on db: any Database) async throws -> [OutboundMessage] {
+        guard context.principal.managesOutboundHL7 else { return [] }
+        return try await outbound(limit: limit, context: context, on: db)
+    }
+
     private func visible(_ record: HL7MessageRecord, to principal: Principal) -> Bool {
         // A message whose hospital could not be told (unknown facility, unreadable) may still
         // hold patient data: only group-wide users see it.
@@ -75,6 +95,22 @@ public struct MessageStore: Sendable {
         try await audit.record("hl7.message.read", entityType: "hl7_message", entityID: id, patientID: record.patientID,
                                hospitalID: record.hospitalID, context: context, on: db)
         return record
+    }
+
+    /// What the replay confirmation shows: the message (read as `message` reads it), its patient,
+    /// and the ids of it and its earlier replays (whatever they raised is not raised again).
+    public struct ReplayPreview: Sendable {
+        public var record: HL7MessageRecord
+        public var patient: Patient?
+        public var messageIDs: [String]
+    }
+
+    public func replayPreview(id: String, context: RequestContext, on db: any Database) async throws -> ReplayPreview {
+        let record = try await message(id: id, context: context, on: db)
+        var patient: Patient?
+        if let patientID = record.patientID { patient = try await Patient.find(patientID, on: db) }
+        let replays = try await HL7MessageRecord.query(on: db).filter(\.$replayOf == .some(record.id!)).all().compactMap(\.id)
+        return ReplayPreview(record: record, patient: patient, messageIDs: replays + [record.id!])
     }
 
     /// Runs a stored message through the pipeline again (after fixing what made it fail).

@@ -9,6 +9,7 @@ import RoundsHL7
 @testable import RoundsChat
 @testable import RoundsConnectors
 @testable import RoundsIntegration
+@testable import RoundsDirectory
 @testable import RoundsStore
 @testable import RoundsWeb
 import Testing

@@ -3,6 +3,7 @@ import Foundation
 import RoundsAlerts
 import RoundsChat
 import RoundsCore
+@testable import RoundsDirectory
 @testable import RoundsStore
 @testable import RoundsWeb
 import Testing

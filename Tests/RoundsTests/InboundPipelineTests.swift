@@ -3,6 +3,7 @@ import Foundation
 import RoundsCore
 import RoundsHL7
 @testable import RoundsIntegration
+@testable import RoundsDirectory
 @testable import RoundsStore
 import Testing
 import Vapor

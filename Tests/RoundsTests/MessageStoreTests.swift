@@ -4,6 +4,7 @@ import NIOCore
 import RoundsCore
 import RoundsHL7
 @testable import RoundsIntegration
+@testable import RoundsDirectory
 @testable import RoundsStore
 @testable import RoundsWeb
 import Testing
@@ -196,6 +197,10 @@ import VaporTesting
             let list = try await admin.get("/api/v1/hl7/outbound").decode([OutboundDTO].self)
             #expect(list.first?.status == "sent")
             #expect(try await Demo.audit("hl7.outbound.enqueue", app).filter { $0.outcome == "success" }.count == 1)
+            // The message store page shows the queue only to those the API shows it to.
+            #expect(try await admin.page("/integration").body.string.contains("OUT9"))
+            let itPage = try await it.page("/integration")
+            #expect(itPage.status == .ok && !itPage.body.string.contains("OUT9"))
 
             let bad = try await admin.json(.POST, "/api/v1/hl7/outbound", EnqueueOutboundBody(host: "127.0.0.1", port: 2575, message: "not hl7"))
             #expect(bad.status == .unprocessableEntity && bad.problemCode == "validation_failed")

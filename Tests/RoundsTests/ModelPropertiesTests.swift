@@ -2,6 +2,7 @@ import FluentKit
 import RoundsAlerts
 import RoundsChat
 import RoundsClinical
+import RoundsDirectory
 import RoundsStore
 import Testing
 

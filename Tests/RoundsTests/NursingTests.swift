@@ -3,6 +3,7 @@ import Foundation
 import RoundsCore
 @testable import RoundsChat
 @testable import RoundsClinical
+@testable import RoundsDirectory
 @testable import RoundsStore
 @testable import RoundsWeb
 import Testing

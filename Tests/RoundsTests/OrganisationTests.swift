@@ -2,6 +2,7 @@ import FluentKit
 import Foundation
 import RoundsCore
 import RoundsDemo
+@testable import RoundsDirectory
 @testable import RoundsStore
 @testable import RoundsWeb
 import Testing

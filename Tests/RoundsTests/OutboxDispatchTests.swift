@@ -5,6 +5,7 @@ import RoundsCore
 import RoundsHL7
 @testable import RoundsChat
 @testable import RoundsIntegration
+@testable import RoundsDirectory
 @testable import RoundsStore
 @testable import RoundsWeb
 import Testing

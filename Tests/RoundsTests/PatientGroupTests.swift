@@ -3,6 +3,7 @@ import Foundation
 import RoundsCore
 import RoundsHL7
 @testable import RoundsChat
+@testable import RoundsDirectory
 @testable import RoundsStore
 @testable import RoundsWeb
 import Testing

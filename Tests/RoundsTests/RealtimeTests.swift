@@ -5,6 +5,7 @@ import NIOPosix
 import RoundsCore
 import RoundsHL7
 @testable import RoundsChat
+@testable import RoundsDirectory
 @testable import RoundsStore
 @testable import RoundsWeb
 import Testing

@@ -7,6 +7,7 @@ import RoundsHL7
 @testable import RoundsAlerts
 @testable import RoundsChat
 @testable import RoundsIntegration
+@testable import RoundsDirectory
 @testable import RoundsStore
 @testable import RoundsWeb
 import SQLKit

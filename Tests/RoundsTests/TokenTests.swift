@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import RoundsCore
+@testable import RoundsDirectory
 @testable import RoundsStore
 @testable import RoundsWeb
 import Testing

@@ -6,6 +6,7 @@ import RoundsCore
 @testable import RoundsHL7
 import RoundsWeb
 @testable import RoundsIntegration
+@testable import RoundsDirectory
 @testable import RoundsStore
 import Testing
 import Vapor

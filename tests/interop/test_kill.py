@@ -28,6 +28,16 @@ def test_kill_test_on_sqlite():
     run()
 
 
+def test_sigterm_drains_on_sqlite():
+    """Stopped with SIGTERM four times mid-stream: each stop drains and exits 0; nothing
+    acknowledged is lost or stored twice."""
+    out = subprocess.run([sys.executable, SCRIPT, "--count", "2000", "--kills", "4", "--signal", "term"],
+                         capture_output=True, text=True, timeout=900)
+    print(out.stdout, out.stderr)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "PASS" in out.stdout
+
+
 def postgres_database():
     base = os.environ.get("ROUNDS_TEST_POSTGRES_URL")
     psql = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))

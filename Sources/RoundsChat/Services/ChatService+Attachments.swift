@@ -34,7 +34,7 @@ extension ChatService {
                               detail: "the bytes are not \(type)")
         }
         let name = String(filename.filter { !"/\\\0\r\n\"".contains($0) }.prefix(120))
-        let message: ChatMessage = try await db.transaction { tx in
+        let message: ChatMessage = try await notifier.transaction(on: db) { tx in
             let attachment = Attachment()
             attachment.id = ids.next()
             attachment.patientID = group.patientID
@@ -56,10 +56,9 @@ extension ChatService {
             try await message.create(on: tx)
             try await audit.record("chat.attachment.create", entityType: "attachment", entityID: attachment.id, patientID: group.patientID,
                                    hospitalID: group.hospitalID, detail: "\(type) \(data.count) bytes", context: context, on: tx)
-            try await notifier.notify(.chat, on: tx)
+            try await notifier.signal(.chat, on: tx)
             return message
         }
-        notifier.broadcastLocally(.chat)
         return message
     }
 

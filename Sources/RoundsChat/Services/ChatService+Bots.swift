@@ -71,7 +71,7 @@ extension ChatService {
         let body = (text ?? card?.title ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         guard !body.isEmpty else { throw RoundsError.validation("text or card: a message needs one") }
         guard body.count <= Self.maximumTextLength else { throw RoundsError.payloadTooLarge("text: at most \(Self.maximumTextLength) characters") }
-        let message: ChatMessage = try await db.transaction { tx in
+        let message: ChatMessage = try await notifier.transaction(on: db) { tx in
             let message = ChatMessage()
             message.id = ids.next()
             message.groupID = groupID
@@ -86,10 +86,9 @@ extension ChatService {
             try await message.create(on: tx)
             try await audit.record("chat.message.create", entityType: "chat_message", entityID: message.id, patientID: group.patientID,
                                    hospitalID: group.hospitalID, detail: "bot", context: context, on: tx)
-            try await notifier.notify(.chat, on: tx)
+            try await notifier.signal(.chat, on: tx)
             return message
         }
-        notifier.broadcastLocally(.chat)
         return message
     }
 
@@ -125,10 +124,10 @@ extension ChatService {
         let group = try await groupForBotChange(groupID, action: "chat.bot.add", context: context, on: db)
         let token = try await requireBot(botID, forHospital: group.hospitalID, field: "botId", on: db)
         guard !group.isArchived else { throw RoundsError.conflict("the group is archived (the patient was discharged); it is read-only") }
-        try await db.transaction { tx in
+        try await notifier.transaction(on: db) { tx in
             try await insertBot(token, into: group, addedBy: context.principal.id, context: context, on: tx)
+            try await notifier.signal(.chat, on: tx)
         }
-        notifier.broadcastLocally(.chat)
     }
 
     public func removeBot(_ botID: String, fromGroup groupID: String, context: RequestContext, on db: any Database) async throws {
@@ -137,14 +136,13 @@ extension ChatService {
             throw RoundsError.notFound("bot of this group", id: botID)
         }
         let name = try await APIToken.find(botID, on: db)?.name ?? botID
-        try await db.transaction { tx in
+        try await notifier.transaction(on: db) { tx in
             try await member.delete(on: tx)
             try await postSystem("机器人「\(name)」已移出本群", to: group, on: tx)
             try await audit.record("chat.bot.remove", entityType: "chat_group", entityID: groupID, patientID: group.patientID,
                                    hospitalID: group.hospitalID, detail: botID, context: context, on: tx)
-            try await notifier.notify(.chat, on: tx)
+            try await notifier.signal(.chat, on: tx)
         }
-        notifier.broadcastLocally(.chat)
     }
 
     /// Adds the bot unless it is there already. `context` nil: the ward's rule did it.
@@ -294,14 +292,13 @@ extension ChatService {
         message.card = String(decoding: try JSONEncoder().encode(update.card), as: UTF8.self)
         message.text = update.card.title
         message.updatedAt = clock.now()
-        try await db.transaction { tx in
+        try await notifier.transaction(on: db) { tx in
             try await message.save(on: tx)
             try await audit.record("chat.card.update", entityType: "chat_message", entityID: messageID, patientID: group?.patientID,
                                    hospitalID: group?.hospitalID, actorKind: "bot", actorID: botID, actorName: token.name,
                                    clientAddress: clientAddress, on: tx)
-            try await notifier.notify(.messageUpdated(messageID), on: tx)
+            try await notifier.signal(.messageUpdated(messageID), on: tx)
         }
-        notifier.broadcastLocally(.messageUpdated(messageID))
         return message
     }
 

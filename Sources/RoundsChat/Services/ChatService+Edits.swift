@@ -29,7 +29,7 @@ extension ChatService {
         }
         guard trimmed != message.text else { return message }
         let mentioned = try await mentions(in: trimmed, groupID: group.id!, on: db)
-        try await db.transaction { tx in
+        try await notifier.transaction(on: db) { tx in
             try await history(message, change: "edit", on: tx)
             message.text = trimmed
             message.editedAt = clock.now()
@@ -37,9 +37,8 @@ extension ChatService {
             try await message.save(on: tx)
             try await audit.record("chat.message.edit", entityType: "chat_message", entityID: messageID, patientID: group.patientID,
                                    hospitalID: group.hospitalID, context: context, on: tx)
-            try await notifier.notify(.messageUpdated(messageID), on: tx)
+            try await notifier.signal(.messageUpdated(messageID), on: tx)
         }
-        notifier.broadcastLocally(.messageUpdated(messageID))
         return message
     }
 
@@ -49,7 +48,7 @@ extension ChatService {
         guard clock.now().timeIntervalSince(message.createdAt) <= Self.recallWindow else {
             throw RoundsError.conflict("messages can be recalled for \(Int(Self.recallWindow / 60)) minutes after sending")
         }
-        try await db.transaction { tx in
+        try await notifier.transaction(on: db) { tx in
             try await history(message, change: "recall", on: tx)
             message.recalledAt = clock.now()
             message.text = ""
@@ -57,9 +56,8 @@ extension ChatService {
             try await message.save(on: tx)
             try await audit.record("chat.message.recall", entityType: "chat_message", entityID: messageID, patientID: group.patientID,
                                    hospitalID: group.hospitalID, context: context, on: tx)
-            try await notifier.notify(.messageUpdated(messageID), on: tx)
+            try await notifier.signal(.messageUpdated(messageID), on: tx)
         }
-        notifier.broadcastLocally(.messageUpdated(messageID))
         return message
     }
 

@@ -81,6 +81,27 @@ extension ChatService {
         return try await Self.rule(forWard: wardID, on: db)
     }
 
+    /// What the rule page shows: the rule (read permission checked and refusals audited by
+    /// `groupRule`), the ward, who may be named (staff with a role in its hospital, its bots), and
+    /// whether the reader may change it.
+    public struct RuleEditor: Sendable {
+        public var rule: GroupRule
+        public var ward: Department
+        public var staff: [Staff]
+        public var bots: [APIToken]
+        public var canEdit: Bool
+    }
+
+    public func ruleEditor(wardID: String, context: RequestContext, on db: any Database) async throws -> RuleEditor {
+        let rule = try await groupRule(wardID: wardID, context: context, on: db)
+        guard let ward = try await Department.find(wardID, on: db) else { throw RoundsError.notFound("ward", id: wardID) }
+        let staffIDs = Set(try await StaffRole.query(on: db).filter(\.$hospitalID == ward.hospitalID).all(\.$staffID))
+        let staff = staffIDs.isEmpty ? [] : try await Staff.query(on: db).filter(\.$id ~~ staffIDs).sort(\.$displayName).all()
+        let bots = try await APIToken.query(on: db).filter(\.$revokedAt == nil).all()
+            .filter { $0.scopes.contains(TokenScope.bot.rawValue) && ($0.hospitalID == nil || $0.hospitalID == ward.hospitalID) }
+        return RuleEditor(rule: rule, ward: ward, staff: staff, bots: bots, canEdit: context.principal.canEditGroupRules(in: ward.wardRef))
+    }
+
     /// The ward's head nurse (or an administrator of its hospital) sets who joins new groups.
     public func setGroupRule(wardID: String, _ rule: GroupRule, context: RequestContext, on db: any Database) async throws -> GroupRule {
         let ward = try await wardForRules(wardID, write: true, context: context, on: db)

@@ -382,7 +382,7 @@ public struct ChatService: Sendable {
             }
         }
         let mentioned = try await mentions(in: trimmed, groupID: groupID, on: db)
-        let created: ChatMessage = try await db.transaction { tx in
+        let created: ChatMessage = try await notifier.transaction(on: db) { tx in
             let message = ChatMessage()
             message.id = ids.next()
             message.groupID = groupID
@@ -398,10 +398,9 @@ public struct ChatService: Sendable {
             try await markRead(group: group, upTo: message.id!, staffID: context.principal.id, on: tx)
             try await audit.record("chat.message.create", entityType: "chat_message", entityID: message.id, patientID: group.patientID,
                                    hospitalID: group.hospitalID, context: context, on: tx)
-            try await notifier.notify(.chat, on: tx)
+            try await notifier.signal(.chat, on: tx)
             return message
         }
-        notifier.broadcastLocally(.chat)
         return created
     }
 
@@ -416,14 +415,13 @@ public struct ChatService: Sendable {
         guard let upTo = try await ChatMessage.find(messageID, on: db), upTo.groupID == groupID else {
             throw RoundsError.validation("upTo: no message \(messageID) in this group")
         }
-        let count: Int = try await db.transaction { tx in
+        let count: Int = try await notifier.transaction(on: db) { tx in
             let count = try await markRead(group: group, upTo: upTo.id!, staffID: context.principal.id, on: tx)
             try await audit.record("chat.message.read", entityType: "chat_group", entityID: groupID, patientID: group.patientID,
                                    hospitalID: group.hospitalID, detail: "\(count) messages", context: context, on: tx)
-            if count > 0 { try await notifier.notify(.chat, on: tx) }
+            if count > 0 { try await notifier.signal(.chat, on: tx) }
             return count
         }
-        if count > 0 { notifier.broadcastLocally(.chat) }
         return count
     }
 
@@ -476,6 +474,43 @@ extension ChatService {
         } else {
             notifier.broadcastLocally(wake)
         }
+    }
+}
+
+// MARK: Read models for pages
+
+extension ChatService {
+    /// Everything the group page shows, read (and audited) through the group's own checks: the
+    /// group, its last 500 messages, its members, who read my messages, and the patient's header.
+    public struct Conversation: Sendable {
+        public var group: ChatGroup
+        public var messages: [ChatMessage]
+        public var members: [(ChatMember, Staff)]
+        /// Names of the readers of each of my messages.
+        public var readers: [String: [String]]
+        public var patientName = "", mrn = "", wardName = "", bedLabel = "", doctor = ""
+        public var allergies: String?
+    }
+
+    public func conversation(_ groupID: String, context: RequestContext, on db: any Database) async throws -> Conversation {
+        let group = try await readGroup(groupID, context: context, on: db)
+        let messages = try await self.messages(groupID: groupID, after: nil, limit: 500, context: context, on: db)
+        let members = try await self.members(of: group, on: db)
+        let mine = messages.filter { $0.senderID == context.principal.id }.compactMap(\.id)
+        let receipts = mine.isEmpty ? [] : try await ChatReceipt.query(on: db).filter(\.$messageID ~~ mine).all()
+        let names = Dictionary(members.map { ($0.1.id!, $0.1.displayName) }, uniquingKeysWith: { a, _ in a })
+        var readers: [String: [String]] = [:]
+        for r in receipts { readers[r.messageID, default: []].append(names[r.staffID] ?? "?") }
+        var view = Conversation(group: group, messages: messages, members: members, readers: readers)
+        if let patientID = group.patientID, let patient = try await Patient.find(patientID, on: db) {
+            view.patientName = patient.name; view.mrn = patient.mrn; view.allergies = patient.allergies
+        }
+        if let encounterID = group.encounterID, let encounter = try await Encounter.find(encounterID, on: db) {
+            view.wardName = try await Department.find(encounter.wardID, on: db)?.name ?? ""
+            if let bedID = encounter.bedID { view.bedLabel = try await Bed.find(bedID, on: db)?.label ?? "" }
+            if let attending = encounter.attendingID { view.doctor = try await Staff.find(attending, on: db)?.displayName ?? "" }
+        }
+        return view
     }
 }
 

@@ -86,6 +86,10 @@ public struct AuditLog: Sendable {
         /// Any of these people, or patients (found by name or MRN); an empty list matches nothing.
         public var actorIDs: [String]?
         public var patientIDs: [String]?
+        /// Words a reader typed: part of a person's name, a patient's MRN or part of the name.
+        /// Resolved to ids once the reader's right to search is checked.
+        public var personName: String?
+        public var patientText: String?
 
         public init(actorID: String? = nil, action: String? = nil, entityType: String? = nil,
                     entityID: String? = nil, patientID: String? = nil, outcome: String? = nil,
@@ -96,12 +100,29 @@ public struct AuditLog: Sendable {
         }
     }
 
+    /// "name · MRN" of the patients the rows are about, for an auditor's page of them.
+    public func patientLabels(of events: [AuditEvent], on db: any Database) async throws -> [String: String] {
+        let ids = Set(events.compactMap(\.patientID))
+        guard !ids.isEmpty else { return [:] }
+        return Dictionary(try await Patient.query(on: db).filter(\.$id ~~ ids).all().map { ($0.id!, "\($0.name) · \($0.mrn)") },
+                          uniquingKeysWith: { a, _ in a })
+    }
+
     /// Audit rows the principal may see, newest first. Browsing the audit log is itself audited.
     public func search(_ filter: Filter, context: RequestContext, on db: any Database) async throws -> [AuditEvent] {
         let principal = context.principal
         guard principal.isAuditor || principal.hasScope(.auditRead) else {
             try await record("audit.search", entityType: "audit", entityID: nil, outcome: .denied, context: context, on: db)
             throw RoundsError.forbidden("audit log")
+        }
+        var filter = filter
+        if let person = filter.personName?.trimmingCharacters(in: .whitespaces), !person.isEmpty {
+            filter.actorIDs = try await Staff.query(on: db).filter(\.$displayName, .custom("LIKE"), "%\(person)%").limit(200).all().compactMap(\.id)
+        }
+        if let patient = filter.patientText?.trimmingCharacters(in: .whitespaces), !patient.isEmpty {
+            filter.patientIDs = try await Patient.query(on: db).group(.or) {
+                $0.filter(\.$mrn == patient).filter(\.$name, .custom("LIKE"), "%\(patient)%")
+            }.limit(200).all().compactMap(\.id)
         }
         let query = AuditEvent.query(on: db)
         if let hospitals = principal.auditHospitalIDs.map(Array.init) {

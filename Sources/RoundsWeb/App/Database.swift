@@ -1,6 +1,7 @@
 import Fluent
 import FluentPostgresDriver
 import FluentSQLiteDriver
+import RoundsDirectory
 import RoundsStore
 import Vapor
 

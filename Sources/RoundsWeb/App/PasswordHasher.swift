@@ -1,4 +1,5 @@
 import NIOPosix
+import RoundsDirectory
 import RoundsStore
 import Vapor
 

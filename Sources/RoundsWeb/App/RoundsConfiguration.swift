@@ -1,6 +1,7 @@
 import Foundation
 import RoundsCore
 import RoundsIntegration
+import RoundsDirectory
 import RoundsStore
 
 /// Everything `configure` needs to know, decided by the command line or the tests.

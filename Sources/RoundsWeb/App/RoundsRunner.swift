@@ -1,6 +1,7 @@
 import Foundation
 import RoundsCore
 import RoundsDemo
+import RoundsDirectory
 import RoundsStore
 import ServiceLifecycle
 import Vapor

@@ -6,6 +6,7 @@ import RoundsConnectors
 import RoundsCore
 import RoundsIntegration
 import RoundsRuntime
+import RoundsDirectory
 import RoundsStore
 import Vapor
 
@@ -21,13 +22,13 @@ public struct RoundsServices: Sendable {
     public let hl7: InboundPipeline
     public let outbound: OutboundQueue
     public let messages: MessageStore
-    public let chat: ChatService
+    public private(set) var chat: ChatService
     public let outbox: OutboxDispatcher
     public let notifier: ChangeNotifier
     public let alerts: AlertService
     public let nursing: NursingService
     /// Who consumes which events, in order (see `EventHandlers`).
-    public let eventHandlers: EventHandlers
+    public private(set) var eventHandlers: EventHandlers
     /// The adapters that deliver critical values outside Rounds, by connector kind.
     public internal(set) var alertConnectors: [ConnectorKind: any AlertConnector] = [:]
 
@@ -50,7 +51,7 @@ public struct RoundsServices: Sendable {
         hl7Logger.logLevel = logLevel
         outbound = OutboundQueue(clock: clock, ids: ids, logger: hl7Logger)
         messages = MessageStore(audit: audit)
-        var chat = ChatService(clock: clock, ids: ids, audit: audit, notifier: notifier)
+        let chat = ChatService(clock: clock, ids: ids, audit: audit, notifier: notifier)
         var alerts = AlertService(clock: clock, ids: ids, audit: audit, groups: ChatGroupCards(chat), notifier: notifier)
         alerts.publicURL = configuration.publicURL
         alerts.destinations = configuration.allowedDestinations
@@ -60,14 +61,13 @@ public struct RoundsServices: Sendable {
         outboxLogger.logLevel = logLevel
         outbox = OutboxDispatcher(clock: clock, logger: outboxLogger, notifier: notifier)
 
-        // What each capability consumes. Order matters for one event: the patient groups first
-        // (the admission opens the group the alert card goes to), then the critical values.
-        var handlers = EventHandlers()
-        handlers.register(chat.eventHandler)
-        handlers.register(alerts.eventHandler)
-        eventHandlers = handlers
-        chat.cardActions.register(alerts.cardActionHandler)
         self.chat = chat
+        // What each capability consumes and the card buttons it owns (see RoundsCapabilities).
+        eventHandlers = EventHandlers()
+        for capability in RoundsCapabilities.all {
+            for handler in capability.eventHandlers(self) { eventHandlers.register(handler) }
+            for action in capability.cardActions(self) { self.chat.cardActions.register(action) }
+        }
     }
 }
 

@@ -7,6 +7,7 @@ import RoundsChat
 import RoundsClinical
 import RoundsCore
 import RoundsIntegration
+import RoundsDirectory
 import RoundsStore
 import RoundsRuntime
 import SQLKit
@@ -23,9 +24,7 @@ public func configure(_ app: Application, _ configuration: RoundsConfiguration) 
         app.threadPool = NIOThreadPool(numberOfThreads: 4)
     }
     try app.useRoundsDatabase(configuration.database)
-    app.migrations.add(ChatMigrations.all)
-    app.migrations.add(AlertMigrations.all)
-    app.migrations.add(ClinicalMigrations.all)
+    for capability in RoundsCapabilities.all { app.migrations.add(capability.migrations) }
     RoundsMetrics.dbPool.set(to: 4)
     if !configuration.database.isPostgres, let sql = app.db as? any SQLDatabase {
         // Write-ahead log: readers (web pages) no longer block the HL7 writer, and commits stay
@@ -125,14 +124,7 @@ func registerRoutes(_ app: Application) throws {
     SignInRoutes().register(app.routes)
 
     let signedIn = app.routes.grouped(RequireSignIn())
-    ClinicalPages().register(signedIn)
-    ChatPages().register(signedIn)
-    AdminPages().register(signedIn)
-    AuditPages().register(signedIn)
-    AlertPages().register(signedIn)
-    GroupRulePages().register(signedIn)
-    NursingPages().register(signedIn)
-    NursingPages.registerFeed(app.routes)
+    for capability in RoundsCapabilities.all { capability.registerPages(signedIn, public: app.routes) }
 
     let v1 = app.routes.grouped("api", "v1")
     v1.get("openapi.json") { req -> Response in
@@ -143,13 +135,7 @@ func registerRoutes(_ app: Application) throws {
         return response
     }
     let api = APIBuilder(routes: v1.grouped(RequireSignIn()), registry: app.openAPI, prefix: "/api/v1")
-    APIRoutes(api: api).register()
-    IntegrationRoutes(api: api).register()
-    AlertRoutes(api: api).register()
-    NursingRoutes(api: api).register()
-    ChatRoutes(api: api, signed: APIBuilder(routes: v1, registry: app.openAPI, prefix: "/api/v1")).register()
-    RealtimeRoutes().register(v1.grouped(RequireSignIn()), registry: app.openAPI)
-    IntegrationPages().register(signedIn)
+    for capability in RoundsCapabilities.all { capability.registerAPI(api, app: app) }
 }
 
 /// Conservative browser headers: no framing, no sniffing, scripts only from Rounds itself.

@@ -1,4 +1,5 @@
 import RoundsCore
+import RoundsDirectory
 import RoundsStore
 import Vapor
 

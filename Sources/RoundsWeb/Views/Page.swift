@@ -1,5 +1,6 @@
 import Leaf
 import RoundsCore
+import RoundsDirectory
 import RoundsStore
 import Vapor
 

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import RoundsDemo
+import RoundsDirectory
 import RoundsStore
 import Testing
 import Vapor

@@ -1,5 +1,6 @@
 import FluentKit
 import RoundsCore
+@testable import RoundsDirectory
 @testable import RoundsStore
 import Vapor
 

@@ -3,6 +3,7 @@ import Foundation
 import RoundsHL7
 import RoundsCore
 import RoundsDemo
+import RoundsDirectory
 import RoundsStore
 import RoundsWeb
 import SQLKit

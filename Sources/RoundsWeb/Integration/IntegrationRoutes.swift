@@ -1,0 +1,114 @@
+import Foundation
+import RoundsCore
+import RoundsHL7
+import RoundsIntegration
+import RoundsDirectory
+import RoundsStore
+import Vapor
+
+/// `/api/v1/hl7`: the message store, HL7 over HTTP for systems without MLLP, and the
+/// outbound queue.
+struct IntegrationRoutes {
+    let api: APIBuilder
+    static let filterQuery = ["type", "status", "sender", "mrn", "direction", "from", "to", "limit", "before"]
+
+    func register() {
+        api.on(.GET, "hl7", "messages", summary: "Find stored HL7 messages (newest first)", tag: "hl7",
+               returns: HL7MessageDTO.self, array: true, query: Self.filterQuery) { req in
+            try await req.rounds.messages.search(Self.filter(req), context: req.context(), on: req.db).map(HL7MessageDTO.init)
+        }
+        api.on(.GET, "hl7", "messages", ":messageId", summary: "One message: raw text and the parsed tree with field names", tag: "hl7",
+               returns: HL7MessageDetailDTO.self) { req in
+            let record = try await req.rounds.messages.message(id: req.parameters.require("messageId"), context: req.context(), on: req.db)
+            let tree = MessageStore.tree(of: record)
+            return HL7MessageDetailDTO(message: HL7MessageDTO(record), text: tree.text, segments: tree.segments, parseError: tree.error)
+        }
+        api.on(.GET, "hl7", "messages", ":messageId", "raw", summary: "The message bytes exactly as received", tag: "hl7",
+               contentType: "application/hl7-v2") { req in
+            let record = try await req.rounds.messages.message(id: req.parameters.require("messageId"), context: req.context(), on: req.db)
+            let response = Response(status: .ok, body: .init(data: record.raw))
+            response.headers.replaceOrAdd(name: .contentType, value: "application/hl7-v2")
+            response.headers.replaceOrAdd(name: .contentDisposition, value: "attachment; filename=\"\(record.controlID ?? record.id ?? "message").hl7\"")
+            return response
+        }
+        api.on(.POST, "hl7", "messages", ":messageId", "replay", summary: "Process a stored message again", tag: "hl7",
+               returns: ReceiptDTO.self) { req in
+            let receipt = try await req.rounds.messages.replay(id: req.parameters.require("messageId"), pipeline: req.rounds.hl7,
+                                                               context: req.context(), on: req.db)
+            return ReceiptDTO(receipt)
+        }
+        api.on(.GET, "hl7", "export", summary: "Export matching messages as one HL7 file", tag: "hl7", query: Self.filterQuery,
+               contentType: "application/hl7-v2") { req in
+            var filter = try Self.filter(req)
+            filter.limit = min(filter.limit == 100 ? 5000 : filter.limit, 5000)
+            let records = try await req.rounds.messages.search(filter, context: req.context(), on: req.db)
+            let response = Response(status: .ok, body: .init(data: MessageStore.export(records.reversed())))
+            response.headers.replaceOrAdd(name: .contentType, value: "application/hl7-v2")
+            response.headers.replaceOrAdd(name: .contentDisposition, value: "attachment; filename=\"rounds-messages.hl7\"")
+            return response
+        }
+        api.on(.POST, "hl7", "inbound", summary: "Deliver one HL7 message over HTTP (body: the message); the answer is its ACK", tag: "hl7",
+               contentType: "application/hl7-v2", rawBody: ["application/hl7-v2"], maxBody: "10mb") { req in
+            let context = try req.context()
+            guard context.principal.hasScope(.integration) || context.principal.canUseIntegration else {
+                throw RoundsError.insufficientScope(.integration)
+            }
+            guard let body = req.body.data, body.readableBytes > 0 else { throw RoundsError.badRequest("the body must be an HL7 message") }
+            guard let receipt = await req.rounds.hl7.receive(Array(buffer: body), peer: req.clientAddress,
+                                                             submitter: HL7Submitter(context.principal), on: req.db) else {
+                throw RoundsError(code: "storage_unavailable", status: 503, zh: "暂时无法保存消息，请重发", en: "The message could not be stored; resend it")
+            }
+            let status: HTTPStatus = switch receipt.outcome {
+            case .accepted, .duplicate: .ok
+            case .error: .unprocessableEntity
+            case .rejected: .badRequest
+            }
+            let response = Response(status: status, body: .init(data: Data(receipt.acknowledgement)))
+            response.headers.replaceOrAdd(name: .contentType, value: "application/hl7-v2")
+            return response
+        }
+        api.on(.GET, "hl7", "outbound", summary: "Messages queued for sending", tag: "hl7", returns: OutboundDTO.self, array: true) { req in
+            try await req.rounds.messages.outbound(context: req.context(), on: req.db).map(OutboundDTO.init)
+        }
+        api.on(.POST, "hl7", "outbound", summary: "Queue a message for sending over MLLP (retried until acknowledged)", tag: "hl7",
+               body: EnqueueOutboundBody.self, returns: OutboundDTO.self, status: 201) { req in
+            let context = try req.context()
+            try await Self.requireOutbound(req, context, action: "hl7.outbound.enqueue")
+            let body = try req.content.decode(EnqueueOutboundBody.self)
+            guard (1...65535).contains(body.port), !body.host.isEmpty else { throw RoundsError.validation("host and port (1–65535) are required") }
+            let allowed = req.rounds.configuration.allowedDestinations
+            guard allowed.permits(host: body.host, port: body.port) else {
+                try await req.rounds.audit.record("hl7.outbound.enqueue", entityType: "hl7_outbound", entityID: nil, outcome: .denied,
+                                                  detail: "\(body.host):\(body.port) not allowed", context: context, on: req.db)
+                throw RoundsError.validation("host: \(body.host):\(body.port) is not an allowed destination; the installation's allow-list "
+                                             + "(--allow-destination, ROUNDS_ALLOWED_DESTINATIONS) names where messages may go: \(allowed)")
+            }
+            let message: HL7Message
+            do { message = try HL7Message.parse(body.message) } catch let error as HL7Error {
+                throw RoundsError.validation("message: \(error.description)")
+            }
+            let row = try await req.rounds.outbound.enqueue(message, host: body.host, port: body.port, on: req.db)
+            try await req.rounds.audit.record("hl7.outbound.enqueue", entityType: "hl7_outbound", entityID: row.id,
+                                              detail: "\(row.messageType) → \(body.host):\(body.port)", context: context, on: req.db)
+            return try await OutboundDTO(row).encodeResponse(status: .created, for: req)
+        }
+    }
+
+    /// Refused attempts on the outbound queue are audited like any other refusal.
+    static func requireOutbound(_ req: Request, _ context: RequestContext, action: String) async throws {
+        guard context.principal.managesOutboundHL7 else {
+            try await req.rounds.audit.record(action, entityType: "hl7_outbound", entityID: nil, outcome: .denied, context: context, on: req.db)
+            throw RoundsError.forbidden("the outbound HL7 queue is for group administrators and installation-wide integration tokens")
+        }
+    }
+
+    static func filter(_ req: Request) throws -> MessageStore.Filter {
+        func text(_ key: String) -> String? {
+            guard let v = req.query[String.self, at: key]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
+            return v
+        }
+        let audit = try AuditFilterQuery.parse(req)  // same date and limit rules as the audit log
+        return MessageStore.Filter(messageType: text("type"), status: text("status"), sender: text("sender"), mrn: text("mrn"),
+                                   direction: text("direction"), from: audit.from, to: audit.to, limit: audit.limit, beforeID: text("before"))
+    }
+}
