@@ -114,6 +114,12 @@ extension AlertService {
     /// The ward's ladder (the standard one unless the ward has its own), for its care team and
     /// whoever may edit it.
     public func ladder(wardID: String, context: RequestContext, on db: any Database) async throws -> (steps: [LadderStep], isStandard: Bool) {
+        let view = try await ladderView(wardID: wardID, context: context, on: db)
+        return (view.steps, view.isStandard)
+    }
+
+    /// The ladder page: the ward's rungs (read as `ladder` reads them) and the ward's name.
+    public func ladderView(wardID: String, context: RequestContext, on db: any Database) async throws -> (steps: [LadderStep], isStandard: Bool, wardName: String) {
         let ward = try await ladderWard(wardID, on: db)
         guard context.principal.canViewPatients(in: ward.wardRef) || context.principal.canEditEscalation(in: ward.wardRef) else {
             try await audit.record("alert.ladder.read", entityType: "ward", entityID: wardID, hospitalID: ward.hospitalID,
@@ -121,13 +127,7 @@ extension AlertService {
             throw RoundsError.forbidden()
         }
         let own = try await EscalationLadderRow.find(wardID, on: db)
-        return (try await ladder(forWard: wardID, on: db), own == nil)
-    }
-
-    /// The ladder page: the ward's rungs (read as `ladder` reads them) and the ward's name.
-    public func ladderView(wardID: String, context: RequestContext, on db: any Database) async throws -> (steps: [LadderStep], isStandard: Bool, wardName: String) {
-        let (steps, standard) = try await ladder(wardID: wardID, context: context, on: db)
-        return (steps, standard, try await ladderWard(wardID, on: db).name)
+        return (try await ladder(forWard: wardID, on: db), own == nil, ward.name)
     }
 
     /// The hospitals the reader may report critical values for (the report form); refused and

@@ -1,6 +1,5 @@
-/// A card in a patient's group (an order, a result, a critical value, a bot's message): the
-/// vocabulary every capability posts in, whoever draws it.
-/// Title, severity (its colour), fields, and buttons.
+/// A card in a patient's group (an order, a result, a critical value, a bot's message): title,
+/// severity (its colour), fields and buttons — the vocabulary every capability posts in.
 public struct Card: Codable, Sendable, Equatable {
     public enum Severity: String, Codable, Sendable { case info, success, warning, critical }
 

@@ -17,22 +17,19 @@ public final class IntegrationService: Sendable {
         public var idleTimeoutSeconds: Int64
         public var maximumConnections: Int
         public var tls: NIOSSLContext?
-        /// Whether the runtime sends queued outbound HL7 (off in tests that drive it by hand).
-        public var runOutboundWorker: Bool
         /// Messages per second of the simulated HIS/LIS feed sent to our own listener (demo
         /// mode); 0 = none.
         public var demoFeedRate: Double
 
         public init(host: String = "0.0.0.0", port: Int = MLLP.defaultPort, maximumMessageSize: Int = MLLP.defaultMaximumSize,
                     idleTimeoutSeconds: Int64 = 600, maximumConnections: Int = MLLP.defaultMaximumConnections,
-                    tls: NIOSSLContext? = nil, runOutboundWorker: Bool = true, demoFeedRate: Double = 0) {
+                    tls: NIOSSLContext? = nil, demoFeedRate: Double = 0) {
             self.maximumConnections = maximumConnections
             self.host = host
             self.port = port
             self.maximumMessageSize = maximumMessageSize
             self.idleTimeoutSeconds = idleTimeoutSeconds
             self.tls = tls
-            self.runOutboundWorker = runOutboundWorker
             self.demoFeedRate = demoFeedRate
         }
     }
@@ -41,9 +38,8 @@ public final class IntegrationService: Sendable {
     public let outbound: OutboundQueue
     let settings: Settings
     let database: @Sendable () -> any Database
-    public let logger: Logger
+    let logger: Logger
     private let state = LockedState()
-    public var runsOutboundWorker: Bool { settings.runOutboundWorker }
     /// Listening now (between `start()` and `stop()`).
     public var isStarted: Bool { state.isStarted }
 

@@ -41,14 +41,19 @@ public struct MessageStore: Sendable {
     /// The outbound queue (what Rounds sends to the HIS/LIS: patient data): for group
     /// administrators and installation-wide integration tokens only; the read is audited.
     public func outbound(limit: Int = 200, context: RequestContext, on db: any Database) async throws -> [OutboundMessage] {
-        guard context.principal.managesOutboundHL7 else {
-            try await audit.record("hl7.outbound.list", entityType: "hl7_outbound", entityID: nil, outcome: .denied, context: context, on: db)
-            throw RoundsError.forbidden("the outbound HL7 queue is for group administrators and installation-wide integration tokens")
-        }
+        try await requireOutboundAccess(context, action: "hl7.outbound.list", on: db)
         let rows = try await OutboundMessage.recent(limit: limit, on: db)
         try await audit.record("hl7.outbound.list", entityType: "hl7_outbound", entityID: nil, detail: "\(rows.count) messages",
                                context: context, on: db)
         return rows
+    }
+
+    /// Reading or filling the outbound queue; a refusal is audited like any other.
+    public func requireOutboundAccess(_ context: RequestContext, action: String, on db: any Database) async throws {
+        guard context.principal.managesOutboundHL7 else {
+            try await audit.record(action, entityType: "hl7_outbound", entityID: nil, outcome: .denied, context: context, on: db)
+            throw RoundsError.forbidden("the outbound HL7 queue is for group administrators and installation-wide integration tokens")
+        }
     }
 
     /// The message store page's outbound section: the queue for those who may see it, nothing

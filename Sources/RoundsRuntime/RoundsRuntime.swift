@@ -9,6 +9,7 @@ import RoundsCore
 import RoundsIntegration
 import RoundsStore
 import ServiceLifecycle
+import UnixSignals
 
 /// Everything Rounds does in the background, as ServiceLifecycle services: `rounds serve` runs
 /// them beside the web server, `rounds worker` alone, `rounds serve --no-worker` not at all. The
@@ -43,11 +44,21 @@ public struct RoundsRuntime: Sendable {
     }
 
     public let parts: Parts
-    /// Called with the bound MLLP port once the listener is up (when the service binds it; bind
-    /// first with `IntegrationService.start()` to fail a start-up on a port in use).
-    public var onListening: @Sendable (Int) -> Void = { _ in }
 
     public init(_ parts: Parts) { self.parts = parts }
+
+    /// Binds the MLLP listener now (when there is one), so that a port in use fails the start
+    /// instead of a service later; returns the bound port.
+    public func bindListener() async throws -> Int? {
+        guard let integration = parts.integration else { return nil }
+        return try await integration.start()
+    }
+
+    /// The services as one group. `signals`: those that start a graceful stop (a worker's own
+    /// SIGTERM/SIGINT; none beside the web server, which stops the group itself).
+    public func serviceGroup(signals: [UnixSignal], logger: Logger) -> ServiceGroup {
+        ServiceGroup(configuration: .init(services: services().map { .init(service: $0) }, gracefulShutdownSignals: signals, logger: logger))
+    }
 
     /// The services in start order; a ServiceGroup stops them in reverse: the MLLP listener
     /// first (no new messages), the dispatcher last (what was stored is still handed on).
@@ -58,7 +69,7 @@ public struct RoundsRuntime: Sendable {
         services.append(AlertDeliveryService(parts: parts))
         services.append(BotCallbackService(parts: parts))
         if let outbound = parts.outbound { services.append(OutboundHL7Service(outbound: outbound, database: parts.database, logger: parts.logger)) }
-        if let integration = parts.integration { services.append(MLLPListenerService(integration: integration, onListening: onListening)) }
+        if let integration = parts.integration { services.append(MLLPListenerService(integration: integration)) }
         return services
     }
 
@@ -109,8 +120,7 @@ struct WakeLoop: Sendable {
 /// Hands outbox events to the handlers capabilities registered. Woken at once when events
 /// commit (here, or through NOTIFY in another process), and every half second regardless.
 struct OutboxDispatchService: Service {
-    let parts: Parts
-    typealias Parts = RoundsRuntime.Parts
+    let parts: RoundsRuntime.Parts
 
     func run() async throws {
         let parts = self.parts
@@ -187,10 +197,9 @@ struct OutboundHL7Service: Service {
 /// (a message not stored gets no ACK, so the sender resends), and closes the connections.
 struct MLLPListenerService: Service {
     let integration: IntegrationService
-    let onListening: @Sendable (Int) -> Void
 
     func run() async throws {
-        if !integration.isStarted { onListening(try await integration.start()) }
+        if !integration.isStarted { try await integration.start() }
         try? await gracefulShutdown()
         await integration.stop()
     }

@@ -17,8 +17,7 @@ import Vapor
     static func start(_ app: Application, maximumSize: Int = 64 * 1024, idle: Int64 = 30,
                       tls: NIOSSLContext? = nil) async throws -> (IntegrationService, Int) {
         let service = IntegrationService(
-            settings: .init(host: "127.0.0.1", port: 0, maximumMessageSize: maximumSize, idleTimeoutSeconds: idle, tls: tls,
-                            runOutboundWorker: false),
+            settings: .init(host: "127.0.0.1", port: 0, maximumMessageSize: maximumSize, idleTimeoutSeconds: idle, tls: tls),
             pipeline: app.rounds.hl7, outbound: app.rounds.outbound, logger: app.logger, database: { app.db })
         return (service, try await service.start())
     }

@@ -21,12 +21,9 @@ extension NursingService {
     public func bedside(patientID: String, context: RequestContext, on db: any Database) async throws -> Bedside {
         let patient = try await readablePatient(patientID, action: "assessment.list", context: context, on: db)
         let encounter = try await Encounter.query(on: db).filter(\.$patientID == patientID).filter(\.$status == .active).first()
-        var ward: Department?, bed = ""
-        if let encounter {
-            ward = try await Department.find(encounter.wardID, on: db)
-            if let bedID = encounter.bedID { bed = try await Bed.find(bedID, on: db)?.label ?? "" }
-        }
-        return Bedside(patient: patient, encounter: encounter, ward: ward, bed: bed,
+        var ward: Department?
+        if let encounter { ward = try await Department.find(encounter.wardID, on: db) }
+        return Bedside(patient: patient, encounter: encounter, ward: ward, bed: try await bedLabel(of: encounter, on: db),
                        canChart: ward.map { context.principal.canChartNursing(in: $0.wardRef) } ?? false,
                        canViewWard: ward.map { context.principal.canViewPatients(in: $0.wardRef) } ?? false)
     }
@@ -34,8 +31,13 @@ extension NursingService {
     /// For the assessment form: the same check as recording one (the ward's nurses, an active stay).
     public func chartingBedside(patientID: String, context: RequestContext, on db: any Database) async throws -> Bedside {
         let stay = try await stay(patientID: patientID, encounterID: nil, chart: true, action: "assessment.create", context: context, on: db)
-        let bed = try await stay.encounter.bedID.flatMapAsync { try await Bed.find($0, on: db)?.label } ?? ""
-        return Bedside(patient: stay.patient, encounter: stay.encounter, ward: stay.ward, bed: bed, canChart: true, canViewWard: true)
+        return Bedside(patient: stay.patient, encounter: stay.encounter, ward: stay.ward, bed: try await bedLabel(of: stay.encounter, on: db),
+                       canChart: true, canViewWard: true)
+    }
+
+    private func bedLabel(of encounter: Encounter?, on db: any Database) async throws -> String {
+        guard let bedID = encounter?.bedID else { return "" }
+        return try await Bed.find(bedID, on: db)?.label ?? ""
     }
 
     /// A ward's header for its pages (name; may the reader chart there).
@@ -51,12 +53,5 @@ extension NursingService {
             throw RoundsError.forbidden("administration")
         }
         return try await instruments(on: db)
-    }
-}
-
-extension Optional {
-    func flatMapAsync<U>(_ transform: (Wrapped) async throws -> U?) async rethrows -> U? {
-        guard let value = self else { return nil }
-        return try await transform(value)
     }
 }

@@ -16,7 +16,7 @@ public struct RoundsConfiguration: Sendable {
     /// Believe X-Forwarded-For for the client address (only behind a reverse proxy you run).
     public var trustProxyHeaders: Bool
     public var runMigrations: Bool
-    /// The MLLP listener and outbound worker; nil runs the web server alone (tests, `migrate`).
+    /// The MLLP listener; nil runs none (`--no-mllp`, tests, `migrate`).
     public var integration: IntegrationService.Settings?
     /// How often the realtime feed looks for new messages without being woken.
     public var feedSafetyTick: Duration = .seconds(1)
@@ -31,8 +31,8 @@ public struct RoundsConfiguration: Sendable {
     /// background (every server; tests drive them by hand). Independent of the MLLP listener:
     /// a hospital that reports critical values only by hand or over the API still escalates.
     public var backgroundWork: Bool = true
-    /// Send queued outbound HL7 (the LIS feedback of critical values) when no MLLP listener is
-    /// configured; with one, its settings decide.
+    /// Send queued outbound HL7 (the LIS feedback of critical values) in the background, with
+    /// or without the MLLP listener (off in tests that drive the queue by hand).
     public var runOutboundQueue: Bool = true
     /// HTTP limits against slow or abandoned clients (see docs/SECURITY.md).
     public var httpLimits: HTTPLimits = .init()

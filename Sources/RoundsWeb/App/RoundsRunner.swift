@@ -39,15 +39,10 @@ public enum RoundsRunner {
             try await configure(app, configuration)
             try await app.asyncBoot()  // LISTEN on PostgreSQL: the web processes' events wake us
             let runtime = app.roundsRuntime()
-            if let integration = runtime.parts.integration {
-                let port = try await integration.start()
-                print("Rounds worker: MLLP listener on port \(port).")
-            }
+            if let port = try await runtime.bindListener() { print("Rounds worker: MLLP listener on port \(port).") }
             print("Rounds worker is running (database: \(configuration.database)).")
             fflush(nil)
-            let group = ServiceGroup(configuration: .init(services: runtime.services().map { .init(service: $0) },
-                                                          gracefulShutdownSignals: [.sigterm, .sigint], logger: app.logger))
-            try await group.run()
+            try await runtime.serviceGroup(signals: [.sigterm, .sigint], logger: app.logger).run()
             app.logger.notice("Rounds worker stopped")
         }
     }

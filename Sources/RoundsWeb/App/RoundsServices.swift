@@ -123,9 +123,8 @@ extension RoundsServices {
 
     /// The background loops of this process (see `RoundsRuntime`), over `database`.
     public func runtime(database: @escaping @Sendable () -> any Database, integration: IntegrationService?, logger: Logger) -> RoundsRuntime {
-        let sendsOutbound = configuration.integration?.runOutboundWorker ?? configuration.runOutboundQueue
-        return RoundsRuntime(.init(database: database, dispatcher: outbox, handlers: eventHandlers, notifier: notifier, alerts: alerts,
-                                   connectors: alertConnectors, chat: chat, integration: integration,
-                                   outbound: sendsOutbound ? outbound : nil, logger: logger))
+        RoundsRuntime(.init(database: database, dispatcher: outbox, handlers: eventHandlers, notifier: notifier, alerts: alerts,
+                            connectors: alertConnectors, chat: chat, integration: integration,
+                            outbound: configuration.runOutboundQueue ? outbound : nil, logger: logger))
     }
 }

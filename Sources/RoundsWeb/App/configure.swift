@@ -93,9 +93,8 @@ final class RuntimeLifecycle: LifecycleHandler, @unchecked Sendable {
     init(runtime: RoundsRuntime) { self.runtime = runtime }
 
     func didBootAsync(_ application: Application) async throws {
-        if let integration = runtime.parts.integration { application.mllpPort = try await integration.start() }
-        let group = ServiceGroup(configuration: .init(services: runtime.services().map { .init(service: $0) },
-                                                      gracefulShutdownSignals: [], logger: application.logger))
+        application.mllpPort = try await runtime.bindListener()
+        let group = runtime.serviceGroup(signals: [], logger: application.logger)
         self.group = group
         let logger = application.logger
         task = Task {

@@ -73,7 +73,7 @@ struct IntegrationRoutes {
         api.on(.POST, "hl7", "outbound", summary: "Queue a message for sending over MLLP (retried until acknowledged)", tag: "hl7",
                body: EnqueueOutboundBody.self, returns: OutboundDTO.self, status: 201) { req in
             let context = try req.context()
-            try await Self.requireOutbound(req, context, action: "hl7.outbound.enqueue")
+            try await req.rounds.messages.requireOutboundAccess(context, action: "hl7.outbound.enqueue", on: req.db)
             let body = try req.content.decode(EnqueueOutboundBody.self)
             guard (1...65535).contains(body.port), !body.host.isEmpty else { throw RoundsError.validation("host and port (1–65535) are required") }
             let allowed = req.rounds.configuration.allowedDestinations
@@ -91,14 +91,6 @@ struct IntegrationRoutes {
             try await req.rounds.audit.record("hl7.outbound.enqueue", entityType: "hl7_outbound", entityID: row.id,
                                               detail: "\(row.messageType) → \(body.host):\(body.port)", context: context, on: req.db)
             return try await OutboundDTO(row).encodeResponse(status: .created, for: req)
-        }
-    }
-
-    /// Refused attempts on the outbound queue are audited like any other refusal.
-    static func requireOutbound(_ req: Request, _ context: RequestContext, action: String) async throws {
-        guard context.principal.managesOutboundHL7 else {
-            try await req.rounds.audit.record(action, entityType: "hl7_outbound", entityID: nil, outcome: .denied, context: context, on: req.db)
-            throw RoundsError.forbidden("the outbound HL7 queue is for group administrators and installation-wide integration tokens")
         }
     }
 

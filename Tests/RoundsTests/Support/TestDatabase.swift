@@ -177,7 +177,8 @@ extension TestApp {
         app.logger.logLevel = .warning
         do {
             var configuration = TestApp.configuration(location, clock: TestClock())
-            configuration.integration = .init(host: "127.0.0.1", port: 0, runOutboundWorker: false)
+            configuration.integration = .init(host: "127.0.0.1", port: 0)
+            configuration.runOutboundQueue = false
             configuration.backgroundWork = true
             adjust(&configuration)
             try await configure(app, configuration)
