@@ -42,9 +42,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Persistence: database set-up (no web framework), migrations, audit log, the outbox
-        // (writer, dispatcher, handler registry), change notifier, the card seam; for now also the
-        // directory (organisation, staff, sessions, sign-in, patients and stays).
+        // Persistence: database set-up (no web framework), the migration registry, audit log, the
+        // outbox (writer, dispatcher, handler registry), change notifier, write gate, the file store,
+        // and the seams capabilities meet through (patient-group cards, background work).
         .target(
             name: "RoundsStore",
             dependencies: [
@@ -63,8 +63,8 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        // The directory's services: sign-in, sessions, tokens, organisation and staff, patients and
-        // stays (their models and migrations are still declared in the store).
+        // The directory: organisation, staff, roles, tokens, sessions, sign-in, patients and stays
+        // (models, migrations and services).
         .target(
             name: "RoundsDirectory",
             dependencies: [
@@ -80,11 +80,13 @@ let package = Package(
             name: "RoundsDemo",
             dependencies: ["RoundsCore", "RoundsStore", "RoundsDirectory", .product(name: "FluentKit", package: "fluent-kit")]
         ),
-        // Integration engine: inbound pipeline (store → map → outbox → ACK), outbound queue, simulator.
+        // Integration engine: its models and migrations (HL7 messages, orders, results, reports,
+        // critical-value rules, outbound queue), inbound pipeline (store → map → outbox → ACK),
+        // outbound queue, simulator.
         .target(
             name: "RoundsIntegration",
             dependencies: [
-                "RoundsCore", "RoundsStore", "RoundsHL7", "RoundsDemo",
+                "RoundsCore", "RoundsStore", "RoundsDirectory", "RoundsHL7", "RoundsDemo",
                 .product(name: "FluentKit", package: "fluent-kit"),
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -98,7 +100,7 @@ let package = Package(
         .target(
             name: "RoundsChat",
             dependencies: [
-                "RoundsCore", "RoundsStore",
+                "RoundsCore", "RoundsStore", "RoundsDirectory",
                 .product(name: "FluentKit", package: "fluent-kit"),
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -109,7 +111,7 @@ let package = Package(
         .target(
             name: "RoundsAlerts",
             dependencies: [
-                "RoundsCore", "RoundsStore",
+                "RoundsCore", "RoundsStore", "RoundsDirectory",
                 .product(name: "FluentKit", package: "fluent-kit"),
                 .product(name: "SQLKit", package: "sql-kit"),
             ]
@@ -120,7 +122,7 @@ let package = Package(
         .target(
             name: "RoundsClinical",
             dependencies: [
-                "RoundsCore", "RoundsStore", "RoundsFHIR",
+                "RoundsCore", "RoundsStore", "RoundsDirectory", "RoundsFHIR",
                 .product(name: "FluentKit", package: "fluent-kit"),
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -140,19 +142,16 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        // Every background loop as a ServiceLifecycle service: outbox dispatch, escalation timers,
-        // outside deliveries, bot callbacks, the outbound HL7 queue, the MLLP listener.
+        // Every background loop as a ServiceLifecycle service: the outbox dispatcher, the loops the
+        // capabilities register (`BackgroundWork`) and the MLLP listener. Knows no capability.
         .target(
             name: "RoundsRuntime",
             dependencies: [
-                "RoundsCore", "RoundsStore", "RoundsIntegration", "RoundsChat", "RoundsAlerts", "RoundsConnectors",
+                "RoundsCore", "RoundsStore",
                 .product(name: "FluentKit", package: "fluent-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         // HTTP: routes, auth, permissions, templates, i18n, metrics.

@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import RoundsCore
+import RoundsDirectory
 import RoundsStore
 import SQLKit
 
@@ -27,7 +28,7 @@ extension AlertService {
                 // Only values that came over HL7 go back over HL7, and only to the system they came from.
                 guard let sourceMessageID = alert.sourceMessageID else { continue }
                 if let sender = connector.decodedSettings["sender"], !sender.isEmpty {
-                    guard try await HL7MessageRecord.find(sourceMessageID, on: db)?.sender == sender else { continue }
+                    guard try await senderOfMessage(sourceMessageID, db) == sender else { continue }
                 }
             } else if level < connector.minLevel {
                 continue

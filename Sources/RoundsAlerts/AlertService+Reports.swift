@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import RoundsCore
+import RoundsDirectory
 import RoundsStore
 
 /// Critical values from systems without HL7 (`POST /api/v1/critical-values`) and from laboratory

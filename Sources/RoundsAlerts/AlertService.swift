@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import RoundsCore
+import RoundsDirectory
 import RoundsStore
 import SQLKit
 
@@ -20,6 +21,10 @@ public struct AlertService: Sendable {
     public var publicURL: String?
     /// Where connectors may send (the installation's allow-list).
     public var destinations: DestinationAllowList = .standard
+    /// The system an HL7 message came from (its MSH-3), answered by the integration engine, so a
+    /// value goes back over HL7 only to the system that sent it. Without it no value goes to a
+    /// connector that names its system.
+    public var senderOfMessage: @Sendable (_ messageID: String, _ db: any Database) async throws -> String? = { _, _ in nil }
 
     public init(clock: any RoundsClock, ids: IDGenerator, audit: AuditLog, groups: any PatientGroupCards, notifier: ChangeNotifier) {
         self.clock = clock

@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import RoundsCore
+import RoundsDirectory
 import RoundsStore
 
 /// The quality-control view of critical values over a period: how many, where, for which tests,

@@ -301,13 +301,15 @@ public struct OrganisationService: Sendable {
             .sort(\.$createdAt, .descending).limit(50).all()
     }
 
-    public func markNoticeRead(_ id: String, context: RequestContext, on db: any Database) async throws {
+    @discardableResult
+    public func markNoticeRead(_ id: String, context: RequestContext, on db: any Database) async throws -> StaffNotice {
         guard let notice = try await StaffNotice.find(id, on: db), notice.staffID == context.principal.id else {
             throw RoundsError.notFound("notice", id: id)
         }
-        guard notice.readAt == nil else { return }
+        guard notice.readAt == nil else { return notice }
         notice.readAt = clock.now()
         try await notice.save(on: db)
+        return notice
     }
 
     public func removeRole(assignmentID: String, context: RequestContext, on db: any Database) async throws {

@@ -54,6 +54,45 @@ public struct PatientService: Sendable {
         return ward
     }
 
+    /// A ward as its board shows it: the hospital's name, the admitted patients by bed, and the
+    /// names of their doctors and nurses.
+    public struct WardBoard: Sendable {
+        public var ward: Department
+        public var hospitalName: String
+        public var occupants: [BedOccupant]
+        public var staffNames: [String: String]
+    }
+
+    /// The boards of the home page: the wards where the person works, or, for oversight roles
+    /// who work on none, every ward they may see (the others are reachable by ward page).
+    public func homeBoards(context: RequestContext, on db: any Database) async throws -> [WardBoard] {
+        let wards = try await myWards(context: context, on: db)
+        let own = wards.filter { context.principal.worksOn(wardID: $0.id!, parentDepartmentID: $0.parentID) }
+        let hospitals = try await hospitalNames(on: db)
+        var boards: [WardBoard] = []
+        for ward in own.isEmpty ? wards : own {
+            boards.append(try await board(ward, hospitalName: hospitals[ward.hospitalID] ?? "", context: context, on: db))
+        }
+        return boards
+    }
+
+    public func wardBoard(id: String, context: RequestContext, on db: any Database) async throws -> WardBoard {
+        let ward = try await ward(id: id, on: db)
+        return try await board(ward, hospitalName: try await Hospital.find(ward.hospitalID, on: db)?.name ?? "", context: context, on: db)
+    }
+
+    private func board(_ ward: Department, hospitalName: String, context: RequestContext, on db: any Database) async throws -> WardBoard {
+        let occupants = try await occupants(wardID: ward.id!, context: context, on: db)
+        let staffIDs = Set(occupants.flatMap { [$0.encounter.attendingID, $0.encounter.nurseID].compactMap { $0 } })
+        let staff = staffIDs.isEmpty ? [] : try await Staff.query(on: db).filter(\.$id ~~ Array(staffIDs)).all()
+        return WardBoard(ward: ward, hospitalName: hospitalName, occupants: occupants,
+                         staffNames: Dictionary(staff.map { ($0.id!, $0.displayName) }, uniquingKeysWith: { a, _ in a }))
+    }
+
+    private func hospitalNames(on db: any Database) async throws -> [String: String] {
+        Dictionary(try await Hospital.query(on: db).all().map { ($0.id!, $0.name) }, uniquingKeysWith: { a, _ in a })
+    }
+
     /// Admitted patients of a ward, by bed.
     public func occupants(wardID: String, context: RequestContext, on db: any Database) async throws -> [BedOccupant] {
         let ward = try await ward(id: wardID, on: db)
@@ -128,21 +167,6 @@ public struct PatientService: Sendable {
 
     /// A patient's chart: the record (permission checked and audited by `record`) with the
     /// clinical data the HIS, LIS and pathology feeds brought in, newest first.
-    public struct Chart: Sendable {
-        public var record: PatientRecord
-        public var orders: [ClinicalOrder]
-        public var results: [Observation]
-        public var reports: [ClinicalReport]
-    }
-
-    public func chart(patientID: String, context: RequestContext, on db: any Database) async throws -> Chart {
-        let record = try await record(patientID: patientID, context: context, on: db)
-        return Chart(record: record,
-                     orders: try await ClinicalOrder.query(on: db).filter(\.$patientID == patientID).sort(\.$updatedAt, .descending).limit(100).all(),
-                     results: try await Observation.query(on: db).filter(\.$patientID == patientID).sort(\.$id, .descending).limit(100).all(),
-                     reports: try await ClinicalReport.query(on: db).filter(\.$patientID == patientID).sort(\.$id, .descending).limit(50).all())
-    }
-
     public struct Admission: Sendable {
         public var mrn: String
         public var name: String

@@ -26,7 +26,6 @@ public final class MLLPListener: Sendable {
     private let server: NIOAsyncChannel<Connection, Never>
     private let handler: Handler
     private let maximumConnections: Int
-    private let open = NIOLockedValueBox(0)
     /// The connections being served, and whether each is handling a message right now; set
     /// `draining` once a stop began (see `close(grace:)`).
     private let live = NIOLockedValueBox<(connections: [ObjectIdentifier: (channel: any Channel, busy: Bool)], draining: Bool)>(([:], false))
@@ -34,7 +33,7 @@ public final class MLLPListener: Sendable {
     public let port: Int
 
     /// Connections being served now.
-    public var openConnections: Int { open.withLockedValue { $0 } }
+    public var openConnections: Int { live.withLockedValue { $0.connections.count } }
 
     public struct Options: Sendable {
         public var host: String
@@ -91,21 +90,20 @@ public final class MLLPListener: Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             try await server.executeThenClose { connections in
                 for try await connection in connections {
-                    let admitted = open.withLockedValue { count in
-                        guard count < maximumConnections else { return false }
-                        count += 1
+                    // One count of open connections: the map `close` drains (nothing to keep in step).
+                    let key = ObjectIdentifier(connection.channel)
+                    let admitted = live.withLockedValue { state -> Bool in
+                        guard !state.draining, state.connections.count < maximumConnections else { return false }
+                        state.connections[key] = (connection.channel, false)
                         return true
                     }
                     guard admitted else {
-                        logger.warning("MLLP connection refused: \(maximumConnections) already open",
+                        logger.warning("MLLP connection refused: \(maximumConnections) already open, or stopping",
                                        metadata: ["peer": .string(connection.channel.remoteAddress?.ipAddress ?? "unknown")])
                         try? await connection.channel.close()
                         continue
                     }
-                    group.addTask {
-                        await self.serve(connection)
-                        self.open.withLockedValue { $0 -= 1 }
-                    }
+                    group.addTask { await self.serve(connection, key: key) }
                 }
             }
         }
@@ -129,16 +127,9 @@ public final class MLLPListener: Sendable {
         for channel in live.withLockedValue({ $0.connections.values.map(\.channel) }) { try? await channel.close() }
     }
 
-    private func serve(_ connection: Connection) async {
+    private func serve(_ connection: Connection, key: ObjectIdentifier) async {
         let peer = MLLPPeer(address: connection.channel.remoteAddress?.ipAddress ?? "unknown")
-        let key = ObjectIdentifier(connection.channel)
-        let admitted = live.withLockedValue { state -> Bool in
-            guard !state.draining else { return false }
-            state.connections[key] = (connection.channel, false)
-            return true
-        }
         defer { live.withLockedValue { _ = $0.connections.removeValue(forKey: key) } }
-        guard admitted else { try? await connection.channel.close().get(); return }
         func setBusy(_ busy: Bool) -> Bool {
             live.withLockedValue { state in
                 state.connections[key]?.busy = busy

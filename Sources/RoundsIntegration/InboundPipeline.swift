@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import Logging
 import Metrics
 import RoundsCore
+import RoundsDirectory
 import RoundsHL7
 import RoundsStore
 import SQLKit
@@ -47,17 +48,15 @@ public struct InboundPipeline: Sendable {
     public let ids: IDGenerator
     public let audit: AuditLog
     public let logger: Logger
-    /// Wakes the outbox worker (of every process, on PostgreSQL) when events commit.
-    public let notifier: ChangeNotifier?
+    /// Writes the clinical events (and wakes the outbox dispatcher of every process when they commit).
     let outbox: OutboxWriter
     let ruleCache = RuleCache()
 
-    public init(clock: any RoundsClock, ids: IDGenerator, logger: Logger = Logger(label: "rounds.hl7"), notifier: ChangeNotifier? = nil) {
+    public init(clock: any RoundsClock, ids: IDGenerator, logger: Logger = Logger(label: "rounds.hl7"), outbox: OutboxWriter, audit: AuditLog) {
         self.clock = clock
         self.ids = ids
-        self.notifier = notifier
-        self.outbox = OutboxWriter(clock: clock, ids: ids, notifier: notifier ?? ChangeNotifier())
-        self.audit = AuditLog(clock: clock, ids: ids)
+        self.outbox = outbox
+        self.audit = audit
         self.logger = logger
     }
 

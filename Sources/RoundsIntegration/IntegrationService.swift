@@ -9,7 +9,7 @@ import RoundsStore
 
 /// The MLLP listener feeding the inbound pipeline (and, in demo mode, the simulated feed).
 /// The runtime runs it, and the outbound queue, as services (`RoundsRuntime`).
-public final class IntegrationService: Sendable {
+public final class IntegrationService: BackgroundListener {
     public struct Settings: Sendable {
         public var host: String
         public var port: Int

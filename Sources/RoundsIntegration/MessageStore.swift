@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import RoundsCore
+import RoundsDirectory
 import RoundsHL7
 import RoundsStore
 
@@ -42,7 +43,7 @@ public struct MessageStore: Sendable {
     /// administrators and installation-wide integration tokens only; the read is audited.
     public func outbound(limit: Int = 200, context: RequestContext, on db: any Database) async throws -> [OutboundMessage] {
         try await requireOutboundAccess(context, action: "hl7.outbound.list", on: db)
-        let rows = try await OutboundMessage.recent(limit: limit, on: db)
+        let rows = try await OutboundMessage.query(on: db).sort(\.$createdAt, .descending).limit(limit).all()
         try await audit.record("hl7.outbound.list", entityType: "hl7_outbound", entityID: nil, detail: "\(rows.count) messages",
                                context: context, on: db)
         return rows

@@ -1,12 +1,7 @@
-import AsyncHTTPClient
 import FluentKit
 import Foundation
 import Logging
-import NIOCore
-import RoundsAlerts
-import RoundsChat
 import RoundsCore
-import RoundsIntegration
 import RoundsStore
 import ServiceLifecycle
 import UnixSignals
@@ -15,6 +10,9 @@ import UnixSignals
 /// them beside the web server, `rounds worker` alone, `rounds serve --no-worker` not at all. The
 /// work is claimed in the database (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so any number of
 /// workers may run against one database and each event, timer and delivery is done once.
+///
+/// The runtime knows no capability: the outbox dispatcher hands events to the handlers they
+/// registered, and each capability's own loops arrive as `BackgroundWork`.
 public struct RoundsRuntime: Sendable {
     /// What the loops work with; built once per process from the capabilities.
     public struct Parts: Sendable {
@@ -22,24 +20,16 @@ public struct RoundsRuntime: Sendable {
         public var dispatcher: OutboxDispatcher
         public var handlers: EventHandlers
         public var notifier: ChangeNotifier
-        public var alerts: AlertService
-        public var connectors: [ConnectorKind: any AlertConnector]
-        public var chat: ChatService
+        /// The capabilities' loops, in the order they registered.
+        public var work: [BackgroundWork]
         /// The MLLP listener; nil when this process has none (`--no-mllp`).
-        public var integration: IntegrationService?
-        /// The outbound HL7 queue this process sends; nil when it sends none.
-        public var outbound: OutboundQueue?
-        /// Where bot callbacks are posted (the status code decides sent or retry).
-        public var post: @Sendable (_ url: String, _ headers: [String: String], _ body: Data) async throws -> Int
+        public var listener: (any BackgroundListener)?
         public var logger: Logger
 
         public init(database: @escaping @Sendable () -> any Database, dispatcher: OutboxDispatcher, handlers: EventHandlers,
-                    notifier: ChangeNotifier, alerts: AlertService, connectors: [ConnectorKind: any AlertConnector], chat: ChatService,
-                    integration: IntegrationService?, outbound: OutboundQueue?, post: @escaping @Sendable (String, [String: String], Data) async throws -> Int = RoundsRuntime.post,
-                    logger: Logger) {
+                    notifier: ChangeNotifier, work: [BackgroundWork], listener: (any BackgroundListener)?, logger: Logger) {
             self.database = database; self.dispatcher = dispatcher; self.handlers = handlers; self.notifier = notifier
-            self.alerts = alerts; self.connectors = connectors; self.chat = chat; self.integration = integration
-            self.outbound = outbound; self.post = post; self.logger = logger
+            self.work = work; self.listener = listener; self.logger = logger
         }
     }
 
@@ -47,11 +37,11 @@ public struct RoundsRuntime: Sendable {
 
     public init(_ parts: Parts) { self.parts = parts }
 
-    /// Binds the MLLP listener now (when there is one), so that a port in use fails the start
+    /// Binds the listener now (when there is one), so that a port in use fails the start
     /// instead of a service later; returns the bound port.
     public func bindListener() async throws -> Int? {
-        guard let integration = parts.integration else { return nil }
-        return try await integration.start()
+        guard let listener = parts.listener else { return nil }
+        return try await listener.start()
     }
 
     /// The services as one group. `signals`: those that start a graceful stop (a worker's own
@@ -60,27 +50,13 @@ public struct RoundsRuntime: Sendable {
         ServiceGroup(configuration: .init(services: services().map { .init(service: $0) }, gracefulShutdownSignals: signals, logger: logger))
     }
 
-    /// The services in start order; a ServiceGroup stops them in reverse: the MLLP listener
-    /// first (no new messages), the dispatcher last (what was stored is still handed on).
+    /// The services in start order; a ServiceGroup stops them in reverse: the listener first (no
+    /// new messages), the dispatcher last (what was stored is still handed on).
     public func services() -> [any Service] {
-        var services: [any Service] = []
-        services.append(OutboxDispatchService(parts: parts))
-        services.append(EscalationTimerService(parts: parts))
-        services.append(AlertDeliveryService(parts: parts))
-        services.append(BotCallbackService(parts: parts))
-        if let outbound = parts.outbound { services.append(OutboundHL7Service(outbound: outbound, database: parts.database, logger: parts.logger)) }
-        if let integration = parts.integration { services.append(MLLPListenerService(integration: integration)) }
+        var services: [any Service] = [OutboxDispatchService(parts: parts)]
+        services += parts.work.map { WorkService(work: $0, parts: parts) }
+        if let listener = parts.listener { services.append(ListenerService(listener: listener)) }
         return services
-    }
-
-    /// One signed bot callback over HTTPS (AsyncHTTPClient's shared client).
-    @Sendable public static func post(_ url: String, headers: [String: String], body: Data) async throws -> Int {
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        request.body = .bytes(ByteBuffer(data: body))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-        return Int(response.status.code)
     }
 }
 
@@ -91,9 +67,12 @@ struct WakeLoop: Sendable {
     let every: Duration
     let logger: Logger
 
-    func run(wakes: AsyncStream<Void>? = nil, _ body: @escaping @Sendable () async throws -> Void) async {
+    /// `wakes`: the notifier's wake-ups this loop answers at once (`matching`), besides the tick.
+    func run(notifier: ChangeNotifier? = nil, matching: (@Sendable (Wake) -> Bool)? = nil,
+             onWake: (@Sendable (Wake) -> Void)? = nil, _ body: @escaping @Sendable () async throws -> Void) async {
         let (kicks, kick) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let every = self.every
+        let listening = matching.flatMap { matching in notifier.map { ($0, $0.updates(), matching) } }
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask {
@@ -102,13 +81,19 @@ struct WakeLoop: Sendable {
                         kick.yield()
                     }
                 }
-                if let wakes {
-                    group.addTask { for await _ in wakes { kick.yield() } }
+                if let (_, (_, wakes), matching) = listening {
+                    group.addTask {
+                        for await wake in wakes where matching(wake) {
+                            onWake?(wake)
+                            kick.yield()
+                        }
+                    }
                 }
                 var next = kicks.makeAsyncIterator()
                 repeat {
                     do { try await body() } catch { logger.warning("\(name) failed: \(error)") }
                 } while await next.next() != nil && !Task.isShuttingDownGracefully
+                if let (notifier, (id, _), _) = listening { notifier.stop(id) }
                 group.cancelAll()
             }
         } onGracefulShutdown: {
@@ -124,84 +109,37 @@ struct OutboxDispatchService: Service {
 
     func run() async throws {
         let parts = self.parts
-        let (listenerID, wakes) = parts.notifier.updates()
-        let (outboxWakes, outboxWake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let forwarder = Task {
-            for await wake in wakes where wake.isOutbox {
-                if wake == .outboxUrgent { parts.dispatcher.signalUrgent() }
-                outboxWake.yield()
-            }
-            outboxWake.finish()
-        }
-        await WakeLoop(name: "outbox dispatch", every: .milliseconds(500), logger: parts.logger).run(wakes: outboxWakes) {
+        await WakeLoop(name: "outbox dispatch", every: .milliseconds(500), logger: parts.logger).run(
+            notifier: parts.notifier, matching: { $0.isOutbox },
+            onWake: { if $0 == .outboxUrgent { parts.dispatcher.signalUrgent() } }
+        ) {
             try await parts.dispatcher.dispatchAll(on: parts.database(), to: parts.handlers)
         }
-        parts.notifier.stop(listenerID)
-        forwarder.cancel()
     }
 }
 
-/// Fires due escalation timers (each once, also across processes). A timer due during a stop
-/// stays pending in the database and fires at the next start.
-struct EscalationTimerService: Service {
+/// One capability's loop (escalation timers, outside deliveries, bot callbacks, outbound HL7).
+/// A timer due during a stop stays pending in the database and fires at the next start.
+struct WorkService: Service {
+    let work: BackgroundWork
     let parts: RoundsRuntime.Parts
 
     func run() async throws {
-        let parts = self.parts
-        await WakeLoop(name: "escalation", every: .seconds(1), logger: parts.logger).run {
-            _ = try await parts.alerts.escalateDue(on: parts.database())
+        let work = self.work, database = parts.database
+        await WakeLoop(name: work.name, every: work.every, logger: parts.logger).run(notifier: parts.notifier, matching: work.wakesOn) {
+            try await work.round(database())
         }
     }
 }
 
-/// Critical values to Feishu, WeCom, SMS, e-mail and the LIS, on a loop of their own so a slow
-/// peer never holds up the patient groups' cards.
-struct AlertDeliveryService: Service {
-    let parts: RoundsRuntime.Parts
-
-    func run() async throws {
-        let parts = self.parts
-        await WakeLoop(name: "critical-value delivery", every: .seconds(1), logger: parts.logger).run {
-            while try await parts.alerts.deliverDue(using: parts.connectors, on: parts.database()) > 0 {}
-        }
-    }
-}
-
-/// Signed callbacks to bots when someone presses their card buttons; retried with back-off.
-struct BotCallbackService: Service {
-    let parts: RoundsRuntime.Parts
-
-    func run() async throws {
-        let parts = self.parts
-        await WakeLoop(name: "bot callbacks", every: .seconds(1), logger: parts.logger).run {
-            _ = try await parts.chat.deliverCallbacks(on: parts.database(), post: parts.post)
-        }
-    }
-}
-
-/// HL7 back to the HIS/LIS (queued messages, sent in order per destination).
-struct OutboundHL7Service: Service {
-    let outbound: OutboundQueue
-    let database: @Sendable () -> any Database
-    let logger: Logger
-
-    func run() async throws {
-        let outbound = self.outbound, database = self.database
-        await WakeLoop(name: "outbound HL7", every: .seconds(1), logger: logger).run {
-            while try await outbound.runOnce(on: database()) > 0 {}
-        }
-    }
-}
-
-/// The MLLP listener. On graceful shutdown it stops accepting, lets the messages in hand finish
+/// The listener. On graceful shutdown it stops accepting, lets the messages in hand finish
 /// (a message not stored gets no ACK, so the sender resends), and closes the connections.
-struct MLLPListenerService: Service {
-    let integration: IntegrationService
+struct ListenerService: Service {
+    let listener: any BackgroundListener
 
     func run() async throws {
-        if !integration.isStarted { try await integration.start() }
+        if !listener.isStarted { _ = try await listener.start() }
         try? await gracefulShutdown()
-        await integration.stop()
+        await listener.stop()
     }
 }
-

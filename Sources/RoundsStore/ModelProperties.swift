@@ -2,10 +2,6 @@
 // lists against reflection, so a field added to a model without running the script fails a test.
 import FluentKit
 
-extension APIToken {
-    public var properties: [any AnyProperty] { [$id, $name, $tokenHash, $prefix, $scopes, $hospitalID, $createdBy, $createdAt, $expiresAt, $revokedAt, $lastUsedAt] }
-}
-
 extension Attachment {
     public var properties: [any AnyProperty] { [$id, $patientID, $sourceMessageID, $contentType, $filename, $data, $size, $createdAt] }
 }
@@ -14,79 +10,11 @@ extension AuditEvent {
     public var properties: [any AnyProperty] { [$id, $at, $actorKind, $actorID, $actorName, $action, $entityType, $entityID, $patientID, $hospitalID, $clientAddress, $outcome, $detail] }
 }
 
-extension Bed {
-    public var properties: [any AnyProperty] { [$id, $wardID, $label, $sortOrder] }
-}
-
-extension ClinicalOrder {
-    public var properties: [any AnyProperty] { [$id, $patientID, $encounterID, $placerNumber, $fillerNumber, $status, $code, $description, $details, $orderedBy, $updatedAt] }
-}
-
-extension ClinicalReport {
-    public var properties: [any AnyProperty] { [$id, $patientID, $encounterID, $documentNumber, $title, $text, $attachmentID, $author, $status, $sourceMessageID, $createdAt] }
-}
-
-extension CriticalValueRule {
-    public var properties: [any AnyProperty] { [$id, $code, $name, $unit, $low, $high] }
-}
-
-extension Department {
-    public var properties: [any AnyProperty] { [$id, $hospitalID, $parentID, $code, $name, $kind, $createdAt] }
-}
-
-extension Encounter {
-    public var properties: [any AnyProperty] { [$id, $patientID, $hospitalID, $visitNumber, $wardID, $bedID, $attendingID, $nurseID, $status, $admittedAt, $dischargedAt] }
-}
-
-extension HL7ControlID {
-    public var properties: [any AnyProperty] { [$id, $messageID] }
-}
-
-extension HL7MessageRecord {
-    public var properties: [any AnyProperty] { [$id, $direction, $sender, $controlID, $messageType, $version, $charset, $raw, $size, $status, $ackCode, $error, $patientMRN, $patientID, $hospitalID, $peer, $submittedBy, $replayOf, $duplicateCount, $receivedAt] }
-}
-
-extension Hospital {
-    public var properties: [any AnyProperty] { [$id, $groupID, $code, $name, $createdAt, $hl7Facility] }
-}
-
-extension HospitalGroup {
-    public var properties: [any AnyProperty] { [$id, $name, $createdAt] }
-}
-
-extension Observation {
-    public var properties: [any AnyProperty] { [$id, $patientID, $encounterID, $orderNumber, $code, $name, $value, $unit, $referenceRange, $abnormalFlag, $isCritical, $observedAt, $sourceMessageID, $createdAt] }
-}
-
-extension OutboundMessage {
-    public var properties: [any AnyProperty] { [$id, $host, $port, $raw, $controlID, $messageType, $status, $attempts, $nextAttemptAt, $claimedUntil, $lastError, $ackCode, $createdAt, $sentAt] }
-}
-
 extension OutboxEvent {
     public var properties: [any AnyProperty] { [$id, $kind, $patientID, $encounterID, $hospitalID, $sourceMessageID, $payload, $createdAt, $dispatchedAt, $attempts, $lastError] }
 }
 
-extension Patient {
-    public var properties: [any AnyProperty] { [$id, $hospitalID, $mrn, $name, $gender, $birthDate, $allergies, $createdAt, $mergedInto] }
-}
-
-extension Staff {
-    public var properties: [any AnyProperty] { [$id, $username, $displayName, $employeeNo, $passwordHash, $locale, $isSuperuser, $isActive, $failedLogins, $lockedUntil, $createdAt, $hl7ID, $mobile, $email] }
-}
-
-extension StaffNotice {
-    public var properties: [any AnyProperty] { [$id, $staffID, $kind, $textZH, $textEN, $subjectID, $createdAt, $readAt] }
-}
-
-extension StaffRole {
-    public var properties: [any AnyProperty] { [$id, $staffID, $departmentID, $hospitalID, $role] }
-}
-
-extension WebSession {
-    public var properties: [any AnyProperty] { [$id, $staffID, $csrfToken, $createdAt, $expiresAt, $clientAddress] }
-}
-
 /// The models of RoundsStore with a listed `properties`, for ModelPropertiesTests.
 public enum RoundsStoreModels {
-    public static let all: [any Model.Type] = [APIToken.self, Attachment.self, AuditEvent.self, Bed.self, ClinicalOrder.self, ClinicalReport.self, CriticalValueRule.self, Department.self, Encounter.self, HL7ControlID.self, HL7MessageRecord.self, Hospital.self, HospitalGroup.self, Observation.self, OutboundMessage.self, OutboxEvent.self, Patient.self, Staff.self, StaffNotice.self, StaffRole.self, WebSession.self]
+    public static let all: [any Model.Type] = [Attachment.self, AuditEvent.self, OutboxEvent.self]
 }

@@ -4,6 +4,7 @@ import RoundsAlerts
 import RoundsChat
 import RoundsCore
 @testable import RoundsDirectory
+import RoundsIntegration
 @testable import RoundsStore
 @testable import RoundsWeb
 import Testing

@@ -3,6 +3,7 @@ import RoundsAlerts
 import RoundsChat
 import RoundsClinical
 import RoundsDirectory
+import RoundsIntegration
 import RoundsStore
 import Testing
 
@@ -10,7 +11,7 @@ import Testing
 /// fields that reflection finds, in the same order: a field missing from a list would silently
 /// not be stored or loaded.
 @Suite struct ModelPropertiesTests {
-    static let models: [any Model.Type] = RoundsStoreModels.all + RoundsAlertsModels.all + RoundsChatModels.all + RoundsClinicalModels.all
+    static let models: [any Model.Type] = RoundsStoreModels.all + RoundsDirectoryModels.all + RoundsIntegrationModels.all + RoundsAlertsModels.all + RoundsChatModels.all + RoundsClinicalModels.all
 
     static func reflectedKeys(_ model: any Model) -> [[FieldKey]] {
         Mirror(reflecting: model).children.compactMap { ($0.value as? any AnyDatabaseProperty)?.keys }

@@ -108,7 +108,8 @@ import VaporTesting
 
     @Test func dueAndOverdueFollowAdmissionBandsFallsAndTransfersAcrossShiftsAndDays() throws {
         let service = NursingService(clock: TestClock(), ids: .uuidV7(), audit: AuditLog(clock: TestClock(), ids: .uuidV7()),
-                                     timeZone: TimeZone(identifier: "Asia/Shanghai")!)
+                                     timeZone: TimeZone(identifier: "Asia/Shanghai")!,
+                                     outbox: OutboxWriter(clock: TestClock(), ids: .uuidV7(), notifier: ChangeNotifier()))
         let instruments = try ShippedInstruments.all().filter { ["morse-fall-scale", "braden-scale"].contains($0.code) }
         let f = ISO8601DateFormatter()
         let admitted = f.date(from: "2026-11-23T07:00:00+08:00")!  // start of the day shift

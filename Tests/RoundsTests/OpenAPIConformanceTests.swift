@@ -2,6 +2,7 @@ import FluentKit
 import Foundation
 import RoundsCore
 @testable import RoundsDirectory
+import RoundsIntegration
 @testable import RoundsStore
 @testable import RoundsWeb
 import Testing
@@ -136,7 +137,7 @@ import VaporTesting
             let hospital = try await Demo.hospital("HK01", app)
             let staff = try await Demo.staff("wang.fang", app)
             let group = try #require(try await PatientGroupTests.group(app).id)
-            let hl7 = try await RoundsStore.HL7MessageRecord.query(on: app.db).first()
+            let hl7 = try await RoundsIntegration.HL7MessageRecord.query(on: app.db).first()
             let instrument = "braden-scale"
 
             var problems: [String] = []

@@ -4,6 +4,7 @@ import RoundsCore
 import RoundsHL7
 @testable import RoundsChat
 @testable import RoundsDirectory
+import RoundsIntegration
 @testable import RoundsStore
 @testable import RoundsWeb
 import Testing

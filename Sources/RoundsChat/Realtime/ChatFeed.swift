@@ -1,4 +1,5 @@
 import FluentKit
+import RoundsDirectory
 import SQLKit
 import Foundation
 import Logging

@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import RoundsCore
+import RoundsDirectory
 import RoundsStore
 
 /// Files in patient groups (photos of a wound, a scanned consent, a PDF report). Kept in the

@@ -2,6 +2,7 @@ import Crypto
 import FluentKit
 import Foundation
 import RoundsCore
+import RoundsDirectory
 import RoundsStore
 
 /// Bots: API tokens with the `bot` scope post messages and cards to groups of their hospital;
@@ -111,6 +112,12 @@ extension ChatService {
     }
 
     /// The bots of a group, with their names.
+    /// The bots of a group, by the group's id (after a change, to answer with the new list).
+    public func bots(groupID: String, on db: any Database) async throws -> [(ChatBotMember, name: String)] {
+        guard let group = try await ChatGroup.find(groupID, on: db) else { throw RoundsError.notFound("group", id: groupID) }
+        return try await bots(of: group, on: db)
+    }
+
     public func bots(of group: ChatGroup, on db: any Database) async throws -> [(ChatBotMember, name: String)] {
         let members = try await ChatBotMember.query(on: db).filter(\.$groupID == group.id!).sort(\.$addedAt).all()
         let tokens = try await APIToken.query(on: db).filter(\.$id ~~ members.map(\.botID)).all()

@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import RoundsCore
+import RoundsDirectory
 import RoundsStore
 
 /// Who joins a ward's patient groups besides the attending doctor and the responsible nurse.

@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import RoundsCore
+import RoundsDirectory
 import RoundsStore
 import SQLKit
 
@@ -18,7 +19,7 @@ public struct ChatService: Sendable {
     /// Longest text message, in characters.
     public static let maximumTextLength = 4000
 
-    public init(clock: any RoundsClock, ids: IDGenerator, audit: AuditLog, notifier: ChangeNotifier = ChangeNotifier()) {
+    public init(clock: any RoundsClock, ids: IDGenerator, audit: AuditLog, notifier: ChangeNotifier) {
         self.clock = clock
         self.ids = ids
         self.audit = audit

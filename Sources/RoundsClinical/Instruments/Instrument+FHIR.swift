@@ -1,4 +1,5 @@
 import Foundation
+import RoundsDirectory
 import RoundsFHIR
 import RoundsStore
 

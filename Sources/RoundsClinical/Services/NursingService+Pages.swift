@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import RoundsCore
+import RoundsDirectory
 import RoundsStore
 
 /// Read models for the bedside pages: what each page shows besides the records themselves,

@@ -2,6 +2,7 @@ import Crypto
 import FluentKit
 import Foundation
 import RoundsCore
+import RoundsDirectory
 import RoundsStore
 
 /// What is due at the bedside: reassessments (admission, by band interval, after a fall or

@@ -1,6 +1,8 @@
 import FluentKit
 import Foundation
 import RoundsCore
+import RoundsDirectory
+import RoundsFHIR
 import RoundsStore
 import SQLKit
 
@@ -15,12 +17,12 @@ public struct NursingService: Sendable {
     /// High-risk assessments become `assessment.high_risk` events (a card in the patient's group).
     public let outbox: OutboxWriter
 
-    public init(clock: any RoundsClock, ids: IDGenerator, audit: AuditLog, timeZone: TimeZone, outbox: OutboxWriter? = nil) {
+    public init(clock: any RoundsClock, ids: IDGenerator, audit: AuditLog, timeZone: TimeZone, outbox: OutboxWriter) {
         self.clock = clock
         self.ids = ids
         self.audit = audit
         self.timeZone = timeZone
-        self.outbox = outbox ?? OutboxWriter(clock: clock, ids: ids, notifier: ChangeNotifier())
+        self.outbox = outbox
     }
 
     // MARK: Instruments
@@ -232,6 +234,14 @@ public struct NursingService: Sendable {
         try await audit.record("assessment.list", entityType: "patient", entityID: patientID, patientID: patientID,
                                detail: "\(rows.count) assessments", context: context, on: db)
         return rows
+    }
+
+    /// The assessment as a FHIR R4 QuestionnaireResponse (read and audited like the assessment).
+    public func questionnaireResponse(assessmentID: String, context: RequestContext, on db: any Database) async throws -> FHIR.QuestionnaireResponse {
+        let assessment = try await assessment(id: assessmentID, context: context, on: db)
+        let instrument = try await instrument(assessment.instrumentCode, version: assessment.instrumentVersion, on: db)
+        guard let patient = try await Patient.find(assessment.patientID, on: db) else { throw RoundsError.notFound("patient", id: assessment.patientID) }
+        return instrument.questionnaireResponse(assessment, patient: patient)
     }
 
     public func assessment(id: String, context: RequestContext, on db: any Database) async throws -> Assessment {

@@ -1,8 +1,9 @@
 import FluentKit
 
-/// Every migration of the store, in order. Later modules append their own after these.
+/// The store's own migrations (outbox, files, audit log). The capabilities' follow, in the order
+/// of `RoundsCapabilities.all`: the directory first, because the others refer to its tables.
 public enum RoundsMigrations {
     public static var all: [any Migration] {
-        [CreateOrganisation(), CreateStaff(), CreatePatients(), CreateAuditLog(), CreateWebSessions(), CreateIntegration(), SeedCriticalValueRules(), AddOutboxDelivery(), AddStaffContact(), HardenAuditLog(), AddStaffNotices(), AddHL7Submitter()]
+        [CreateOutbox(), AddOutboxDelivery(), CreateAuditLog(), HardenAuditLog()]
     }
 }

@@ -24,10 +24,12 @@ public enum AuditOutcome: String, Sendable, Codable {
 public struct AuditLog: Sendable {
     public let clock: any RoundsClock
     public let ids: IDGenerator
+    public let subjects: any AuditSubjects
 
-    public init(clock: any RoundsClock, ids: IDGenerator) {
+    public init(clock: any RoundsClock, ids: IDGenerator, subjects: any AuditSubjects) {
         self.clock = clock
         self.ids = ids
+        self.subjects = subjects
     }
 
     /// Records one event. Call inside the transaction of the write it describes.
@@ -61,7 +63,7 @@ public struct AuditLog: Sendable {
         // A row about a patient belongs to the patient's hospital, so that hospital's quality
         // control sees it even when the caller did not say (assessments, care plans, reports).
         if hospitalID == nil, let patientID {
-            event.hospitalID = try await Patient.find(patientID, on: db)?.hospitalID
+            event.hospitalID = try await subjects.hospital(ofPatient: patientID, on: db)
         } else {
             event.hospitalID = hospitalID
         }
@@ -104,8 +106,7 @@ public struct AuditLog: Sendable {
     public func patientLabels(of events: [AuditEvent], on db: any Database) async throws -> [String: String] {
         let ids = Set(events.compactMap(\.patientID))
         guard !ids.isEmpty else { return [:] }
-        return Dictionary(try await Patient.query(on: db).filter(\.$id ~~ ids).all().map { ($0.id!, "\($0.name) · \($0.mrn)") },
-                          uniquingKeysWith: { a, _ in a })
+        return try await subjects.patientLabels(ids, on: db)
     }
 
     /// Audit rows the principal may see, newest first. Browsing the audit log is itself audited.
@@ -117,19 +118,16 @@ public struct AuditLog: Sendable {
         }
         var filter = filter
         if let person = filter.personName?.trimmingCharacters(in: .whitespaces), !person.isEmpty {
-            filter.actorIDs = try await Staff.query(on: db).filter(\.$displayName, .custom("LIKE"), "%\(person)%").limit(200).all().compactMap(\.id)
+            filter.actorIDs = try await subjects.staff(named: person, limit: 200, on: db)
         }
         if let patient = filter.patientText?.trimmingCharacters(in: .whitespaces), !patient.isEmpty {
-            filter.patientIDs = try await Patient.query(on: db).group(.or) {
-                $0.filter(\.$mrn == patient).filter(\.$name, .custom("LIKE"), "%\(patient)%")
-            }.limit(200).all().compactMap(\.id)
+            filter.patientIDs = try await subjects.patients(matching: patient, limit: 200, on: db)
         }
         let query = AuditEvent.query(on: db)
         if let hospitals = principal.auditHospitalIDs.map(Array.init) {
             // Rows of no hospital (sign-ins, tokens, contact details) belong to the people: a
             // hospital's auditors see those by or about its staff and its tokens.
-            let staff = Array(Set(try await StaffRole.query(on: db).filter(\.$hospitalID ~~ hospitals).all(\.$staffID)))
-            let tokens = try await APIToken.query(on: db).filter(\.$hospitalID ~~ hospitals).all(\.$id).compactMap { $0 }
+            let (staff, tokens) = try await subjects.people(ofHospitals: hospitals, on: db)
             let people = staff + tokens
             query.group(.or) { or in
                 or.filter(\.$hospitalID ~~ hospitals)

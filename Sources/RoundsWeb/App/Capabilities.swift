@@ -2,6 +2,9 @@ import FluentKit
 import RoundsAlerts
 import RoundsChat
 import RoundsClinical
+import RoundsConnectors
+import RoundsDirectory
+import RoundsIntegration
 import RoundsStore
 import Vapor
 
@@ -9,12 +12,16 @@ import Vapor
 /// buttons it owns, its pages and its API. Adding a capability is its module, its folder here,
 /// and one line in `RoundsCapabilities.all`; `configure` and `RoundsServices` walk the list.
 protocol Capability: Sendable {
-    /// Its migrations, in order (they run after the store's).
+    /// Its migrations, in order (they run after the store's, and after those of the capabilities before it).
     var migrations: [any Migration] { get }
+    /// Its own services, built once per process; found again with `RoundsServices.service(_:)`.
+    func makeServices(_ shared: SharedServices) throws -> [any Sendable]
     /// Its outbox handlers. Capabilities are asked in the order of `all`, which is the order
     /// handlers run for one event.
     func eventHandlers(_ services: RoundsServices) -> [any EventHandler]
     func cardActions(_ services: RoundsServices) -> [any CardActionHandler]
+    /// Its background loops (the runtime runs them in `rounds serve` and `rounds worker`).
+    func backgroundWork(_ services: RoundsServices) -> [BackgroundWork]
     /// Its pages (signed in), any public routes, and its API (under /api/v1, signed in).
     func registerPages(_ signedIn: any RoutesBuilder, public: any RoutesBuilder)
     func registerAPI(_ api: APIBuilder, app: Application)
@@ -22,22 +29,26 @@ protocol Capability: Sendable {
 
 extension Capability {
     var migrations: [any Migration] { [] }
+    func makeServices(_ shared: SharedServices) throws -> [any Sendable] { [] }
     func eventHandlers(_ services: RoundsServices) -> [any EventHandler] { [] }
     func cardActions(_ services: RoundsServices) -> [any CardActionHandler] { [] }
+    func backgroundWork(_ services: RoundsServices) -> [BackgroundWork] { [] }
     func registerPages(_ signedIn: any RoutesBuilder, public: any RoutesBuilder) {}
     func registerAPI(_ api: APIBuilder, app: Application) {}
 }
 
 enum RoundsCapabilities {
-    /// In dependency order: the patient groups before the critical values (an admission opens
-    /// the group the alert card goes to).
+    /// In dependency order: the directory's tables first (the others refer to them), the
+    /// integration engine's next, the patient groups before the critical values (an admission
+    /// opens the group the alert card goes to).
     static let all: [any Capability] = [
-        DirectoryCapability(), ChatCapability(), AlertsCapability(), NursingCapability(), IntegrationCapability(), AuditCapability(),
+        DirectoryCapability(), IntegrationCapability(), ChatCapability(), AlertsCapability(), NursingCapability(), AuditCapability(),
     ]
 }
 
 /// Wards, patients, staff, tokens, the organisation; sign-in itself is part of the app.
 struct DirectoryCapability: Capability {
+    var migrations: [any Migration] { DirectoryMigrations.all }
     func registerPages(_ signedIn: any RoutesBuilder, public: any RoutesBuilder) {
         ClinicalPages().register(signedIn)
         AdminPages().register(signedIn)
@@ -49,6 +60,15 @@ struct DirectoryCapability: Capability {
 struct ChatCapability: Capability {
     var migrations: [any Migration] { ChatMigrations.all }
     func eventHandlers(_ services: RoundsServices) -> [any EventHandler] { [services.chat.eventHandler] }
+    /// Signed callbacks to bots when someone presses their card buttons; retried with back-off.
+    func backgroundWork(_ services: RoundsServices) -> [BackgroundWork] {
+        let chat = services.chat, http = HTTPPoster.live()
+        return [BackgroundWork("bot callbacks", every: .seconds(1)) { db in
+            _ = try await chat.deliverCallbacks(on: db) { url, headers, body in
+                try await http.post(url, headers.map { ($0.key, $0.value) }, body).status
+            }
+        }]
+    }
     func registerPages(_ signedIn: any RoutesBuilder, public: any RoutesBuilder) {
         ChatPages().register(signedIn)
         GroupRulePages().register(signedIn)
@@ -65,6 +85,18 @@ struct AlertsCapability: Capability {
     var migrations: [any Migration] { AlertMigrations.all }
     func eventHandlers(_ services: RoundsServices) -> [any EventHandler] { [services.alerts.eventHandler] }
     func cardActions(_ services: RoundsServices) -> [any CardActionHandler] { [services.alerts.cardActionHandler] }
+    /// Escalation timers (each fires once, also across processes), and the deliveries to
+    /// Feishu, WeCom, SMS, e-mail and the LIS on a loop of their own, so a slow peer never holds
+    /// up the patient groups' cards.
+    func backgroundWork(_ services: RoundsServices) -> [BackgroundWork] {
+        let alerts = services.alerts, connectors = services.alertConnectors
+        return [
+            BackgroundWork("escalation", every: .seconds(1)) { db in _ = try await alerts.escalateDue(on: db) },
+            BackgroundWork("critical-value delivery", every: .seconds(1)) { db in
+                while try await alerts.deliverDue(using: connectors, on: db) > 0 {}
+            },
+        ]
+    }
     func registerPages(_ signedIn: any RoutesBuilder, public: any RoutesBuilder) { AlertPages().register(signedIn) }
     func registerAPI(_ api: APIBuilder, app: Application) { AlertRoutes(api: api).register() }
 }
@@ -72,6 +104,9 @@ struct AlertsCapability: Capability {
 /// Bedside nursing: assessments, care plans, calendars (the calendar feed is public, by token).
 struct NursingCapability: Capability {
     var migrations: [any Migration] { ClinicalMigrations.all }
+    func makeServices(_ shared: SharedServices) throws -> [any Sendable] {
+        [NursingService(clock: shared.clock, ids: shared.ids, audit: shared.audit, timeZone: Formatting.hospitalTimeZone, outbox: shared.events)]
+    }
     func registerPages(_ signedIn: any RoutesBuilder, public: any RoutesBuilder) {
         NursingPages().register(signedIn)
         NursingPages.registerFeed(`public`)
@@ -79,8 +114,19 @@ struct NursingCapability: Capability {
     func registerAPI(_ api: APIBuilder, app: Application) { NursingRoutes(api: api).register() }
 }
 
-/// The integration engine's pages and API (its tables are the store's).
+extension RoundsServices {
+    public var nursing: NursingService { service() }
+}
+
+/// The integration engine: its pages and API, and the outbound HL7 queue (messages back to the
+/// HIS/LIS, in order per destination). The MLLP listener is the runtime's `listener`.
 struct IntegrationCapability: Capability {
+    var migrations: [any Migration] { IntegrationMigrations.all }
+    func backgroundWork(_ services: RoundsServices) -> [BackgroundWork] {
+        guard services.configuration.runOutboundQueue else { return [] }
+        let outbound = services.outbound
+        return [BackgroundWork("outbound HL7", every: .seconds(1)) { db in while try await outbound.runOnce(on: db) > 0 {} }]
+    }
     func registerPages(_ signedIn: any RoutesBuilder, public: any RoutesBuilder) { IntegrationPages().register(signedIn) }
     func registerAPI(_ api: APIBuilder, app: Application) { IntegrationRoutes(api: api).register() }
 }

@@ -26,11 +26,21 @@ public struct RoundsServices: Sendable {
     public let outbox: OutboxDispatcher
     public let notifier: ChangeNotifier
     public let alerts: AlertService
-    public let nursing: NursingService
     /// Who consumes which events, in order (see `EventHandlers`).
     public private(set) var eventHandlers: EventHandlers
     /// The adapters that deliver critical values outside Rounds, by connector kind.
     public internal(set) var alertConnectors: [ConnectorKind: any AlertConnector] = [:]
+    /// The services capabilities build for themselves, by type (see `service(_:)`).
+    private let capabilityServices: [ObjectIdentifier: any Sendable]
+
+    /// The service a capability built (`Capability.makeServices`); each capability's folder
+    /// names its own as a property (`services.nursing`).
+    public func service<S: Sendable>(_ type: S.Type = S.self) -> S {
+        guard let service = capabilityServices[ObjectIdentifier(S.self)] as? S else {
+            fatalError("no capability in RoundsCapabilities.all builds \(S.self)")
+        }
+        return service
+    }
 
     init(_ configuration: RoundsConfiguration, logLevel: Logger.Level = .info) throws {
         self.configuration = configuration
@@ -46,7 +56,7 @@ public struct RoundsServices: Sendable {
         notifier = ChangeNotifier()
         let events = OutboxWriter(clock: clock, ids: ids, notifier: notifier)
         patients = PatientService(clock: clock, ids: ids, audit: audit, outbox: events)
-        hl7 = InboundPipeline(clock: clock, ids: ids, logger: hl7Logger, notifier: notifier)
+        hl7 = InboundPipeline(clock: clock, ids: ids, logger: hl7Logger, outbox: events, audit: audit)
         hl7Logger = Logger(label: "rounds.hl7.outbound")
         hl7Logger.logLevel = logLevel
         outbound = OutboundQueue(clock: clock, ids: ids, logger: hl7Logger)
@@ -55,20 +65,39 @@ public struct RoundsServices: Sendable {
         var alerts = AlertService(clock: clock, ids: ids, audit: audit, groups: ChatGroupCards(chat), notifier: notifier)
         alerts.publicURL = configuration.publicURL
         alerts.destinations = configuration.allowedDestinations
+        alerts.senderOfMessage = { id, db in try await HL7MessageRecord.find(id, on: db)?.sender }
         self.alerts = alerts
-        nursing = NursingService(clock: clock, ids: ids, audit: audit, timeZone: Formatting.hospitalTimeZone, outbox: events)
         var outboxLogger = Logger(label: "rounds.outbox")
         outboxLogger.logLevel = logLevel
         outbox = OutboxDispatcher(clock: clock, logger: outboxLogger, notifier: notifier)
 
         self.chat = chat
-        // What each capability consumes and the card buttons it owns (see RoundsCapabilities).
+        // Each capability's own services (see `Capability.makeServices`), then what each
+        // consumes and the card buttons it owns (see RoundsCapabilities).
+        let shared = SharedServices(configuration: configuration, audit: audit, notifier: notifier, events: events, logLevel: logLevel)
+        var built: [ObjectIdentifier: any Sendable] = [:]
+        for capability in RoundsCapabilities.all {
+            for service in try capability.makeServices(shared) { built[ObjectIdentifier(type(of: service))] = service }
+        }
+        capabilityServices = built
         eventHandlers = EventHandlers()
         for capability in RoundsCapabilities.all {
             for handler in capability.eventHandlers(self) { eventHandlers.register(handler) }
             for action in capability.cardActions(self) { self.chat.cardActions.register(action) }
         }
     }
+}
+
+/// What every capability's services are built from: one clock, id source, audit log, notifier
+/// and event writer for the whole process.
+public struct SharedServices: Sendable {
+    public let configuration: RoundsConfiguration
+    public let audit: AuditLog
+    public let notifier: ChangeNotifier
+    public let events: OutboxWriter
+    public let logLevel: Logger.Level
+    public var clock: any RoundsClock { configuration.clock }
+    public var ids: IDGenerator { configuration.ids }
 }
 
 extension RoundsServices {
@@ -123,8 +152,7 @@ extension RoundsServices {
 
     /// The background loops of this process (see `RoundsRuntime`), over `database`.
     public func runtime(database: @escaping @Sendable () -> any Database, integration: IntegrationService?, logger: Logger) -> RoundsRuntime {
-        RoundsRuntime(.init(database: database, dispatcher: outbox, handlers: eventHandlers, notifier: notifier, alerts: alerts,
-                            connectors: alertConnectors, chat: chat, integration: integration,
-                            outbound: configuration.runOutboundQueue ? outbound : nil, logger: logger))
+        RoundsRuntime(.init(database: database, dispatcher: outbox, handlers: eventHandlers, notifier: notifier,
+                            work: RoundsCapabilities.all.flatMap { $0.backgroundWork(self) }, listener: integration, logger: logger))
     }
 }

@@ -134,8 +134,7 @@ struct ChatRoutes {
     }
 
     private static func botList(_ groupID: String, _ req: Request) async throws -> [GroupBotDTO] {
-        guard let group = try await ChatGroup.find(groupID, on: req.db) else { throw RoundsError.notFound("group", id: groupID) }
-        return try await req.rounds.chat.bots(of: group, on: req.db).map {
+        try await req.rounds.chat.bots(groupID: groupID, on: req.db).map {
             GroupBotDTO(botId: $0.0.botID, name: $0.name, addedBy: $0.0.addedBy, addedAt: $0.0.addedAt)
         }
     }

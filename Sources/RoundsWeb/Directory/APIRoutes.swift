@@ -35,8 +35,7 @@ struct APIRoutes {
                returns: NoticeDTO.self) { req in
             let context = try req.context()
             let id = try req.parameters.require("noticeId")
-            try await req.rounds.organisation.markNoticeRead(id, context: context, on: req.db)
-            guard let notice = try await StaffNotice.find(id, on: req.db) else { throw RoundsError.notFound("notice", id: id) }
+            let notice = try await req.rounds.organisation.markNoticeRead(id, context: context, on: req.db)
             return NoticeDTO(notice, locale: req.locale)
         }
         api.on(.PUT, "me", "locale", summary: "Choose my UI language (zh-CN or en)", tag: "auth", body: SetLocaleBody.self, returns: MeDTO.self) { req in

@@ -118,10 +118,8 @@ struct AdminPages {
     @Sendable func hospital(req: Request) async throws -> Response {
         let context = try await requireAdmin(req)
         let id = try req.parameters.require("id")
-        let org = req.rounds.organisation
-        let hospital = try await org.hospital(id: id, context: context, on: req.db)
-        let departments = try await org.departments(hospitalID: id, context: context, on: req.db)
-        let bedCounts = try await Bed.counts(wardIDs: departments.compactMap(\.id), on: req.db)
+        let detail = try await req.rounds.organisation.hospitalDetail(id: id, context: context, on: req.db)
+        let hospital = detail.hospital, departments = detail.departments, bedCounts = detail.bedCounts
         let names = Dictionary(departments.map { ($0.id!, $0.name) }, uniquingKeysWith: { a, _ in a })
         let t = req.rounds.catalogue.table(req.locale)
         let rows = departments.map {
@@ -172,14 +170,12 @@ struct AdminPages {
 
     @Sendable func staffList(req: Request) async throws -> Response {
         let context = try await requireAdmin(req)
-        let staff = try await req.rounds.organisation.staff(context: context, on: req.db)
-        let roles = try await StaffRole.of(staffIDs: staff.compactMap(\.id), on: req.db)
-        let departments = try await Department.allSorted(on: req.db)
-        let names = Dictionary(departments.map { ($0.id!, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let directory = try await req.rounds.organisation.staffDirectory(context: context, on: req.db)
+        let names = directory.departmentNames
         let locale = req.locale
-        let rows = staff.map { s in
+        let rows = directory.staff.map { s in
             StaffRow(id: s.id!, username: s.username, name: s.displayName,
-                     roles: roles.filter { $0.staffID == s.id }.map { "\($0.role.label(locale)) · \(names[$0.departmentID] ?? "")" }.joined(separator: "，"),
+                     roles: (directory.roles[s.id!] ?? []).map { "\($0.role.label(locale)) · \(names[$0.departmentID] ?? "")" }.joined(separator: "，"),
                      groupAdmin: s.isSuperuser)
         }
         return try await req.page("admin_staff", title: "admin_staff", data: StaffListData(staff: rows),
@@ -199,12 +195,10 @@ struct AdminPages {
 
     @Sendable func staffMember(req: Request) async throws -> Response {
         let context = try await requireAdmin(req)
-        let (staff, roles) = try await req.rounds.organisation.staffMember(id: req.parameters.require("id"), context: context, on: req.db)
-        let departments = try await Department.allSorted(on: req.db)
-        let hospitalNames = try await Hospital.names(on: req.db)
-        let deptNames = Dictionary(departments.map { ($0.id!, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let detail = try await req.rounds.organisation.staffMemberDetail(id: req.parameters.require("id"), context: context, on: req.db)
+        let staff = detail.staff, roles = detail.roles, hospitalNames = detail.hospitalNames, deptNames = detail.departmentNames
         let locale = req.locale
-        let manageable = departments.filter { context.principal.canManageOrganisation(hospitalID: $0.hospitalID) }
+        let manageable = detail.assignable
         let data = StaffMemberData(
             staff: StaffDTO(staff),
             roles: roles.map { RoleRow(id: $0.id!, role: $0.role.label(locale), department: deptNames[$0.departmentID] ?? "",

@@ -115,34 +115,21 @@ struct ClinicalPages {
         case .criticalValueDashboard: return req.redirect(to: "/alerts/dashboard")
         case nil: break
         }
-        let services = req.rounds
-        let wards = try await services.patients.myWards(context: context, on: req.db)
-        // Oversight roles see every ward of their hospital; the home page lists only the wards
-        // where the person works, to stay short. Others are reachable by ward page.
-        let own = wards.filter { context.principal.worksOn(wardID: $0.id!, parentDepartmentID: $0.parentID) }
-        let shown = own.isEmpty ? wards : own
-        let hospitals = try await Hospital.names(on: req.db)
-        var views: [WardView] = []
-        for ward in shown {
-            let rows = try await patientRows(wardID: ward.id!, req: req, context: context)
-            views.append(WardView(id: ward.id!, name: ward.name, hospital: hospitals[ward.hospitalID] ?? "", patients: rows))
-        }
+        let boards = try await req.rounds.patients.homeBoards(context: context, on: req.db)
+        let views = boards.map { WardView(id: $0.ward.id!, name: $0.ward.name, hospital: $0.hospitalName, patients: patientRows($0, req: req)) }
         return try await req.page("home", title: "home_title", data: HomeData(wards: views))
     }
 
     @Sendable func ward(req: Request) async throws -> Response {
         let context = try req.context()
-        let ward = try await req.rounds.patients.ward(id: req.parameters.require("wardId"), on: req.db)
-        let rows = try await patientRows(wardID: ward.id!, req: req, context: context)
-        let hospital = try await Hospital.names(on: req.db)[ward.hospitalID]
+        let board = try await req.rounds.patients.wardBoard(id: req.parameters.require("wardId"), context: context, on: req.db)
         return try await req.page("home", title: "ward_title",
-                                  data: HomeData(wards: [WardView(id: ward.id!, name: ward.name, hospital: hospital ?? "", patients: rows)]))
+                                  data: HomeData(wards: [WardView(id: board.ward.id!, name: board.ward.name, hospital: board.hospitalName,
+                                                                  patients: patientRows(board, req: req))]))
     }
 
-    private func patientRows(wardID: String, req: Request, context: RequestContext) async throws -> [PatientRow] {
-        let occupants = try await req.rounds.patients.occupants(wardID: wardID, context: context, on: req.db)
-        let staffIDs = Set(occupants.flatMap { [$0.encounter.attendingID, $0.encounter.nurseID].compactMap { $0 } })
-        let names = try await Staff.displayNames(ids: staffIDs, on: req.db)
+    private func patientRows(_ board: PatientService.WardBoard, req: Request) -> [PatientRow] {
+        let occupants = board.occupants, names = board.staffNames
         let t = req.rounds.catalogue.table(req.locale)
         let now = req.rounds.configuration.clock.now()
         return occupants.map { o in

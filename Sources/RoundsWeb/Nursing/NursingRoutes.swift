@@ -220,11 +220,8 @@ struct NursingRoutes {
         }
         api.on(.GET, "assessments", ":assessmentId", "questionnaire-response", summary: "The assessment as a FHIR R4 QuestionnaireResponse",
                tag: "nursing", contentType: "application/fhir+json") { req in
-            let nursing = req.rounds.nursing
-            let assessment = try await nursing.assessment(id: req.parameters.require("assessmentId"), context: req.context(), on: req.db)
-            let instrument = try await nursing.instrument(assessment.instrumentCode, version: assessment.instrumentVersion, on: req.db)
-            guard let patient = try await Patient.find(assessment.patientID, on: req.db) else { throw RoundsError.notFound("patient", id: assessment.patientID) }
-            return try FHIRJSON(instrument.questionnaireResponse(assessment, patient: patient))
+            try FHIRJSON(await req.rounds.nursing.questionnaireResponse(assessmentID: req.parameters.require("assessmentId"),
+                                                                        context: req.context(), on: req.db))
         }
         api.on(.GET, "wards", ":wardId", "nursing", summary: "The ward's beds: latest scores and what is due or overdue", tag: "nursing",
                returns: BedStatusDTO.self, array: true) { req in

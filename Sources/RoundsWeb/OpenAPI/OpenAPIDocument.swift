@@ -1,5 +1,6 @@
 import Foundation
 import RoundsCore
+import RoundsDirectory
 import Vapor
 
 /// Builds the OpenAPI 3.1 document from the registry. Schemas come from each type's sample:

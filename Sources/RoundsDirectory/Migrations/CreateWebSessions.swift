@@ -1,6 +1,9 @@
 import FluentKit
 
 struct CreateWebSessions: AsyncMigration {
+    /// As recorded by databases made before the store was split.
+    var name: String { "RoundsStore.CreateWebSessions" }
+
     func prepare(on database: any Database) async throws {
         try await database.schema(WebSession.schema)
             .field("id", .string, .identifier(auto: false))

@@ -4,6 +4,9 @@ import Foundation
 /// Default critical-value limits every installation starts with (editable afterwards):
 /// the commonly published adult limits, per LOINC code and unit.
 struct SeedCriticalValueRules: AsyncMigration {
+    /// As recorded by databases made before the store was split.
+    var name: String { "RoundsStore.SeedCriticalValueRules" }
+
     static let defaults: [(code: String, name: String, unit: String, low: Double?, high: Double?)] = [
         ("2823-3", "Potassium 钾", "mmol/L", 2.8, 6.2),
         ("2951-2", "Sodium 钠", "mmol/L", 120, 160),

@@ -2,6 +2,9 @@ import FluentKit
 import SQLKit
 
 struct CreatePatients: AsyncMigration {
+    /// As recorded by databases made before the store was split.
+    var name: String { "RoundsStore.CreatePatients" }
+
     func prepare(on database: any Database) async throws {
         try await database.schema(Patient.schema)
             .field("id", .string, .identifier(auto: false))

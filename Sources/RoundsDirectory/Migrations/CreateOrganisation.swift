@@ -2,6 +2,9 @@ import FluentKit
 import SQLKit
 
 struct CreateOrganisation: AsyncMigration {
+    /// As recorded by databases made before the store was split.
+    var name: String { "RoundsStore.CreateOrganisation" }
+
     func prepare(on database: any Database) async throws {
         try await database.schema(HospitalGroup.schema)
             .field("id", .string, .identifier(auto: false))

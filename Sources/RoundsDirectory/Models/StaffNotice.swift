@@ -21,6 +21,9 @@ public final class StaffNotice: Model, @unchecked Sendable {
 }
 
 struct AddStaffNotices: AsyncMigration {
+    /// As recorded by databases made before the store was split.
+    var name: String { "RoundsStore.AddStaffNotices" }
+
     func prepare(on database: any Database) async throws {
         try await database.schema(StaffNotice.schema)
             .field("id", .string, .identifier(auto: false))

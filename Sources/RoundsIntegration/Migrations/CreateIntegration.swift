@@ -1,7 +1,12 @@
 import FluentKit
+import RoundsDirectory
 import SQLKit
 
+/// The integration engine's tables. (The outbox and the file store it once also created are the
+/// store's `CreateOutbox` now; the name stays the one databases already recorded.)
 struct CreateIntegration: AsyncMigration {
+    var name: String { "RoundsStore.CreateIntegration" }
+
     func prepare(on database: any Database) async throws {
         try await database.schema(HL7MessageRecord.schema)
             .field("id", .string, .identifier(auto: false))
@@ -27,27 +32,6 @@ struct CreateIntegration: AsyncMigration {
         try await database.schema(HL7ControlID.schema)
             .field("id", .string, .identifier(auto: false))
             .field("message_id", .string, .required)
-            .create()
-        try await database.schema(OutboxEvent.schema)
-            .field("id", .string, .identifier(auto: false))
-            .field("kind", .string, .required)
-            .field("patient_id", .string)
-            .field("encounter_id", .string)
-            .field("hospital_id", .string)
-            .field("source_message_id", .string)
-            .field("payload", .string, .required)
-            .field("created_at", .datetime, .required)
-            .field("dispatched_at", .datetime)
-            .create()
-        try await database.schema(Attachment.schema)
-            .field("id", .string, .identifier(auto: false))
-            .field("patient_id", .string)
-            .field("source_message_id", .string)
-            .field("content_type", .string, .required)
-            .field("filename", .string, .required)
-            .field("data", .data, .required)
-            .field("size", .int, .required)
-            .field("created_at", .datetime, .required)
             .create()
         try await database.schema(ClinicalOrder.schema)
             .field("id", .string, .identifier(auto: false))
@@ -123,14 +107,13 @@ struct CreateIntegration: AsyncMigration {
         guard let sql = database as? any SQLDatabase else { return }
         try await sql.create(index: "hl7_messages_received").on(HL7MessageRecord.schema).column("received_at").run()
         try await sql.create(index: "hl7_messages_mrn").on(HL7MessageRecord.schema).column("patient_mrn").run()
-        try await sql.create(index: "outbox_pending").on(OutboxEvent.schema).column("dispatched_at").run()
         try await sql.create(index: "observations_patient").on(Observation.schema).column("patient_id").run()
         try await sql.create(index: "outbound_due").on(OutboundMessage.schema).column("status").column("next_attempt_at").run()
     }
 
     func revert(on database: any Database) async throws {
         for schema in [OutboundMessage.schema, CriticalValueRule.schema, ClinicalReport.schema, Observation.schema,
-                       ClinicalOrder.schema, Attachment.schema, OutboxEvent.schema, HL7ControlID.schema, HL7MessageRecord.schema] {
+                       ClinicalOrder.schema, HL7ControlID.schema, HL7MessageRecord.schema] {
             try await database.schema(schema).delete()
         }
     }

@@ -1,6 +1,9 @@
 import FluentKit
 
 struct CreateStaff: AsyncMigration {
+    /// As recorded by databases made before the store was split.
+    var name: String { "RoundsStore.CreateStaff" }
+
     func prepare(on database: any Database) async throws {
         try await database.schema(Staff.schema)
             .field("id", .string, .identifier(auto: false))
