@@ -129,6 +129,8 @@ let package = Package(
             ],
             resources: [.copy("Instruments/Shipped")]
         ),
+        // Tables: the formula language (parser, type checker, evaluator, the function library).
+        .target(name: "RoundsTables", dependencies: ["RoundsCore"]),
         // Outside delivery of critical values: Feishu/Lark and WeCom webhooks, SMS gateway, SMTP.
         .target(
             name: "RoundsConnectors",
@@ -186,7 +188,7 @@ let package = Package(
             name: "RoundsTests",
             dependencies: [
                 "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7", "RoundsIntegration", "RoundsChat", "RoundsAlerts",
-                "RoundsConnectors", "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo", "RoundsDirectory",
+                "RoundsConnectors", "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo", "RoundsDirectory", "RoundsTables",
                 .product(name: "VaporTesting", package: "vapor"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
