@@ -129,8 +129,16 @@ let package = Package(
             ],
             resources: [.copy("Instruments/Shipped")]
         ),
-        // Tables: the formula language (parser, type checker, evaluator, the function library).
-        .target(name: "RoundsTables", dependencies: ["RoundsCore"]),
+        // Tables: bases, tables as real SQL tables, fields, records with versions and cell history,
+        // filters/sorts/pages in SQL, and the formula language (parser, checker, evaluator, library).
+        .target(
+            name: "RoundsTables",
+            dependencies: [
+                "RoundsCore", "RoundsStore", "RoundsDirectory",
+                .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "SQLKit", package: "sql-kit"),
+            ]
+        ),
         // Outside delivery of critical values: Feishu/Lark and WeCom webhooks, SMS gateway, SMTP.
         .target(
             name: "RoundsConnectors",
@@ -161,7 +169,7 @@ let package = Package(
             name: "RoundsWeb",
             dependencies: [
                 "RoundsCore", "RoundsStore", "RoundsHL7", "RoundsIntegration", "RoundsChat", "RoundsAlerts", "RoundsConnectors",
-                "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo", "RoundsDirectory",
+                "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo", "RoundsDirectory", "RoundsTables",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),

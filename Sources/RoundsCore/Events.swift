@@ -23,6 +23,11 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case reportReceived = "report.received"            // ClinicalEvent.ReportReceived
     // Bedside nursing.
     case assessmentHighRisk = "assessment.high_risk"   // ClinicalEvent.AssessmentRecorded
+    // Tables: a record created, changed, deleted or restored (payload `TableEvent.RecordChanged`).
+    case tableRecordCreated = "table.record_created"
+    case tableRecordUpdated = "table.record_updated"
+    case tableRecordDeleted = "table.record_deleted"
+    case tableRecordRestored = "table.record_restored"
 
     /// A critical value: its patient's events go before routine ones, and a routine batch yields.
     public var isUrgent: Bool { self == .observationCritical }

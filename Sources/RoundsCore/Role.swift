@@ -79,6 +79,8 @@ public enum TokenScope: String, Sendable, CaseIterable, Codable {
     case auditRead = "audit:read"
     case bot = "bot"
     case integration = "integration"
+    case tablesRead = "tables:read"
+    case tablesWrite = "tables:write"
 }
 
 public enum DepartmentKind: String, Sendable, CaseIterable, Codable {

@@ -6,13 +6,29 @@ public struct RoundsError: Error, Sendable, Equatable, CustomStringConvertible {
     public var messageZH: String
     public var messageEN: String
     public var detail: String?
+    /// Each thing refused, when there are several (a bulk write: which record, which field, why;
+    /// a stale edit: the field and its current value).
+    public var items: [Item]?
 
-    public init(code: String, status: Int, zh: String, en: String, detail: String? = nil) {
+    public struct Item: Sendable, Equatable, Codable {
+        /// Where: "records[3].体重", a field's id…
+        public var path: String
+        public var reason: String
+        /// The current value (JSON), for a conflicting edit.
+        public var current: String?
+
+        public init(path: String, reason: String, current: String? = nil) {
+            self.path = path; self.reason = reason; self.current = current
+        }
+    }
+
+    public init(code: String, status: Int, zh: String, en: String, detail: String? = nil, items: [Item]? = nil) {
         self.code = code
         self.status = status
         self.messageZH = zh
         self.messageEN = en
         self.detail = detail
+        self.items = items
     }
 
     public func message(locale: Locale) -> String {
@@ -26,6 +42,12 @@ public struct RoundsError: Error, Sendable, Equatable, CustomStringConvertible {
     public func with(detail: String) -> RoundsError {
         var copy = self
         copy.detail = detail
+        return copy
+    }
+
+    public func with(items: [Item]) -> RoundsError {
+        var copy = self
+        copy.items = items
         return copy
     }
 }

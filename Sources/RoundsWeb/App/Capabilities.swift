@@ -5,6 +5,7 @@ import RoundsClinical
 import RoundsConnectors
 import RoundsDirectory
 import RoundsIntegration
+import RoundsTables
 import RoundsStore
 import Vapor
 
@@ -42,7 +43,8 @@ enum RoundsCapabilities {
     /// integration engine's next, the patient groups before the critical values (an admission
     /// opens the group the alert card goes to).
     static let all: [any Capability] = [
-        DirectoryCapability(), IntegrationCapability(), ChatCapability(), AlertsCapability(), NursingCapability(), AuditCapability(),
+        DirectoryCapability(), IntegrationCapability(), ChatCapability(), AlertsCapability(), NursingCapability(), TablesCapability(),
+        AuditCapability(),
     ]
 }
 
@@ -129,6 +131,19 @@ struct IntegrationCapability: Capability {
     }
     func registerPages(_ signedIn: any RoutesBuilder, public: any RoutesBuilder) { IntegrationPages().register(signedIn) }
     func registerAPI(_ api: APIBuilder, app: Application) { IntegrationRoutes(api: api).register() }
+}
+
+/// Tables: bases, tables, fields and records (the engine; views, forms and automations build on it).
+struct TablesCapability: Capability {
+    var migrations: [any Migration] { TablesMigrations.all }
+    func makeServices(_ shared: SharedServices) throws -> [any Sendable] {
+        [TablesService(clock: shared.clock, ids: shared.ids, audit: shared.audit, events: shared.events, timeZone: Formatting.hospitalTimeZone)]
+    }
+    func registerAPI(_ api: APIBuilder, app: Application) { TablesRoutes(api: api).register() }
+}
+
+extension RoundsServices {
+    public var tables: TablesService { service() }
 }
 
 /// The audit log's pages (its API is the directory's).

@@ -1,0 +1,468 @@
+import FluentKit
+import Foundation
+import RoundsCore
+import RoundsDirectory
+import RoundsStore
+import SQLKit
+
+/// One record as the API and the grid read it.
+public struct TableRecord: Sendable, Equatable, Codable {
+    public var id: String
+    public var number: Int
+    public var version: Int
+    public var createdAt: Date
+    public var createdBy: String
+    public var modifiedAt: Date
+    public var modifiedBy: String
+    public var deleted: Bool
+    /// By field id.
+    public var fields: [String: CellValue]
+
+    public init(id: String, number: Int, version: Int, createdAt: Date, createdBy: String, modifiedAt: Date, modifiedBy: String,
+                deleted: Bool, fields: [String: CellValue]) {
+        self.id = id; self.number = number; self.version = version; self.createdAt = createdAt; self.createdBy = createdBy
+        self.modifiedAt = modifiedAt; self.modifiedBy = modifiedBy; self.deleted = deleted; self.fields = fields
+    }
+}
+
+/// A change to one record: the version it was read at, and the new values by field id or name.
+public struct RecordPatch: Sendable {
+    public var id: String
+    public var version: Int
+    public var fields: [String: CellValue]
+
+    public init(id: String, version: Int, fields: [String: CellValue]) {
+        self.id = id; self.version = version; self.fields = fields
+    }
+}
+
+/// What a record write works with: the table, its fields and their codecs, its formulas.
+struct TableContext {
+    let table: UserTable
+    let base: TableBase
+    let role: BaseRole
+    let fields: [TableField]
+    let codecs: [String: FieldCodec]
+    let plan: FormulaPlan
+
+    func field(_ key: String) -> TableField? { fields.first { $0.id == key } ?? fields.first { $0.name == key } }
+    var stored: [TableField] { fields.filter { $0.columnName != nil } }
+}
+
+extension TablesService {
+    func context(_ needed: BaseRole, table tableID: String, action: String, request: RequestContext,
+                 on db: any Database) async throws -> TableContext {
+        let (table, base, role) = try await require(needed, table: tableID, action: action, context: request, on: db)
+        let fields = try await fields(of: tableID, on: db)
+        return TableContext(table: table, base: base, role: role, fields: fields,
+                            codecs: Dictionary(fields.map { ($0.id!, FieldCodec($0, timeZone: timeZone)) }, uniquingKeysWith: { a, _ in a }),
+                            plan: try FormulaPlan(fields: fields, timeZone: timeZone))
+    }
+
+    // MARK: Reading rows
+
+    struct Row {
+        var id: String
+        var number: Int
+        var version: Int
+        var createdAt: Date
+        var createdBy: String
+        var modifiedAt: Date
+        var modifiedBy: String
+        var deletedAt: Date?
+        /// By field id, for the fields with a column.
+        var values: [String: StoredValue]
+    }
+
+    func selectColumns(_ ctx: TableContext) -> [any SQLExpression] {
+        TableSchema.System.allCases.map { SQLIdentifier($0.rawValue) } + ctx.stored.map { SQLIdentifier($0.columnName!) }
+    }
+
+    func decode(_ row: any SQLRow, _ ctx: TableContext) throws -> Row {
+        var values: [String: StoredValue] = [:]
+        for field in ctx.stored {
+            values[field.id!] = try RecordRow.value(row, column: field.columnName!, storage: ctx.codecs[field.id!]!.storage)
+        }
+        return Row(id: try row.decode(column: "id", as: String.self),
+                   number: try row.decode(column: "auto_number", as: Int.self),
+                   version: try row.decode(column: "version", as: Int.self),
+                   createdAt: Date(timeIntervalSince1970: try row.decode(column: "created_at", as: Double.self)),
+                   createdBy: try row.decode(column: "created_by", as: String.self),
+                   modifiedAt: Date(timeIntervalSince1970: try row.decode(column: "modified_at", as: Double.self)),
+                   modifiedBy: try row.decode(column: "modified_by", as: String.self),
+                   deletedAt: try row.decode(column: "deleted_at", as: Double?.self).map { Date(timeIntervalSince1970: $0) },
+                   values: values)
+    }
+
+    func rows(ids: [String], _ ctx: TableContext, lock: Bool, on db: any Database) async throws -> [String: Row] {
+        guard !ids.isEmpty else { return [:] }
+        let sql = db as! any SQLDatabase
+        var query = sqlText("SELECT \(SQLList(selectColumns(ctx))) FROM \(ident: ctx.table.sqlName) WHERE id IN (\(binds: ids))")
+        // PostgreSQL: the rows stay ours until the commit (SQLite: the write gate does this).
+        if lock, TableDialect(sql) == .postgres { query += " FOR UPDATE" }
+        let found = try await sql.raw(query).all().map { try decode($0, ctx) }
+        return Dictionary(found.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The API's record, patient ids shown as MRNs.
+    func record(_ row: Row, _ ctx: TableContext, mrns: [String: String]) -> TableRecord {
+        var fields: [String: CellValue] = [:]
+        for field in ctx.fields {
+            let codec = ctx.codecs[field.id!]!
+            switch field.fieldKind {
+            case .autoNumber: fields[field.id!] = .number(Double(row.number))
+            case .createdTime: fields[field.id!] = .text(FieldCodec.isoText(row.createdAt, timeZone))
+            case .modifiedTime: fields[field.id!] = .text(FieldCodec.isoText(row.modifiedAt, timeZone))
+            case .createdBy: fields[field.id!] = .text(row.createdBy)
+            case .modifiedBy: fields[field.id!] = .text(row.modifiedBy)
+            case .patient:
+                if case .text(let id)? = row.values[field.id!] { fields[field.id!] = .text(mrns[id] ?? id) } else { fields[field.id!] = .null }
+            default: fields[field.id!] = codec.cell(row.values[field.id!] ?? .null)
+            }
+        }
+        return TableRecord(id: row.id, number: row.number, version: row.version, createdAt: row.createdAt, createdBy: row.createdBy,
+                           modifiedAt: row.modifiedAt, modifiedBy: row.modifiedBy, deleted: row.deletedAt != nil, fields: fields)
+    }
+
+    func mrns(of rows: [Row], _ ctx: TableContext, on db: any Database) async throws -> [String: String] {
+        let ids = Set(rows.flatMap { row in ctx.fields.filter { $0.fieldKind == .patient }.compactMap { f -> String? in
+            if case .text(let id)? = row.values[f.id!] { return id }; return nil } })
+        guard !ids.isEmpty else { return [:] }
+        return Dictionary(try await Patient.query(on: db).filter(\.$id ~~ ids).all().map { ($0.id!, $0.mrn) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    func patientIDs(of row: Row, _ ctx: TableContext) -> [String] {
+        ctx.fields.filter { $0.fieldKind == .patient }.compactMap { f in
+            if case .text(let id)? = row.values[f.id!] { return id }; return nil
+        }
+    }
+
+    /// A table with a patient field is patient data: one audit row per patient shown or changed.
+    func auditPatients(_ action: String, rows: [Row], _ ctx: TableContext, context: RequestContext, on db: any Database) async throws {
+        guard ctx.table.hasPatients else { return }
+        for row in rows {
+            for patient in patientIDs(of: row, ctx) {
+                try await audit.record(action, entityType: "table_record", entityID: row.id, patientID: patient,
+                                       hospitalID: ctx.base.hospitalID, detail: ctx.table.name, context: context, on: db)
+            }
+        }
+    }
+
+    // MARK: Checking input
+
+    /// Each given value checked and converted; ids of people, departments and patients looked up
+    /// (patients by MRN in the base's hospital). Problems are collected, not thrown one by one.
+    func stored(_ input: [String: CellValue], _ ctx: TableContext, path: String, problems: inout [RoundsError.Item],
+                on db: any Database) async throws -> [String: StoredValue] {
+        var out: [String: StoredValue] = [:]
+        for (key, value) in input {
+            guard let field = ctx.field(key) else {
+                problems.append(.init(path: "\(path).\(key)", reason: "there is no such field in this table"))
+                continue
+            }
+            do {
+                var stored = try ctx.codecs[field.id!]!.store(value)
+                if case .text(let raw) = stored {
+                    switch field.fieldKind {
+                    case .person:
+                        let ids = field.fieldOptions.many == true ? FieldCodec.jsonList(raw) : [raw]
+                        let found = try await Staff.query(on: db).filter(\.$id ~~ ids).count()
+                        if found != Set(ids).count { throw CellProblem(field: field.name, reason: "names someone who is not on the staff") }
+                    case .department:
+                        guard let d = try await Department.find(raw, on: db), d.hospitalID == ctx.base.hospitalID else {
+                            throw CellProblem(field: field.name, reason: "is not a department of this hospital")
+                        }
+                    case .patient:
+                        // By MRN (what people type), or by id (what the API gave back before).
+                        var patient = try await Patient.query(on: db).filter(\.$mrn == raw).filter(\.$hospitalID == ctx.base.hospitalID).first()
+                        if patient == nil, let byID = try await Patient.find(raw, on: db), byID.hospitalID == ctx.base.hospitalID { patient = byID }
+                        guard let patient else { throw CellProblem(field: field.name, reason: "no patient with MRN “\(raw)” in this hospital") }
+                        stored = .text(patient.id!)
+                    default: break
+                    }
+                }
+                out[field.id!] = stored
+            } catch let p as CellProblem {
+                problems.append(.init(path: "\(path).\(field.name)", reason: p.reason))
+            }
+        }
+        return out
+    }
+
+    static func refused(_ problems: [RoundsError.Item]) -> RoundsError {
+        RoundsError.validation(problems.prefix(5).map { "\($0.path): \($0.reason)" }.joined(separator: "; ")
+                               + (problems.count > 5 ? " (and \(problems.count - 5) more)" : "")).with(items: problems)
+    }
+
+    /// The formulas' values for a row, in order, after `changed` fields (nil: all).
+    func computeFormulas(_ values: inout [String: StoredValue], row: Row?, changed: Set<String>?, _ ctx: TableContext, now: Date) {
+        let steps = ctx.plan.steps(after: changed)
+        guard !steps.isEmpty else { return }
+        let env = FormulaEnvironment(now: now, timeZone: timeZone, workCalendar: workCalendar)
+        for step in steps {
+            var inputs: [String: FormulaValue] = [:]
+            for name in step.formula.dependencies {
+                guard let field = ctx.fields.first(where: { $0.name == name }) else { continue }
+                inputs[name] = formulaInput(field, values: values, row: row, ctx, now: now)
+            }
+            let result = step.formula.evaluate(inputs, in: env)
+            values[step.field.id!] = FieldCodec.stored(result, type: step.formula.type, timeZone: timeZone)
+        }
+    }
+
+    func formulaInput(_ field: TableField, values: [String: StoredValue], row: Row?, _ ctx: TableContext, now: Date) -> FormulaValue {
+        switch field.fieldKind {
+        case .autoNumber: return row.map { .number(Double($0.number)) } ?? .blank
+        case .createdTime: return .dateTime(row?.createdAt ?? now)
+        case .modifiedTime: return .dateTime(now)
+        case .createdBy, .modifiedBy: return row.map { .text(field.fieldKind == .createdBy ? $0.createdBy : $0.modifiedBy) } ?? .blank
+        default: return ctx.codecs[field.id!]!.formulaValue(values[field.id!] ?? .null)
+        }
+    }
+
+    // MARK: Writing
+
+    /// Creates up to 1,000 records, all or nothing: a bad value anywhere refuses the whole batch,
+    /// each problem named by record and field.
+    public func createRecords(table tableID: String, _ inputs: [[String: CellValue]], context: RequestContext,
+                              on db: any Database) async throws -> [TableRecord] {
+        guard !inputs.isEmpty else { return [] }
+        guard inputs.count <= Self.maximumBatch else { throw RoundsError.validation("records: at most \(Self.maximumBatch) at a time") }
+        let ctx = try await self.context(.editor, table: tableID, action: "table.record.create", request: context, on: db)
+        var problems: [RoundsError.Item] = []
+        var values: [[String: StoredValue]] = []
+        for (i, input) in inputs.enumerated() {
+            values.append(try await stored(input, ctx, path: "records[\(i)]", problems: &problems, on: db))
+        }
+        guard problems.isEmpty else { throw Self.refused(problems) }
+        let now = clock.now(), actor = context.principal.id, checked = values
+        let created: [Row] = try await events.transaction(on: db) { tx in
+            let sql = tx as! any SQLDatabase
+            let first = try await self.takeNumbers(ctx.table.id!, count: inputs.count, on: tx)
+            var rows: [Row] = []
+            for (i, var v) in checked.enumerated() {
+                var row = Row(id: self.ids.next(), number: first + i, version: 1, createdAt: now, createdBy: actor,
+                              modifiedAt: now, modifiedBy: actor, deletedAt: nil, values: [:])
+                self.computeFormulas(&v, row: row, changed: nil, ctx, now: now)
+                row.values = v
+                var columns = TableSchema.System.allCases.filter { $0 != .deletedAt }.map(\.rawValue)
+                var binds: [any Encodable & Sendable] = [row.id, row.number, now.timeIntervalSince1970, actor, now.timeIntervalSince1970, actor, 1]
+                for field in ctx.stored {
+                    columns.append(field.columnName!)
+                    binds.append((v[field.id!] ?? (field.fieldKind == .checkbox ? .boolean(false) : .null)).bind(as: ctx.codecs[field.id!]!.storage))
+                }
+                try await sql.raw("INSERT INTO \(ident: ctx.table.sqlName) (\(idents: columns, joinedBy: ", ")) VALUES (\(binds: binds))").run()
+                try await self.history(ctx, record: row.id, field: nil, action: "created", old: nil, new: nil, version: 1, context: context, on: tx)
+                rows.append(row)
+            }
+            try await self.recordWritten(.tableRecordCreated, rows: rows, fieldIDs: [], ctx, context: context, on: tx)
+            return rows
+        }
+        let mrns = try await mrns(of: created, ctx, on: db)
+        return created.map { record($0, ctx, mrns: mrns) }
+    }
+
+    /// The next `count` auto-numbers of a table (the row update serialises concurrent creates).
+    func takeNumbers(_ tableID: String, count: Int, on tx: any Database) async throws -> Int {
+        let sql = tx as! any SQLDatabase
+        try await sql.raw("UPDATE \(ident: UserTable.schema) SET last_number = last_number + \(literal: count) WHERE id = \(bind: tableID)").run()
+        let last = try await sql.raw("SELECT last_number FROM \(ident: UserTable.schema) WHERE id = \(bind: tableID)").first()!
+            .decode(column: "last_number", as: Int.self)
+        return last - count + 1
+    }
+
+    func history(_ ctx: TableContext, record: String, field: String?, action: String, old: CellValue?, new: CellValue?,
+                 version: Int, context: RequestContext, on db: any Database) async throws {
+        let change = CellChange()
+        change.id = ids.next(); change.tableID = ctx.table.id!; change.recordID = record; change.fieldID = field
+        change.action = action; change.oldValue = old.map(Self.json); change.newValue = new.map(Self.json)
+        change.version = version; change.actorID = context.principal.id; change.actorName = context.principal.displayName
+        change.at = clock.now()
+        try await change.create(on: db)
+    }
+
+    static func json(_ value: CellValue) -> String { String(decoding: try! JSONEncoder().encode(value), as: UTF8.self) }
+
+    /// The audit row(s) and the outbox event of a write.
+    func recordWritten(_ kind: EventKind, rows: [Row], fieldIDs: [String], _ ctx: TableContext, context: RequestContext,
+                       on tx: any Database) async throws {
+        let action = kind.rawValue.replacingOccurrences(of: "table.record_", with: "table.record.")
+        if ctx.table.hasPatients {
+            try await auditPatients(action, rows: rows, ctx, context: context, on: tx)
+        }
+        try await audit.record(action, entityType: "table", entityID: ctx.table.id, hospitalID: ctx.base.hospitalID,
+                               detail: "\(ctx.table.name): \(rows.count) record(s)", context: context, on: tx)
+        let payload = TableEvent.RecordChanged(baseID: ctx.base.id!, tableID: ctx.table.id!, recordIDs: rows.map(\.id), fieldIDs: fieldIDs,
+                                               actorID: context.principal.id)
+        try await events.emit(try PendingEvent(kind, patientID: nil, encounterID: nil, hospitalID: ctx.base.hospitalID, payload: payload), in: tx)
+    }
+
+    /// Changes records, each from the version its writer read. Another person's change since
+    /// then to a different field is kept (the two merge); to the same field, the write is a 409
+    /// with that field's current value — never a silent overwrite.
+    public func updateRecords(table tableID: String, _ patches: [RecordPatch], context: RequestContext,
+                              on db: any Database) async throws -> [TableRecord] {
+        guard !patches.isEmpty else { return [] }
+        guard patches.count <= Self.maximumBatch else { throw RoundsError.validation("records: at most \(Self.maximumBatch) at a time") }
+        guard Set(patches.map(\.id)).count == patches.count else { throw RoundsError.validation("records: a record is there twice") }
+        let ctx = try await self.context(.editor, table: tableID, action: "table.record.update", request: context, on: db)
+        var problems: [RoundsError.Item] = []
+        var given: [[String: StoredValue]] = []
+        for (i, patch) in patches.enumerated() {
+            given.append(try await stored(patch.fields, ctx, path: "records[\(i)]", problems: &problems, on: db))
+        }
+        guard problems.isEmpty else { throw Self.refused(problems) }
+        let now = clock.now(), actor = context.principal.id, checked = given
+        let updated: [Row] = try await events.transaction(on: db) { tx in
+            let sql = tx as! any SQLDatabase
+            let current = try await self.rows(ids: patches.map(\.id), ctx, lock: true, on: tx)
+            var conflicts: [RoundsError.Item] = []
+            var out: [Row] = []
+            var touched = Set<String>()
+            for (i, patch) in patches.enumerated() {
+                guard var row = current[patch.id], row.deletedAt == nil else { throw RoundsError.notFound("record", id: patch.id) }
+                if patch.version != row.version {
+                    let since = try await CellChange.query(on: tx).filter(\.$recordID == patch.id).filter(\.$version > patch.version).all()
+                    let changedSince = Set(since.compactMap(\.fieldID))
+                    for fieldID in checked[i].keys where changedSince.contains(fieldID) {
+                        let field = ctx.fields.first { $0.id == fieldID }!
+                        let value = ctx.codecs[fieldID]!.cell(row.values[fieldID] ?? .null)
+                        conflicts.append(.init(path: "records[\(i)].\(field.name)",
+                                               reason: "changed by someone else since version \(patch.version)", current: Self.json(value)))
+                    }
+                }
+                var values = row.values
+                var changed: [(String, StoredValue, StoredValue)] = []
+                for (fieldID, value) in checked[i] where (values[fieldID] ?? .null) != value {
+                    changed.append((fieldID, values[fieldID] ?? .null, value))
+                    values[fieldID] = value
+                }
+                guard !changed.isEmpty else { out.append(row); continue }
+                let names = Set(changed.map { id in ctx.fields.first { $0.id == id.0 }!.name })
+                self.computeFormulas(&values, row: row, changed: names, ctx, now: now)
+                let newVersion = row.version + 1
+                var assignments: [SQLQueryString] = ["version = \(bind: newVersion)", "modified_at = \(bind: now.timeIntervalSince1970)",
+                                                     "modified_by = \(bind: actor)"]
+                for field in ctx.stored where (values[field.id!] ?? .null) != (row.values[field.id!] ?? .null) {
+                    assignments.append("\(ident: field.columnName!) = \(bind: (values[field.id!] ?? .null).bind(as: ctx.codecs[field.id!]!.storage))")
+                }
+                try await sql.raw("UPDATE \(ident: ctx.table.sqlName) SET \(SQLList(assignments)) WHERE id = \(bind: row.id)").run()
+                for (fieldID, old, new) in changed {
+                    let codec = ctx.codecs[fieldID]!
+                    try await self.history(ctx, record: row.id, field: fieldID, action: "set", old: codec.cell(old), new: codec.cell(new),
+                                           version: newVersion, context: context, on: tx)
+                    touched.insert(fieldID)
+                }
+                row.values = values; row.version = newVersion; row.modifiedAt = now; row.modifiedBy = actor
+                out.append(row)
+            }
+            guard conflicts.isEmpty else {
+                throw RoundsError.conflict(conflicts.map { "\($0.path): \($0.reason)" }.joined(separator: "; ")).with(items: conflicts)
+            }
+            let written = out.filter { r in current[r.id]?.version != r.version }
+            if !written.isEmpty {
+                try await self.recordWritten(.tableRecordUpdated, rows: written, fieldIDs: Array(touched).sorted(), ctx, context: context, on: tx)
+            }
+            return out
+        }
+        let mrns = try await mrns(of: updated, ctx, on: db)
+        return updated.map { record($0, ctx, mrns: mrns) }
+    }
+
+    /// Deletes records softly (they can be restored), or restores them.
+    public func deleteRecords(table tableID: String, ids recordIDs: [String], restore: Bool = false, context: RequestContext,
+                              on db: any Database) async throws {
+        guard !recordIDs.isEmpty else { return }
+        guard recordIDs.count <= Self.maximumBatch else { throw RoundsError.validation("records: at most \(Self.maximumBatch) at a time") }
+        let ctx = try await self.context(.editor, table: tableID, action: restore ? "table.record.restore" : "table.record.delete",
+                                         request: context, on: db)
+        let now = clock.now()
+        try await events.transaction(on: db) { tx in
+            let sql = tx as! any SQLDatabase
+            let current = try await self.rows(ids: recordIDs, ctx, lock: true, on: tx)
+            var rows: [Row] = []
+            for id in recordIDs {
+                guard var row = current[id] else { throw RoundsError.notFound("record", id: id) }
+                guard (row.deletedAt == nil) != restore else { continue }
+                row.version += 1
+                try await sql.raw("""
+                    UPDATE \(ident: ctx.table.sqlName) SET deleted_at = \(bind: restore ? nil : now.timeIntervalSince1970),
+                      version = \(bind: row.version), modified_at = \(bind: now.timeIntervalSince1970), modified_by = \(bind: context.principal.id)
+                    WHERE id = \(bind: id)
+                    """).run()
+                try await self.history(ctx, record: id, field: nil, action: restore ? "restored" : "deleted", old: nil, new: nil,
+                                       version: row.version, context: context, on: tx)
+                rows.append(row)
+            }
+            if !rows.isEmpty {
+                try await self.recordWritten(restore ? .tableRecordRestored : .tableRecordDeleted, rows: rows, fieldIDs: [], ctx,
+                                             context: context, on: tx)
+            }
+        }
+    }
+
+    /// One record (a deleted one too: its page offers the restore).
+    public func record(table tableID: String, id: String, context: RequestContext, on db: any Database) async throws -> TableRecord {
+        let ctx = try await self.context(.viewer, table: tableID, action: "table.record.read", request: context, on: db)
+        guard let row = try await rows(ids: [id], ctx, lock: false, on: db)[id] else { throw RoundsError.notFound("record", id: id) }
+        try await auditPatients("table.record.read", rows: [row], ctx, context: context, on: db)
+        return record(row, ctx, mrns: try await mrns(of: [row], ctx, on: db))
+    }
+
+    public struct HistoryEntry: Sendable, Codable, Equatable {
+        public var fieldID: String?
+        public var fieldName: String?
+        public var action: String
+        public var old: CellValue?
+        public var new: CellValue?
+        public var version: Int
+        public var actorID: String
+        public var actorName: String
+        public var at: Date
+
+        public init(fieldID: String?, fieldName: String?, action: String, old: CellValue?, new: CellValue?, version: Int,
+                    actorID: String, actorName: String, at: Date) {
+            self.fieldID = fieldID; self.fieldName = fieldName; self.action = action; self.old = old; self.new = new
+            self.version = version; self.actorID = actorID; self.actorName = actorName; self.at = at
+        }
+    }
+
+    /// Every change of a record, oldest first: who, when, old → new.
+    public func history(table tableID: String, record recordID: String, context: RequestContext, on db: any Database) async throws -> [HistoryEntry] {
+        let ctx = try await self.context(.viewer, table: tableID, action: "table.record.history", request: context, on: db)
+        guard let row = try await rows(ids: [recordID], ctx, lock: false, on: db)[recordID] else { throw RoundsError.notFound("record", id: recordID) }
+        try await auditPatients("table.record.history", rows: [row], ctx, context: context, on: db)
+        let decoder = JSONDecoder()
+        return try await CellChange.query(on: db).filter(\.$recordID == recordID).sort(\.$version).sort(\.$id).all().map { c in
+            HistoryEntry(fieldID: c.fieldID, fieldName: c.fieldID.flatMap { id in ctx.fields.first { $0.id == id }?.name },
+                         action: c.action, old: c.oldValue.flatMap { try? decoder.decode(CellValue.self, from: Data($0.utf8)) },
+                         new: c.newValue.flatMap { try? decoder.decode(CellValue.self, from: Data($0.utf8)) },
+                         version: c.version, actorID: c.actorID, actorName: c.actorName, at: c.at)
+        }
+    }
+
+    /// Computes formula fields for every record (a formula added or changed), in batches.
+    func recompute(table: UserTable, fields: [TableField], only: Set<String>, on tx: any Database) async throws {
+        let base = try await TableBase.find(table.baseID, on: tx)!
+        let ctx = TableContext(table: table, base: base, role: .owner, fields: fields,
+                               codecs: Dictionary(fields.map { ($0.id!, FieldCodec($0, timeZone: timeZone)) }, uniquingKeysWith: { a, _ in a }),
+                               plan: try FormulaPlan(fields: fields, timeZone: timeZone))
+        let sql = tx as! any SQLDatabase
+        let now = clock.now()
+        let targets = ctx.plan.steps.filter { only.contains($0.field.id!) }.map(\.field)
+        guard !targets.isEmpty else { return }
+        var cursor = ""
+        while true {
+            let page = try await sql.raw("SELECT \(SQLList(selectColumns(ctx))) FROM \(ident: table.sqlName) WHERE id > \(bind: cursor) ORDER BY id LIMIT 500").all()
+                .map { try decode($0, ctx) }
+            guard let last = page.last else { break }
+            for row in page {
+                var values = row.values
+                computeFormulas(&values, row: row, changed: nil, ctx, now: now)
+                let assignments: [SQLQueryString] = targets.map { "\(ident: $0.columnName!) = \(bind: (values[$0.id!] ?? .null).bind(as: ctx.codecs[$0.id!]!.storage))" }
+                try await sql.raw("UPDATE \(ident: table.sqlName) SET \(SQLList(assignments)) WHERE id = \(bind: row.id)").run()
+            }
+            cursor = last.id
+        }
+    }
+}
