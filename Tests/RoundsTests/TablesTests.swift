@@ -556,3 +556,52 @@ import Vapor
         }
     }
 }
+
+/// Importing CSV: columns matched to fields (or new fields of the kind their values suggest),
+/// every bad row reported with its line, all-or-nothing and skip-bad-rows both ways.
+@Suite struct TableImportTests {
+    static let csv = "\u{FEFF}名称,体重,随访日期,状态,备注\r\n张三,65.5,2026-12-01,已随访,\"第一行\n第二行\"\r\n李四,六十,2026-12-02,待随访,\r\n王五,70,2026-02-30,待随访,\"含,逗号\"\r\n赵六,80,2026-12-03,已随访,\"他说\"\"好\"\"\"\r\n"
+
+    @Test(arguments: Backend.all)
+    func aFileWithTwoBadRowsIsRefusedWholeOrImportedWithoutThem(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            let tables = app.rounds.tables
+            let (_, table, owner) = try await TablesTests.table(app)
+            let id = table.id!
+            _ = try await tables.addField(table: id, .init(name: "体重", kind: .number), context: owner, on: app.db)
+            // A preview writes nothing and says what each column would fill.
+            let preview = try await tables.importCSV(table: id, Self.csv, plan: ImportPlan(preview: true), context: owner, on: app.db)
+            #expect(!preview.committed && preview.rows == 4 && preview.imported == 0)
+            #expect(preview.columns.map(\.isNew) == [false, false, true, true, true])
+            #expect(preview.columns.map(\.kind) == [.text, .number, .date, .singleSelect, .longText])
+            #expect(try await TableField.query(on: app.db).filter(\.$tableID == id).count() == 2, "a preview adds no field")
+            // All or nothing: two bad rows, nothing imported, each named by its line.
+            let whole = try await tables.importCSV(table: id, Self.csv, plan: ImportPlan(mode: .allOrNothing), context: owner, on: app.db)
+            #expect(!whole.committed && whole.imported == 0)
+            #expect(whole.refused.map(\.line) == [3, 4])
+            #expect(whole.refused.map(\.field) == ["体重", "随访日期"])
+            #expect(try await tables.records(table: id, RecordQuery(), context: owner, on: app.db).records.isEmpty)
+            // Skip bad rows: the two good ones, with their quoted commas, quotes and line breaks.
+            let skip = try await tables.importCSV(table: id, Self.csv, plan: ImportPlan(mode: .skipBadRows), context: owner, on: app.db)
+            #expect(skip.committed && skip.imported == 2 && skip.refused.count == 2)
+            let fields = try await tables.fields(of: id, on: app.db)
+            let note = fields.first { $0.name == "备注" }!.id!, state = fields.first { $0.name == "状态" }!
+            let records = try await tables.records(table: id, RecordQuery(), context: owner, on: app.db).records
+            #expect(records.map { $0.fields[note]! } == [.text("第一行\n第二行"), .text("他说\"好\"")])
+            #expect(state.fieldOptions.choices?.map(\.name).sorted() == ["已随访", "待随访"])
+            #expect(try await Demo.audit("table.import", app).count == 3)
+            // Someone who only edits cannot add fields through an import.
+            let lung = try await Demo.department("LUNG", app)
+            try await tables.grant(base: table.baseID, granteeKind: "department", granteeID: lung.id!, role: .editor, context: owner, on: app.db)
+            let nurse = try await TablesTests.context("wang.fang", app)
+            await #expect(throws: RoundsError.self) {
+                try await tables.importCSV(table: id, "名称,新列\n甲,1\n", plan: ImportPlan(), context: nurse, on: app.db)
+            }
+            let mapped = try await tables.importCSV(table: id, "名称,新列\n甲,1\n", plan: ImportPlan(mapping: ["新列": ""]), context: nurse, on: app.db)
+            #expect(mapped.imported == 1)
+            // Not CSV at all, or a quote never closed: refused with a reason.
+            await #expect(throws: RoundsError.self) { try await tables.importCSV(table: id, "", plan: ImportPlan(), context: owner, on: app.db) }
+            await #expect(throws: RoundsError.self) { try await tables.importCSV(table: id, "名称\n\"未闭合", plan: ImportPlan(), context: owner, on: app.db) }
+        }
+    }
+}

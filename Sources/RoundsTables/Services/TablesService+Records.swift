@@ -235,31 +235,35 @@ extension TablesService {
             values.append(try await stored(input, ctx, path: "records[\(i)]", problems: &problems, on: db))
         }
         guard problems.isEmpty else { throw Self.refused(problems) }
-        let now = clock.now(), actor = context.principal.id, checked = values
-        let created: [Row] = try await events.transaction(on: db) { tx in
-            let sql = tx as! any SQLDatabase
-            let first = try await self.takeNumbers(ctx.table.id!, count: inputs.count, on: tx)
-            var rows: [Row] = []
-            for (i, var v) in checked.enumerated() {
-                var row = Row(id: self.ids.next(), number: first + i, version: 1, createdAt: now, createdBy: actor,
-                              modifiedAt: now, modifiedBy: actor, deletedAt: nil, values: [:])
-                self.computeFormulas(&v, row: row, changed: nil, ctx, now: now)
-                row.values = v
-                var columns = TableSchema.System.allCases.filter { $0 != .deletedAt }.map(\.rawValue)
-                var binds: [any Encodable & Sendable] = [row.id, row.number, now.timeIntervalSince1970, actor, now.timeIntervalSince1970, actor, 1]
-                for field in ctx.stored {
-                    columns.append(field.columnName!)
-                    binds.append((v[field.id!] ?? (field.fieldKind == .checkbox ? .boolean(false) : .null)).bind(as: ctx.codecs[field.id!]!.storage))
-                }
-                try await sql.raw("INSERT INTO \(ident: ctx.table.sqlName) (\(idents: columns, joinedBy: ", ")) VALUES (\(binds: binds))").run()
-                try await self.history(ctx, record: row.id, field: nil, action: "created", old: nil, new: nil, version: 1, context: context, on: tx)
-                rows.append(row)
-            }
-            try await self.recordWritten(.tableRecordCreated, rows: rows, fieldIDs: [], ctx, context: context, on: tx)
-            return rows
-        }
+        let checked = values
+        let created: [Row] = try await events.transaction(on: db) { tx in try await self.insert(checked, ctx, context: context, on: tx) }
         let mrns = try await mrns(of: created, ctx, on: db)
         return created.map { record($0, ctx, mrns: mrns) }
+    }
+
+    /// Inserts checked records (their formulas computed here), with their history, audit rows and event.
+    func insert(_ checked: [[String: StoredValue]], _ ctx: TableContext, context: RequestContext, on tx: any Database) async throws -> [Row] {
+        let sql = tx as! any SQLDatabase
+        let now = clock.now(), actor = context.principal.id
+        let first = try await takeNumbers(ctx.table.id!, count: checked.count, on: tx)
+        var rows: [Row] = []
+        for (i, var v) in checked.enumerated() {
+            var row = Row(id: ids.next(), number: first + i, version: 1, createdAt: now, createdBy: actor,
+                          modifiedAt: now, modifiedBy: actor, deletedAt: nil, values: [:])
+            computeFormulas(&v, row: row, changed: nil, ctx, now: now)
+            row.values = v
+            var columns = TableSchema.System.allCases.filter { $0 != .deletedAt }.map(\.rawValue)
+            var binds: [any Encodable & Sendable] = [row.id, row.number, now.timeIntervalSince1970, actor, now.timeIntervalSince1970, actor, 1]
+            for field in ctx.stored {
+                columns.append(field.columnName!)
+                binds.append((v[field.id!] ?? (field.fieldKind == .checkbox ? .boolean(false) : .null)).bind(as: ctx.codecs[field.id!]!.storage))
+            }
+            try await sql.raw("INSERT INTO \(ident: ctx.table.sqlName) (\(idents: columns, joinedBy: ", ")) VALUES (\(binds: binds))").run()
+            try await history(ctx, record: row.id, field: nil, action: "created", old: nil, new: nil, version: 1, context: context, on: tx)
+            rows.append(row)
+        }
+        try await recordWritten(.tableRecordCreated, rows: rows, fieldIDs: [], ctx, context: context, on: tx)
+        return rows
     }
 
     /// The next `count` auto-numbers of a table (the row update serialises concurrent creates).

@@ -103,6 +103,14 @@ extension RecordQuery: APISchema {
     }
 }
 
+extension ImportReport: Content {}
+extension ImportReport: APISchema {
+    public static var sample: ImportReport {
+        ImportReport(columns: [.init(header: "姓名", field: "名称", kind: .text, isNew: false)], preview: [["张三"]], rows: 2, imported: 1,
+                     refused: [.init(line: 3, field: "体重", reason: "“六十” is not a number")], committed: true)
+    }
+}
+
 struct CreateBaseBody: APISchema {
     var name: String
     var hospitalId: String
@@ -262,6 +270,26 @@ struct TablesRoutes {
             let body = try req.content.decode(RecordIDsBody.self)
             try await req.rounds.tables.deleteRecords(table: try await Self.tableID(req), ids: body.ids, restore: true, context: req.context(), on: req.db)
             return .noContent
+        }
+        api.on(.POST, "bases", ":baseId", "tables", ":tableId", "import",
+               summary: "Import CSV (UTF-8): mode all_or_nothing or skip_bad_rows, preview=true to check only; mapping is JSON {header: field or \"\"}",
+               tag: tag, returns: ImportReport.self, query: ["mode", "preview", "mapping"], rawBody: ["text/csv"], maxBody: "50mb") { req in
+            guard let body = req.body.data, body.readableBytes > 0 else { throw RoundsError.badRequest("the body must be a CSV file") }
+            guard let text = body.getString(at: body.readerIndex, length: body.readableBytes, encoding: .utf8) else {
+                throw RoundsError.badRequest("the CSV must be UTF-8 (save it from the spreadsheet as “CSV UTF-8”)")
+            }
+            var plan = ImportPlan()
+            if let mode = req.query[String.self, at: "mode"] {
+                guard let m = ImportPlan.Mode(rawValue: mode) else { throw RoundsError.badRequest("mode: all_or_nothing or skip_bad_rows") }
+                plan.mode = m
+            }
+            plan.preview = req.query[String.self, at: "preview"] == "true"
+            if let mapping = req.query[String.self, at: "mapping"], !mapping.isEmpty {
+                do { plan.mapping = try JSONDecoder().decode([String: String].self, from: Data(mapping.utf8)) } catch {
+                    throw RoundsError.badRequest("mapping: a JSON object {\"header\": \"field\"}")
+                }
+            }
+            return try await req.rounds.tables.importCSV(table: try await Self.tableID(req), text, plan: plan, context: req.context(), on: req.db)
         }
         api.on(.GET, "bases", ":baseId", "tables", ":tableId", "records", ":recordId", summary: "One record", tag: tag,
                returns: TableRecord.self) { req in
