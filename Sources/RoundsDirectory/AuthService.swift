@@ -78,11 +78,7 @@ public struct AuthService: Sendable {
     }
 
     public func principal(for staff: Staff, on db: any Database) async throws -> Principal {
-        let roles = try await StaffRole.query(on: db).filter(\.$staffID == staff.requireID()).all()
-        return Principal(
-            kind: .staff, id: try staff.requireID(), displayName: staff.displayName, isSuperuser: staff.isSuperuser,
-            assignments: roles.map { .init(role: $0.role, departmentID: $0.departmentID, hospitalID: $0.hospitalID) },
-            locale: staff.preferredLocale)
+        try await Principal.of(staff, on: db)
     }
 
     // MARK: API tokens
@@ -185,5 +181,17 @@ final class DummyHash: Sendable {
         let hash = try await hasher.hash(UUID().uuidString + UUID().uuidString)
         cached.withLockedValue { $0 = $0 ?? hash }
         return cached.withLockedValue { $0 ?? hash }
+    }
+}
+
+extension Principal {
+    /// A staff member as a principal, with all their role assignments (sign-in, and a table
+    /// owner previewing a table as someone else).
+    public static func of(_ staff: Staff, on db: any Database) async throws -> Principal {
+        let roles = try await StaffRole.query(on: db).filter(\.$staffID == staff.requireID()).all()
+        return Principal(
+            kind: .staff, id: try staff.requireID(), displayName: staff.displayName, isSuperuser: staff.isSuperuser,
+            assignments: roles.map { .init(role: $0.role, departmentID: $0.departmentID, hospitalID: $0.hospitalID) },
+            locale: staff.preferredLocale)
     }
 }

@@ -18,11 +18,15 @@ extension TableField {
     public var properties: [any AnyProperty] { [$id, $tableID, $name, $kind, $columnName, $options, $position, $isPrimary, $createdAt] }
 }
 
+extension TableRuleSet {
+    public var properties: [any AnyProperty] { [$id, $rules, $updatedBy, $updatedAt] }
+}
+
 extension UserTable {
     public var properties: [any AnyProperty] { [$id, $baseID, $name, $sqlName, $lastNumber, $nextColumn, $hasPatients, $position, $createdBy, $createdAt] }
 }
 
 /// The models of RoundsTables with a listed `properties`, for ModelPropertiesTests.
 public enum RoundsTablesModels {
-    public static let all: [any Model.Type] = [BaseGrant.self, CellChange.self, TableBase.self, TableField.self, UserTable.self]
+    public static let all: [any Model.Type] = [BaseGrant.self, CellChange.self, TableBase.self, TableField.self, TableRuleSet.self, UserTable.self]
 }

@@ -605,3 +605,43 @@ import Vapor
         }
     }
 }
+
+/// The table pages as a head nurse uses them: a base, a table, fields, a record by form, the
+/// grid filtered and grouped, and a refused page audited.
+@Suite struct TablesPagesTests {
+    @Test func aHeadNurseBuildsATableFromThePages() async throws {
+        try await TestApp.with(.sqlite) { app, _ in
+            let head = Client(app)
+            try await head.login("zhang.li")
+            #expect(try await head.page("/tables").status == .ok)
+            let lung = try await Demo.department("LUNG", app)
+            var r = try await head.form("/tables/bases", ["name": "夜查房", "space": lung.id!])
+            #expect(r.status == .seeOther || r.status == .found)
+            let base = try #require(try await TableBase.query(on: app.db).filter(\.$name == "夜查房").first())
+            #expect(base.departmentID == lung.id)
+            r = try await head.form("/tables/\(base.id!)/tables", ["name": "检查记录"])
+            let table = try #require(try await UserTable.query(on: app.db).filter(\.$name == "检查记录").first())
+            let grid = "/tables/\(base.id!)/\(table.id!)"
+            _ = try await head.form("\(grid)/fields", ["name": "得分", "kind": "number"])
+            _ = try await head.form("\(grid)/fields", ["name": "结论", "kind": "single_select", "choices": "合格，不合格"])
+            _ = try await head.form("\(grid)/fields", ["name": "加倍", "kind": "formula", "formula": "{得分} * 2"])
+            let fields = try await app.rounds.tables.fields(of: table.id!, on: app.db)
+            #expect(fields.map(\.name) == ["名称", "得分", "结论", "加倍"])
+            func f(_ name: String) -> String { "f_" + fields.first { $0.name == name }!.id! }
+            _ = try await head.form("\(grid)/records", [f("名称"): "3床床头卡", f("得分"): "9", f("结论"): "合格"])
+            _ = try await head.form("\(grid)/records", [f("名称"): "5床护栏", f("得分"): "4", f("结论"): "不合格"])
+            let bad = try await head.form("\(grid)/records", [f("得分"): "很多"])
+            #expect(bad.headers.first(name: .location)?.contains("error=") == true)
+            var page = try await head.page(grid)
+            #expect(page.body.string.contains("3床床头卡") && page.body.string.contains("18") && page.body.string.contains("合格"))
+            page = try await head.page("\(grid)?field=%E7%BB%93%E8%AE%BA&op=is&value=%E4%B8%8D%E5%90%88%E6%A0%BC&group=%E7%BB%93%E8%AE%BA")
+            #expect(page.body.string.contains("5床护栏") && !page.body.string.contains("3床床头卡"))
+            #expect(page.body.string.contains("id=\"groups\""))
+            // Someone without a role gets "not found", and the refusal is audited.
+            let other = Client(app)
+            try await other.login("zhou.ting")
+            #expect(try await other.page(grid).status == .notFound)
+            #expect(try await Demo.audit("table.record.list", app).contains { $0.outcome == "denied" })
+        }
+    }
+}

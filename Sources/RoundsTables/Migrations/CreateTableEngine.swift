@@ -74,6 +74,22 @@ struct CreateTableEngine: AsyncMigration {
     }
 }
 
+/// Field and row rules per table (see `TableRules`).
+struct CreateTableRules: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(TableRuleSet.schema)
+            .field("id", .string, .identifier(auto: false))
+            .field("rules", .string, .required)
+            .field("updated_by", .string, .required)
+            .field("updated_at", .datetime, .required)
+            .create()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(TableRuleSet.schema).delete()
+    }
+}
+
 public enum TablesMigrations {
-    public static var all: [any Migration] { [CreateTableEngine()] }
+    public static var all: [any Migration] { [CreateTableEngine(), CreateTableRules()] }
 }

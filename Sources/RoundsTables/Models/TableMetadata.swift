@@ -98,3 +98,15 @@ public final class CellChange: Model, @unchecked Sendable {
 
     public init() {}
 }
+
+/// A table's field and row rules (`TableRules` as JSON), one row per table that has any.
+public final class TableRuleSet: Model, @unchecked Sendable {
+    public static let schema = "table_rules"
+    /// The table's id.
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "rules") public var rules: String
+    @Field(key: "updated_by") public var updatedBy: String
+    @Field(key: "updated_at") public var updatedAt: Date
+
+    public init() {}
+}

@@ -15,10 +15,15 @@ public struct RecordQuery: Sendable, Codable, Equatable {
     public var cursor: String?
     /// The deleted records (the trash), instead of the live ones.
     public var deleted: Bool
+    /// An owner's preview: the records as this staff member would see them.
+    public var previewAs: String?
+    /// Only these fields in each record (ids or names); nil for every field the reader may see.
+    public var fields: [String]?
 
     public init(filter: FilterGroup? = nil, sort: [SortKey] = [], search: String? = nil, limit: Int = 100,
-                cursor: String? = nil, deleted: Bool = false) {
+                cursor: String? = nil, deleted: Bool = false, previewAs: String? = nil) {
         self.filter = filter; self.sort = sort; self.search = search; self.limit = limit; self.cursor = cursor; self.deleted = deleted
+        self.previewAs = previewAs
     }
 
     public static let maximumLimit = 1_000
@@ -79,6 +84,8 @@ struct RecordSQL {
     let principal: Principal
     let timeZone: TimeZone
     let now: Date
+    /// Also the fields hidden from the reader (a row rule filters on them).
+    var seesAll = false
 
     enum Column {
         case field(TableField, String, TableDialect.Storage)
@@ -97,7 +104,7 @@ struct RecordSQL {
     }
 
     func column(_ key: String) throws -> (TableField, Column) {
-        guard let field = ctx.field(key) else { throw RoundsError.validation("no field “\(key)” in this table") }
+        guard let field = seesAll ? ctx.anyField(key) : ctx.field(key) else { throw RoundsError.validation("no field “\(key)” in this table") }
         switch field.fieldKind {
         case .autoNumber: return (field, .system("auto_number", .real))
         case .createdTime: return (field, .system("created_at", .real))
@@ -300,7 +307,7 @@ struct RecordSQL {
         let q = words.trimmingCharacters(in: .whitespaces)
         guard q.count <= 200 else { throw RoundsError.validation("search: at most 200 characters") }
         var parts: [SQLQueryString] = []
-        for field in ctx.stored {
+        for field in ctx.stored where !ctx.access.hidden.contains(field.id!) {
             let col = SQLIdentifier(field.columnName!)
             switch field.fieldKind {
             case .text, .longText, .phone, .email, .url:
@@ -441,12 +448,13 @@ extension TablesService {
     /// A page of records matching the query, in its order; the reader's role is checked and,
     /// for a table of patient data, each patient shown is audited.
     public func records(table tableID: String, _ query: RecordQuery, context: RequestContext, on db: any Database) async throws -> RecordPage {
-        let ctx = try await self.context(.viewer, table: tableID, action: "table.record.list", request: context, on: db)
+        let ctx = try await self.context(.viewer, table: tableID, action: "table.record.list", request: context, previewAs: query.previewAs, on: db)
         let sql = db as! any SQLDatabase
-        let builder = RecordSQL(ctx: ctx, dialect: TableDialect(sql), principal: context.principal, timeZone: timeZone, now: clock.now())
+        let builder = recordSQL(ctx, sql)
         let limit = max(1, min(query.limit, RecordQuery.maximumLimit))
         let keys = try builder.keys(query.sort)
         var conditions: [any SQLExpression] = [sqlText(query.deleted ? "deleted_at IS NOT NULL" : "deleted_at IS NULL")]
+        if let scope = try builder.scope() { conditions.append(scope) }
         if let filter = query.filter { conditions.append(try builder.predicate(filter)) }
         if let words = query.search, !words.trimmingCharacters(in: .whitespaces).isEmpty { conditions.append(try builder.search(words)) }
         if let cursor = query.cursor { conditions.append(try builder.after(try RecordCursor.decode(cursor), keys)) }
@@ -472,9 +480,21 @@ extension TablesService {
                 }
             })
         }
+        var chosen: Set<String>?
+        if let names = query.fields {
+            guard names.count <= TablesService.maximumFields else { throw RoundsError.validation("fields: too many") }
+            chosen = Set(try names.map { name in
+                guard let f = ctx.field(name) else { throw RoundsError.validation("fields: no field “\(name)” in this table") }
+                return f.id!
+            })
+        }
         try await auditPatients("table.record.list", rows: rows, ctx, context: context, on: db)
         let mrns = try await mrns(of: rows, ctx, on: db)
-        return RecordPage(records: rows.map { record($0, ctx, mrns: mrns) }, next: next)
+        return RecordPage(records: rows.map { row in
+            var r = record(row, ctx, mrns: mrns)
+            if let chosen { r.fields = r.fields.filter { chosen.contains($0.key) } }
+            return r
+        }, next: next)
     }
 }
 
@@ -494,9 +514,9 @@ extension TablesService {
                        context: RequestContext, on db: any Database) async throws -> [RecordGroup] {
         guard (1...3).contains(keys.count) else { throw RoundsError.validation("group by: 1 to 3 fields") }
         guard sums.count <= 10 else { throw RoundsError.validation("sums: at most 10 fields") }
-        let ctx = try await self.context(.viewer, table: tableID, action: "table.record.group", request: context, on: db)
+        let ctx = try await self.context(.viewer, table: tableID, action: "table.record.group", request: context, previewAs: query.previewAs, on: db)
         let sql = db as! any SQLDatabase
-        let builder = RecordSQL(ctx: ctx, dialect: TableDialect(sql), principal: context.principal, timeZone: timeZone, now: clock.now())
+        let builder = recordSQL(ctx, sql)
         let grouped = try keys.map { try builder.column($0) }
         let summed = try sums.map { key -> (TableField, RecordSQL.Column) in
             let c = try builder.column(key)
@@ -504,6 +524,7 @@ extension TablesService {
             return c
         }
         var conditions: [any SQLExpression] = [sqlText(query.deleted ? "deleted_at IS NOT NULL" : "deleted_at IS NULL")]
+        if let scope = try builder.scope() { conditions.append(scope) }
         if let filter = query.filter { conditions.append(try builder.predicate(filter)) }
         if let words = query.search, !words.trimmingCharacters(in: .whitespaces).isEmpty { conditions.append(try builder.search(words)) }
         var columns: [any SQLExpression] = grouped.enumerated().map { i, g in sqlText("\(ident: g.1.name) AS \(ident: "g\(i)")") }

@@ -127,6 +127,10 @@ extension TablesService {
                 throw RoundsError.validation("kind: the first field names each record and must stay a simple value")
             }
             guard oldKind.hasOwnColumn || newKind == oldKind else { throw RoundsError.validation("kind: a system field keeps its kind") }
+            let rules = try await rowRulesUse(fieldID, table: table.id!, on: db)
+            guard rules.isEmpty else {
+                throw RoundsError.conflict("the row rule of \(rules.joined(separator: ", ")) filters on this field; change it first")
+            }
             field.kind = newKind.rawValue
         }
         var newOptions = try normalised(FieldSpec(name: field.name, kind: newKind, options: options ?? field.fieldOptions))
@@ -251,6 +255,10 @@ extension TablesService {
         }
         guard readers.isEmpty else {
             throw RoundsError.conflict("the formula \(readers.map { "{\($0.name)}" }.joined(separator: "、")) reads this field; change it first")
+        }
+        let rules = try await rowRulesUse(fieldID, table: table.id!, on: db)
+        guard rules.isEmpty else {
+            throw RoundsError.conflict("the row rule of \(rules.joined(separator: ", ")) filters on this field; change it first")
         }
         try await db.transaction { tx in
             if let column = field.columnName { try await TableSchema(tx).dropColumn(table.sqlName, column) }

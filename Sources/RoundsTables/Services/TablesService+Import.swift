@@ -176,7 +176,7 @@ extension TablesService {
         }
         let planned = TableContext(table: ctx.table, base: ctx.base, role: ctx.role, fields: ctx.fields + virtual,
                                    codecs: ctx.codecs.merging(virtual.map { ($0.id!, FieldCodec($0, timeZone: timeZone)) }, uniquingKeysWith: { a, _ in a }),
-                                   plan: ctx.plan)
+                                   plan: ctx.plan, access: ctx.access, reader: ctx.reader)
         func check(_ ctx: TableContext) async throws -> (good: [[String: StoredValue]], refused: [ImportReport.Refusal]) {
             var refused: [ImportReport.Refusal] = []
             var good: [[String: StoredValue]] = []
@@ -203,7 +203,7 @@ extension TablesService {
                 (good, refused) = try await check(ctx)
             }
             let checked = good, final = ctx
-            try await events.transaction(on: db) { tx in
+            try await withinRows(final, action: "table.import", context: context, on: db) { tx in
                 for start in stride(from: 0, to: checked.count, by: Self.maximumBatch) {
                     _ = try await self.insert(Array(checked[start..<min(start + Self.maximumBatch, checked.count)]), final, context: context, on: tx)
                 }

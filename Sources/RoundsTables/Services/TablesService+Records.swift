@@ -44,19 +44,46 @@ struct TableContext {
     let fields: [TableField]
     let codecs: [String: FieldCodec]
     let plan: FormulaPlan
+    /// What the rules leave the reader (everything for owners).
+    var access: TableAccess = .all
+    /// Whose view this is: the caller, or the person an owner previews the table as.
+    var reader: Principal
 
-    func field(_ key: String) -> TableField? { fields.first { $0.id == key } ?? fields.first { $0.name == key } }
+    /// A field the reader may see, by id or name (a hidden one is not there for them).
+    func field(_ key: String) -> TableField? {
+        guard let f = anyField(key), !access.hidden.contains(f.id!) else { return nil }
+        return f
+    }
+    func anyField(_ key: String) -> TableField? { fields.first { $0.id == key } ?? fields.first { $0.name == key } }
+    var visible: [TableField] { fields.filter { !access.hidden.contains($0.id!) } }
     var stored: [TableField] { fields.filter { $0.columnName != nil } }
+    func isEditable(_ field: TableField) -> Bool {
+        role.canEditRecords && !field.fieldKind.isComputed && !access.readOnly.contains(field.id!) && !access.hidden.contains(field.id!)
+    }
 }
 
 extension TablesService {
-    func context(_ needed: BaseRole, table tableID: String, action: String, request: RequestContext,
+    /// The table as the caller may work with it: their role checked, their rules applied. With
+    /// `previewAs`, an owner reads the table as that person would (their role, rules and "me").
+    func context(_ needed: BaseRole, table tableID: String, action: String, request: RequestContext, previewAs: String? = nil,
                  on db: any Database) async throws -> TableContext {
-        let (table, base, role) = try await require(needed, table: tableID, action: action, context: request, on: db)
+        var (table, base, role) = try await require(previewAs == nil ? needed : .owner, table: tableID, action: action, context: request, on: db)
+        var reader = request.principal
+        if let previewAs, previewAs != request.principal.id {
+            guard let staff = try await Staff.find(previewAs, on: db) else { throw RoundsError.validation("as: no such staff member") }
+            reader = try await Principal.of(staff, on: db)
+            guard let theirs = try await self.role(on: base, reader, on: db) else {
+                throw RoundsError.validation("as: \(staff.displayName) has no role on this base, so would see nothing")
+            }
+            role = theirs
+            try await audit.record("table.preview", entityType: "table", entityID: tableID, hospitalID: base.hospitalID,
+                                   detail: "as \(staff.displayName) (\(theirs.rawValue))", context: request, on: db)
+        }
         let fields = try await fields(of: tableID, on: db)
+        let plan = try FormulaPlan(fields: fields, timeZone: timeZone)
         return TableContext(table: table, base: base, role: role, fields: fields,
                             codecs: Dictionary(fields.map { ($0.id!, FieldCodec($0, timeZone: timeZone)) }, uniquingKeysWith: { a, _ in a }),
-                            plan: try FormulaPlan(fields: fields, timeZone: timeZone))
+                            plan: plan, access: try await access(for: role, table: table, fields: fields, plan: plan, on: db), reader: reader)
     }
 
     // MARK: Reading rows
@@ -94,10 +121,12 @@ extension TablesService {
                    values: values)
     }
 
+    /// Rows by id; those outside the reader's row rule are not there for them.
     func rows(ids: [String], _ ctx: TableContext, lock: Bool, on db: any Database) async throws -> [String: Row] {
         guard !ids.isEmpty else { return [:] }
         let sql = db as! any SQLDatabase
         var query = sqlText("SELECT \(SQLList(selectColumns(ctx))) FROM \(ident: ctx.table.sqlName) WHERE id IN (\(binds: ids))")
+        if let scope = try recordSQL(ctx, sql).scope() { query += " AND \(scope)" }
         // PostgreSQL: the rows stay ours until the commit (SQLite: the write gate does this).
         if lock, TableDialect(sql) == .postgres { query += " FOR UPDATE" }
         let found = try await sql.raw(query).all().map { try decode($0, ctx) }
@@ -107,7 +136,7 @@ extension TablesService {
     /// The API's record, patient ids shown as MRNs.
     func record(_ row: Row, _ ctx: TableContext, mrns: [String: String]) -> TableRecord {
         var fields: [String: CellValue] = [:]
-        for field in ctx.fields {
+        for field in ctx.visible {
             let codec = ctx.codecs[field.id!]!
             switch field.fieldKind {
             case .autoNumber: fields[field.id!] = .number(Double(row.number))
@@ -158,6 +187,10 @@ extension TablesService {
         for (key, value) in input {
             guard let field = ctx.field(key) else {
                 problems.append(.init(path: "\(path).\(key)", reason: "there is no such field in this table"))
+                continue
+            }
+            guard !ctx.access.readOnly.contains(field.id!) else {
+                problems.append(.init(path: "\(path).\(field.name)", reason: "this field is read-only for your role"))
                 continue
             }
             do {
@@ -229,6 +262,7 @@ extension TablesService {
         guard !inputs.isEmpty else { return [] }
         guard inputs.count <= Self.maximumBatch else { throw RoundsError.validation("records: at most \(Self.maximumBatch) at a time") }
         let ctx = try await self.context(.editor, table: tableID, action: "table.record.create", request: context, on: db)
+        try await requireWritable(inputs.flatMap { $0.keys.compactMap { ctx.field($0)?.id } }, ctx, action: "table.record.create", context: context, on: db)
         var problems: [RoundsError.Item] = []
         var values: [[String: StoredValue]] = []
         for (i, input) in inputs.enumerated() {
@@ -236,7 +270,9 @@ extension TablesService {
         }
         guard problems.isEmpty else { throw Self.refused(problems) }
         let checked = values
-        let created: [Row] = try await events.transaction(on: db) { tx in try await self.insert(checked, ctx, context: context, on: tx) }
+        let created: [Row] = try await withinRows(ctx, action: "table.record.create", context: context, on: db) { tx in
+            try await self.insert(checked, ctx, context: context, on: tx)
+        }
         let mrns = try await mrns(of: created, ctx, on: db)
         return created.map { record($0, ctx, mrns: mrns) }
     }
@@ -262,6 +298,7 @@ extension TablesService {
             try await history(ctx, record: row.id, field: nil, action: "created", old: nil, new: nil, version: 1, context: context, on: tx)
             rows.append(row)
         }
+        try await requireWithinRows(rows.map(\.id), ctx, on: tx)
         try await recordWritten(.tableRecordCreated, rows: rows, fieldIDs: [], ctx, context: context, on: tx)
         return rows
     }
@@ -310,6 +347,7 @@ extension TablesService {
         guard patches.count <= Self.maximumBatch else { throw RoundsError.validation("records: at most \(Self.maximumBatch) at a time") }
         guard Set(patches.map(\.id)).count == patches.count else { throw RoundsError.validation("records: a record is there twice") }
         let ctx = try await self.context(.editor, table: tableID, action: "table.record.update", request: context, on: db)
+        try await requireWritable(patches.flatMap { $0.fields.keys.compactMap { ctx.field($0)?.id } }, ctx, action: "table.record.update", context: context, on: db)
         var problems: [RoundsError.Item] = []
         var given: [[String: StoredValue]] = []
         for (i, patch) in patches.enumerated() {
@@ -317,7 +355,7 @@ extension TablesService {
         }
         guard problems.isEmpty else { throw Self.refused(problems) }
         let now = clock.now(), actor = context.principal.id, checked = given
-        let updated: [Row] = try await events.transaction(on: db) { tx in
+        let updated: [Row] = try await withinRows(ctx, action: "table.record.update", context: context, on: db) { tx in
             let sql = tx as! any SQLDatabase
             let current = try await self.rows(ids: patches.map(\.id), ctx, lock: true, on: tx)
             var conflicts: [RoundsError.Item] = []
@@ -364,6 +402,7 @@ extension TablesService {
                 throw RoundsError.conflict(conflicts.map { "\($0.path): \($0.reason)" }.joined(separator: "; ")).with(items: conflicts)
             }
             let written = out.filter { r in current[r.id]?.version != r.version }
+            try await self.requireWithinRows(written.map(\.id), ctx, on: tx)
             if !written.isEmpty {
                 try await self.recordWritten(.tableRecordUpdated, rows: written, fieldIDs: Array(touched).sorted(), ctx, context: context, on: tx)
             }
@@ -437,7 +476,8 @@ extension TablesService {
         guard let row = try await rows(ids: [recordID], ctx, lock: false, on: db)[recordID] else { throw RoundsError.notFound("record", id: recordID) }
         try await auditPatients("table.record.history", rows: [row], ctx, context: context, on: db)
         let decoder = JSONDecoder()
-        return try await CellChange.query(on: db).filter(\.$recordID == recordID).sort(\.$version).sort(\.$id).all().map { c in
+        return try await CellChange.query(on: db).filter(\.$recordID == recordID).sort(\.$version).sort(\.$id).all()
+            .filter { c in c.fieldID.map { !ctx.access.hidden.contains($0) } ?? true }.map { c in
             HistoryEntry(fieldID: c.fieldID, fieldName: c.fieldID.flatMap { id in ctx.fields.first { $0.id == id }?.name },
                          action: c.action, old: c.oldValue.flatMap { try? decoder.decode(CellValue.self, from: Data($0.utf8)) },
                          new: c.newValue.flatMap { try? decoder.decode(CellValue.self, from: Data($0.utf8)) },
@@ -450,7 +490,8 @@ extension TablesService {
         let base = try await TableBase.find(table.baseID, on: tx)!
         let ctx = TableContext(table: table, base: base, role: .owner, fields: fields,
                                codecs: Dictionary(fields.map { ($0.id!, FieldCodec($0, timeZone: timeZone)) }, uniquingKeysWith: { a, _ in a }),
-                               plan: try FormulaPlan(fields: fields, timeZone: timeZone))
+                               plan: try FormulaPlan(fields: fields, timeZone: timeZone),
+                               reader: Principal(kind: .staff, id: "system", displayName: "Rounds", isSuperuser: true))
         let sql = tx as! any SQLDatabase
         let now = clock.now()
         let targets = ctx.plan.steps.filter { only.contains($0.field.id!) }.map(\.field)

@@ -215,12 +215,64 @@ public struct TablesService: Sendable {
     }
 
     /// A table and its fields, for those with a role on its base.
+    /// A table and the fields the caller may see, for those with a role on its base.
     public func tableDetail(_ tableID: String, context: RequestContext, on db: any Database) async throws -> (UserTable, [TableField]) {
-        let (table, _, _) = try await require(.viewer, table: tableID, action: "table.read", context: context, on: db)
-        return (table, try await fields(of: tableID, on: db))
+        let ctx = try await self.context(.viewer, table: tableID, action: "table.read", request: context, on: db)
+        return (ctx.table, ctx.visible)
+    }
+
+    public struct Member: Sendable {
+        public var id: String
+        public var name: String
+        public var role: BaseRole
+    }
+
+    /// The people with a role on a base (their own grant or their department's), for an owner
+    /// choosing whom to preview the table as.
+    public func members(base baseID: String, context: RequestContext, on db: any Database) async throws -> [Member] {
+        let (base, _) = try await require(.owner, base: baseID, action: "table.base.members", context: context, on: db)
+        let grants = try await BaseGrant.query(on: db).filter(\.$baseID == baseID).all()
+        var ids = Set(grants.filter { $0.granteeKind == "staff" }.map(\.granteeID))
+        let departments = grants.filter { $0.granteeKind == "department" }.map(\.granteeID)
+        if !departments.isEmpty {
+            ids.formUnion(try await StaffRole.query(on: db).filter(\.$departmentID ~~ departments).limit(500).all().map(\.staffID))
+        }
+        var out: [Member] = []
+        for staff in try await Staff.query(on: db).filter(\.$id ~~ Array(ids)).filter(\.$isActive == true).sort(\.$displayName).limit(300).all() {
+            let principal = try await Principal.of(staff, on: db)
+            if let role = try await role(on: base, principal, on: db) { out.append(Member(id: staff.id!, name: staff.displayName, role: role)) }
+        }
+        return out
     }
 
     public func fields(of tableID: String, on db: any Database) async throws -> [TableField] {
         try await TableField.query(on: db).filter(\.$tableID == tableID).sort(\.$position).all()
+    }
+}
+
+extension TablesService {
+    /// Where someone may create a base: each hospital they work in, and each of their departments.
+    public struct Space: Sendable {
+        public var id: String
+        public var name: String
+        public var hospitalID: String
+        public var departmentID: String?
+    }
+
+    public func spaces(context: RequestContext, on db: any Database) async throws -> [Space] {
+        let principal = context.principal
+        guard case .staff = principal.kind else { return [] }
+        let hospitals = principal.isSuperuser ? try await Hospital.query(on: db).sort(\.$code).all()
+            : try await Hospital.query(on: db).filter(\.$id ~~ Array(Set(principal.assignments.map(\.hospitalID)))).sort(\.$code).all()
+        let departments = principal.isSuperuser ? [] : try await Department.query(on: db)
+            .filter(\.$id ~~ Array(Set(principal.assignments.map(\.departmentID)))).sort(\.$code).all()
+        var out: [Space] = []
+        for h in hospitals {
+            out.append(Space(id: h.id!, name: h.name, hospitalID: h.id!, departmentID: nil))
+            for d in departments where d.hospitalID == h.id {
+                out.append(Space(id: d.id!, name: "\(h.name) · \(d.name)", hospitalID: h.id!, departmentID: d.id))
+            }
+        }
+        return out
     }
 }

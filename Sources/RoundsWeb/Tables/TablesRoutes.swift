@@ -111,6 +111,15 @@ extension ImportReport: APISchema {
     }
 }
 
+extension TableRules: Content {}
+extension TableRules: APISchema {
+    public static var sample: TableRules {
+        TableRules(fields: ["诊断": ["viewer": .hidden, "editor": .readOnly]],
+                   rows: ["editor": FilterGroup(.or, conditions: [FilterCondition(field: "主管医生", .isMe), FilterCondition(field: "病区", .isMe)])])
+    }
+    static var enums: [String: [String]] { ["access": TableRules.FieldAccess.allCases.map(\.rawValue)] }
+}
+
 struct CreateBaseBody: APISchema {
     var name: String
     var hospitalId: String
@@ -236,7 +245,7 @@ struct TablesRoutes {
         }
         api.on(.GET, "bases", ":baseId", "tables", ":tableId", "records",
                summary: "Records: filter (JSON), sort (field,-field), search, limit, cursor; all in SQL", tag: tag,
-               returns: RecordPage.self, query: ["filter", "sort", "search", "limit", "cursor", "deleted"]) { req in
+               returns: RecordPage.self, query: ["filter", "sort", "search", "limit", "cursor", "deleted", "fields", "as"]) { req in
             try await req.rounds.tables.records(table: try await Self.tableID(req), try Self.query(req), context: req.context(), on: req.db)
         }
         api.on(.POST, "bases", ":baseId", "tables", ":tableId", "records", "query", summary: "Records by a query in the body", tag: tag,
@@ -291,6 +300,21 @@ struct TablesRoutes {
             }
             return try await req.rounds.tables.importCSV(table: try await Self.tableID(req), text, plan: plan, context: req.context(), on: req.db)
         }
+        api.on(.GET, "bases", ":baseId", "tables", ":tableId", "rules",
+               summary: "The table's field rules (hidden or read-only per role) and row rules (a filter over the reader per role); owners",
+               tag: tag, returns: TableRules.self) { req in
+            try await req.rounds.tables.rules(table: try await Self.tableID(req), context: req.context(), on: req.db)
+        }
+        api.on(.PUT, "bases", ":baseId", "tables", ":tableId", "rules", summary: "Replace the table's rules (owners)", tag: tag,
+               body: TableRules.self, returns: TableRules.self) { req in
+            let body = try req.content.decode(TableRules.self)
+            return try await req.rounds.tables.setRules(table: try await Self.tableID(req), body, context: req.context(), on: req.db)
+        }
+        api.on(.GET, "bases", ":baseId", "tables", ":tableId", "export.csv",
+               summary: "The records a query matches as CSV (UTF-8 with BOM), only the fields and records the caller may see", tag: tag,
+               query: ["filter", "sort", "search", "as"], contentType: "text/csv") { req -> Response in
+            try await Self.export(req, table: try await Self.tableID(req), query: try Self.query(req))
+        }
         api.on(.GET, "bases", ":baseId", "tables", ":tableId", "records", ":recordId", summary: "One record", tag: tag,
                returns: TableRecord.self) { req in
             try await req.rounds.tables.record(table: try await Self.tableID(req), id: req.parameters.require("recordId"), context: req.context(), on: req.db)
@@ -333,6 +357,37 @@ struct TablesRoutes {
         }
         query.cursor = req.query[String.self, at: "cursor"]
         query.deleted = req.query[String.self, at: "deleted"] == "true"
+        if let fields = req.query[String.self, at: "fields"], !fields.isEmpty {
+            query.fields = fields.split(separator: ",").map { String($0) }
+        }
+        if let reader = req.query[String.self, at: "as"], !reader.isEmpty { query.previewAs = reader }
         return query
+    }
+
+    /// Streams a CSV export page by page. The first page is read before the answer starts, so a
+    /// refusal is still a problem document rather than a cut-off file.
+    static func export(_ req: Request, table: String, query: RecordQuery) async throws -> Response {
+        var query = query
+        query.limit = RecordQuery.maximumLimit
+        query.cursor = nil
+        let tables = req.rounds.tables, context = try req.context(), db = req.db
+        let first = try await tables.exportPage(table: table, query, context: context, on: db)
+        let fixed = query
+        let response = Response(status: .ok, body: .init(asyncStream: { writer in
+            var page = first
+            try await writer.write(.buffer(ByteBuffer(string: "\u{FEFF}" + TablesService.csvLine(page.header))))
+            while true {
+                try await writer.write(.buffer(ByteBuffer(string: page.rows.map(TablesService.csvLine).joined())))
+                guard let next = page.next else { break }
+                var q = fixed
+                q.cursor = next
+                page = try await tables.exportPage(table: table, q, context: context, on: db)
+            }
+            try await writer.write(.end)
+        }))
+        response.headers.contentType = HTTPMediaType(type: "text", subType: "csv", parameters: ["charset": "utf-8"])
+        let name = (first.tableName.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "export") + ".csv"
+        response.headers.replaceOrAdd(name: .contentDisposition, value: "attachment; filename=\"export.csv\"; filename*=UTF-8''\(name)")
+        return response
     }
 }
