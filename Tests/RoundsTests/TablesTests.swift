@@ -644,4 +644,20 @@ import Vapor
             #expect(try await Demo.audit("table.record.list", app).contains { $0.outcome == "denied" })
         }
     }
+
+    @Test func theFormulaReferenceListsEveryFunctionWithAnExample() async throws {
+        try await TestApp.with(.sqlite) { app, _ in
+            let nurse = Client(app)
+            try await nurse.login("wang.fang")
+            let page = try await nurse.page("/tables/formulas")
+            #expect(page.status == .ok)
+            let html = page.body.string
+            #expect(FormulaFunctions.reference.count >= 100)
+            for f in FormulaFunctions.reference {
+                #expect(html.contains("id=\"fn-\(f.name)\""), "\(f.name) is missing from the reference")
+            }
+            #expect(html.contains("NETWORKDAYS") && html.contains("href=\"#clinical\"") && html.contains("临床"))
+            #expect(try await Client(app).page("/tables/formulas").status != .ok)
+        }
+    }
 }

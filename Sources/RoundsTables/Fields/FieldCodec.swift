@@ -96,7 +96,13 @@ struct FieldCodec {
         case .checkbox: return .boolean
         case .date: return .date
         case .dateTime, .createdTime, .modifiedTime: return .dateTime
-        case .multiSelect: return .list(.text)
+        case .multiSelect, .link, .lookup: return .list(.text)
+        case .rollup:
+            switch options.aggregate {
+            case .arrayjoin?: return .text
+            case .arrayunique?: return .list(.text)
+            default: return .number
+            }
         case .person: return options.many == true ? .list(.text) : .text
         case .formula: return Self.formulaType(code: options.resultType)
         default: return .text
@@ -189,7 +195,22 @@ struct FieldCodec {
             var unique: [String] = []
             for id in ids where !unique.contains(id) { unique.append(id) }
             return options.many == true ? .text(Self.json(unique)) : .text(ids[0])
-        case .formula, .autoNumber, .createdTime, .modifiedTime, .createdBy, .modifiedBy:
+        case .link:
+            // Record ids, "#12" (a record's number) or the linked record's name; the service
+            // finds each in the linked table.
+            let keys: [String]
+            switch value {
+            case .list(let items): keys = try items.map(text)
+            case .text(let t): keys = t.split(whereSeparator: { $0 == "," || $0 == "，" || $0 == "、" || $0.isNewline })
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            default: keys = [try text(value)]
+            }
+            guard keys.count <= 1_000 else { throw problem("links at most 1,000 records") }
+            guard options.many == true || keys.count <= 1 else { throw problem("links one record") }
+            var unique: [String] = []
+            for k in keys where !unique.contains(k) { unique.append(k) }
+            return unique.isEmpty ? .null : .text(Self.json(unique))
+        case .formula, .autoNumber, .createdTime, .modifiedTime, .createdBy, .modifiedBy, .lookup, .rollup:
             throw problem("is computed by Rounds and cannot be set")
         }
     }
@@ -281,6 +302,7 @@ struct FieldCodec {
         case (.text(let t), .multiSelect):
             return .list(Self.jsonList(t).map { id in .text(options.choices?.first { $0.id == id }?.name ?? id) })
         case (.text(let t), .person) where options.many == true: return .list(Self.jsonList(t).map { .text($0) })
+        case (.text(let t), .link): return .list(Self.jsonList(t).map { .text($0) })
         case (.text(let t), .formula) where resultType == .list(.text): return .list(Self.jsonList(t).map { .text($0) })
         case (.text(let t), _): return .text(t)
         }

@@ -34,22 +34,46 @@ public enum FieldKind: String, Sendable, Codable, CaseIterable {
     case modifiedTime = "modified_time"
     case createdBy = "created_by"
     case modifiedBy = "modified_by"
+    /// Records of another table of the base (or this one), one or many; two-way: the other table
+    /// gets the field that links back. Kept in a junction table both fields share.
+    case link
+    /// A field of the linked records, read through a link.
+    case lookup
+    /// The linked records summed up: count, sum, average, min, max, joined or unique values.
+    case rollup
 
     /// Filled by Rounds, never by the person editing.
     public var isComputed: Bool {
         switch self {
-        case .formula, .autoNumber, .createdTime, .modifiedTime, .createdBy, .modifiedBy: return true
+        case .formula, .autoNumber, .createdTime, .modifiedTime, .createdBy, .modifiedBy, .lookup, .rollup: return true
         default: return false
         }
     }
 
-    /// Kept in a column of its own (the system kinds read the system columns).
+    /// Kept in a column of its own (the system kinds read the system columns, links a junction
+    /// table, lookups and rollups the linked records when read).
     var hasOwnColumn: Bool {
         switch self {
-        case .autoNumber, .createdTime, .modifiedTime, .createdBy, .modifiedBy: return false
+        case .autoNumber, .createdTime, .modifiedTime, .createdBy, .modifiedBy, .link, .lookup, .rollup: return false
         default: return true
         }
     }
+
+    /// Reads other records through a link.
+    var readsLinks: Bool { self == .link || self == .lookup || self == .rollup }
+}
+
+/// How a rollup sums up the linked records.
+public enum RollupAggregate: String, Sendable, Codable, CaseIterable {
+    /// How many records are linked.
+    case count
+    /// How many linked records have a value in the field.
+    case counta
+    case sum, average, min, max
+    /// The values joined with "、".
+    case arrayjoin
+    /// The distinct values.
+    case arrayunique
 }
 
 /// A choice of a single or multi select: its id stays when the name is edited.
@@ -84,11 +108,25 @@ public struct FieldOptions: Sendable, Codable, Equatable {
     public var formula: String?
     /// formula: the type of its result, found when it was saved (decides its column).
     public var resultType: String?
+    /// link: the table linked to (one of the same base's).
+    public var linkTable: String?
+    /// link: the junction table both sides share, and which of its columns is this side's.
+    public var junction: String?
+    public var side: String?
+    /// link: the field of the other table that links back.
+    public var inverse: String?
+    /// lookup, rollup: the link field read through, and the linked table's field read.
+    public var via: String?
+    public var target: String?
+    /// rollup: how the values are summed up.
+    public var aggregate: RollupAggregate?
 
     public init(precision: Int? = nil, unit: String? = nil, symbol: String? = nil, max: Int? = nil,
-                choices: [SelectOption]? = nil, many: Bool? = nil, formula: String? = nil) {
+                choices: [SelectOption]? = nil, many: Bool? = nil, formula: String? = nil,
+                linkTable: String? = nil, via: String? = nil, target: String? = nil, aggregate: RollupAggregate? = nil) {
         self.precision = precision; self.unit = unit; self.symbol = symbol; self.max = max
         self.choices = choices; self.many = many; self.formula = formula
+        self.linkTable = linkTable; self.via = via; self.target = target; self.aggregate = aggregate
     }
 }
 

@@ -32,6 +32,11 @@ struct FormulaPlan {
                 if let missing = reads.first(where: { byName[$0] == nil }) {
                     throw RoundsError.validation("\(field.name): there is no field {\(missing)} in this table")
                 }
+                // Linked records change without this record changing, so a kept formula would go
+                // stale: a rollup sums them up instead.
+                if let linked = reads.first(where: { byName[$0]!.fieldKind.readsLinks }) {
+                    throw RoundsError.validation("\(field.name): {\(linked)} reads linked records; sum them up with a rollup field instead")
+                }
                 guard reads.allSatisfy({ types[$0] != nil }) else { continue }
                 let formula: Formula
                 do { formula = try Formula(source, fields: types) } catch let problem as FormulaProblem {

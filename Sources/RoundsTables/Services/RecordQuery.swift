@@ -111,6 +111,8 @@ struct RecordSQL {
         case .modifiedTime: return (field, .system("modified_at", .real))
         case .createdBy: return (field, .system("created_by", .text))
         case .modifiedBy: return (field, .system("modified_by", .text))
+        case .link, .lookup, .rollup:
+            throw RoundsError.validation("\(field.name): records are sorted, grouped and compared by their own fields, not by what they link to (a link can be filtered as empty, not empty or holding a record)")
         default: return (field, .field(field, field.columnName!, ctx.codecs[field.id!]!.storage))
         }
     }
@@ -175,6 +177,7 @@ struct RecordSQL {
     }
 
     func predicate(_ c: FilterCondition) throws -> any SQLExpression {
+        if let link = seesAll ? ctx.anyField(c.field) : ctx.field(c.field), link.fieldKind == .link { return try linkPredicate(link, c) }
         let (field, column) = try column(c.field)
         let col = SQLIdentifier(column.name)
         let isList = field.fieldKind == .multiSelect || (field.fieldKind == .person && field.fieldOptions.many == true)
@@ -258,6 +261,26 @@ struct RecordSQL {
             case .less: return sqlText("(\(sorted) < \(bind: v.bind))")
             default: return sqlText("(\(sorted) <= \(bind: v.bind))")
             }
+        }
+    }
+
+    /// A link: empty, not empty, or holding a record (by id), through its junction table.
+    func linkPredicate(_ link: TableField, _ c: FilterCondition) throws -> any SQLExpression {
+        guard let junction = link.fieldOptions.junction else { throw RoundsError.validation("\(link.name): this link has no records") }
+        let (mine, other) = TablesService.junctionSides(link)
+        let outer = sqlText("\(ident: ctx.table.sqlName).id")
+        // Live linked records only (a deleted one is not linked for anyone until restored).
+        let target = "ut_" + (link.fieldOptions.linkTable ?? "").filter(\.isHexDigit).lowercased()
+        let exists = sqlText("EXISTS (SELECT 1 FROM \(ident: junction) j JOIN \(ident: target) x ON x.id = j.\(ident: other) WHERE x.deleted_at IS NULL AND j.\(ident: mine) = \(outer)")
+        switch c.op {
+        case .isEmpty: return sqlText("NOT \(exists))")
+        case .isNotEmpty: return sqlText("\(exists))")
+        case .contains, .is, .notContains, .isNot:
+            guard case .text(let id)? = c.value, !id.isEmpty else { throw RoundsError.validation("filter on \(link.name): a record id") }
+            let holds = sqlText("\(exists) AND j.\(ident: other) = \(bind: id))")
+            return c.op == .contains || c.op == .is ? holds : sqlText("NOT \(holds)")
+        default:
+            throw RoundsError.validation("filter on \(link.name): a link is empty, not empty, or holds a record")
         }
     }
 
@@ -462,6 +485,7 @@ extension TablesService {
         statement += "\(SQLList(conditions, separator: SQLRaw(" AND ")))"
         statement += " ORDER BY \(builder.orderBy(keys)) LIMIT \(literal: limit + 1)"
         var rows = try await sql.raw(statement).all().map { try decode($0, ctx) }
+        try await attachLinks(&rows, ctx, on: db)
         let more = rows.count > limit
         if more { rows.removeLast() }
         var next: String?
@@ -490,8 +514,9 @@ extension TablesService {
         }
         try await auditPatients("table.record.list", rows: rows, ctx, context: context, on: db)
         let mrns = try await mrns(of: rows, ctx, on: db)
+        let linked = try await linked(rows, ctx, context: context, on: db)
         return RecordPage(records: rows.map { row in
-            var r = record(row, ctx, mrns: mrns)
+            var r = record(row, ctx, mrns: mrns, linked: linked)
             if let chosen { r.fields = r.fields.filter { chosen.contains($0.key) } }
             return r
         }, next: next)

@@ -71,6 +71,15 @@ extension TablesService {
         let field = TableField()
         field.id = ids.next(); field.tableID = tableID; field.name = name; field.kind = spec.kind.rawValue
         var options = try normalised(spec)
+        var linkPlan: LinkPlan?
+        switch spec.kind {
+        case .link:
+            options.many = options.many ?? true
+            linkPlan = try await planLink(field, options: &options, table: table, on: db)
+        case .lookup, .rollup:
+            try await checkLookup(spec.kind, &options, fields: fields, on: db)
+        default: break
+        }
         field.options = Self.encode(options)
         field.position = (fields.map(\.position).max() ?? -1) + 1
         field.isPrimary = false; field.createdAt = clock.now()
@@ -85,9 +94,10 @@ extension TablesService {
             table.nextColumn += 1
         }
         fields.append(field)
-        let allFields = fields
+        let allFields = fields, link = linkPlan
         try await db.transaction { tx in
             try await field.create(on: tx)
+            if let link { try await self.createLink(link, on: tx) }
             if spec.kind == .patient { table.hasPatients = true }
             try await table.save(on: tx)
             if let column = field.columnName {
@@ -127,6 +137,7 @@ extension TablesService {
                 throw RoundsError.validation("kind: the first field names each record and must stay a simple value")
             }
             guard oldKind.hasOwnColumn || newKind == oldKind else { throw RoundsError.validation("kind: a system field keeps its kind") }
+            guard !newKind.readsLinks else { throw RoundsError.validation("kind: add a new field to link, look up or roll up records") }
             let rules = try await rowRulesUse(fieldID, table: table.id!, on: db)
             guard rules.isEmpty else {
                 throw RoundsError.conflict("the row rule of \(rules.joined(separator: ", ")) filters on this field; change it first")
@@ -134,6 +145,16 @@ extension TablesService {
             field.kind = newKind.rawValue
         }
         var newOptions = try normalised(FieldSpec(name: field.name, kind: newKind, options: options ?? field.fieldOptions))
+        switch newKind {
+        case .link:
+            // Which table and junction a link uses stays; whether it holds one or many may change.
+            var kept = field.fieldOptions
+            kept.many = newOptions.many ?? kept.many
+            newOptions = kept
+        case .lookup, .rollup:
+            try await checkLookup(newKind, &newOptions, fields: fields, on: db)
+        default: break
+        }
         // Formulas reading this field by its old name now read the new one.
         var renamedFormulas: [TableField] = []
         if field.name != oldName {
@@ -260,8 +281,22 @@ extension TablesService {
         guard rules.isEmpty else {
             throw RoundsError.conflict("the row rule of \(rules.joined(separator: ", ")) filters on this field; change it first")
         }
+        let lookups = try await readersThroughLinks(of: field, base: table.baseID, on: db)
+        guard lookups.isEmpty else {
+            throw RoundsError.conflict("\(lookups.map { "“\($0.name)”" }.joined(separator: "、")) read through this field; delete or change them first")
+        }
+        // A link goes with its other side and its junction table.
+        let inverse = field.fieldKind == .link ? try await TableField.find(field.fieldOptions.inverse ?? "", on: db) : nil
+        if let inverse {
+            let theirs = try await rowRulesUse(inverse.id!, table: inverse.tableID, on: db)
+            guard theirs.isEmpty else { throw RoundsError.conflict("a row rule of the linked table filters on the link back; change it first") }
+        }
         try await db.transaction { tx in
             if let column = field.columnName { try await TableSchema(tx).dropColumn(table.sqlName, column) }
+            if field.fieldKind == .link, let junction = field.fieldOptions.junction {
+                try await TableSchema(tx).dropTable(junction)
+                try await inverse?.delete(on: tx)
+            }
             try await field.delete(on: tx)
             let remaining = fields.filter { $0.id != fieldID }
             table.hasPatients = remaining.contains { $0.fieldKind == .patient }

@@ -43,6 +43,26 @@ extension TablesService {
             groupField = ctx.field(groupBy)
             groups = try await self.groups(table: tableID, by: [groupBy], query, context: context, on: db)
         }
+        // A lookup is shown as the field it reads; a link by the linked records' names.
+        var shownAs: [String: TableField] = [:]
+        var linkNames: [String: [String: String]] = [:]
+        for field in ctx.visible where field.fieldKind.readsLinks {
+            let via = field.fieldKind == .link ? field : ctx.fields.first { $0.id == field.fieldOptions.via }
+            guard let via, let target = try await linkedContext(via, ctx, on: db) else { continue }
+            if field.fieldKind == .lookup, let t = target.fields.first(where: { $0.id == field.fieldOptions.target }) { shownAs[field.id!] = t }
+            if field.fieldKind == .link {
+                let ids = Array(Set(page.records.flatMap { r -> [String] in
+                    if case .list(let l)? = r.fields[field.id!] { return l.compactMap { if case .text(let t) = $0 { return t }; return nil } }; return []
+                }))
+                let primary = target.fields.first { $0.isPrimary }!
+                var names: [String: String] = [:]
+                for row in try await rows(ids: ids, target, lock: false, on: db).values {
+                    let name = Self.plain(target.codecs[primary.id!]!.cell(row.values[primary.id!] ?? .null))
+                    names[row.id] = name.isEmpty ? "#\(row.number)" : name
+                }
+                linkNames[field.id!] = names
+            }
+        }
         // Names for the ids on this page, looked up once.
         var staffIDs = Set<String>(), departmentIDs = Set<String>(), mrns = Set<String>()
         for record in page.records {
@@ -54,7 +74,7 @@ extension TablesService {
                 case .list(let l): texts = l.compactMap { if case .text(let t) = $0 { return t }; return nil }
                 default: texts = []
                 }
-                switch field.fieldKind {
+                switch (shownAs[field.id!] ?? field).fieldKind {
                 case .person, .createdBy, .modifiedBy: staffIDs.formUnion(texts)
                 case .department: departmentIDs.formUnion(texts)
                 case .patient: mrns.formUnion(texts)
@@ -89,7 +109,10 @@ extension TablesService {
         }
         let rows = page.records.map { record in
             GridView.Row(record: record, display: Dictionary(ctx.visible.map { f in
-                (f.id!, display(record.fields[f.id!] ?? .null, f, staff: staff, departments: departments, patients: patients))
+                if let names = linkNames[f.id!], case .list(let l)? = record.fields[f.id!] {
+                    return (f.id!, l.compactMap { if case .text(let t) = $0 { return names[t] }; return nil }.joined(separator: "、"))
+                }
+                return (f.id!, display(record.fields[f.id!] ?? .null, shownAs[f.id!] ?? f, staff: staff, departments: departments, patients: patients))
             }, uniquingKeysWith: { a, _ in a }))
         }
         return GridView(base: ctx.base, table: ctx.table, role: ctx.role, readerName: ctx.reader.displayName, columns: columns, rows: rows, next: page.next,

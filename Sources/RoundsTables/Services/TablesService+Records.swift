@@ -129,16 +129,18 @@ extension TablesService {
         if let scope = try recordSQL(ctx, sql).scope() { query += " AND \(scope)" }
         // PostgreSQL: the rows stay ours until the commit (SQLite: the write gate does this).
         if lock, TableDialect(sql) == .postgres { query += " FOR UPDATE" }
-        let found = try await sql.raw(query).all().map { try decode($0, ctx) }
+        var found = try await sql.raw(query).all().map { try decode($0, ctx) }
+        try await attachLinks(&found, ctx, on: db)
         return Dictionary(found.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// The API's record, patient ids shown as MRNs.
-    func record(_ row: Row, _ ctx: TableContext, mrns: [String: String]) -> TableRecord {
+    func record(_ row: Row, _ ctx: TableContext, mrns: [String: String], linked: Linked = .none) -> TableRecord {
         var fields: [String: CellValue] = [:]
         for field in ctx.visible {
             let codec = ctx.codecs[field.id!]!
             switch field.fieldKind {
+            case .link, .lookup, .rollup: fields[field.id!] = linkCell(field, row: row, ctx, linked: linked)
             case .autoNumber: fields[field.id!] = .number(Double(row.number))
             case .createdTime: fields[field.id!] = .text(FieldCodec.isoText(row.createdAt, timeZone))
             case .modifiedTime: fields[field.id!] = .text(FieldCodec.isoText(row.modifiedAt, timeZone))
@@ -211,6 +213,9 @@ extension TablesService {
                         if patient == nil, let byID = try await Patient.find(raw, on: db), byID.hospitalID == ctx.base.hospitalID { patient = byID }
                         guard let patient else { throw CellProblem(field: field.name, reason: "no patient with MRN “\(raw)” in this hospital") }
                         stored = .text(patient.id!)
+                    case .link:
+                        let found = try await resolveLinks(FieldCodec.jsonList(raw), link: field, ctx, on: db)
+                        stored = .text(FieldCodec.json(found))
                     default: break
                     }
                 }
@@ -274,7 +279,8 @@ extension TablesService {
             try await self.insert(checked, ctx, context: context, on: tx)
         }
         let mrns = try await mrns(of: created, ctx, on: db)
-        return created.map { record($0, ctx, mrns: mrns) }
+        let linked = try await linked(created, ctx, context: context, on: db)
+        return created.map { record($0, ctx, mrns: mrns, linked: linked) }
     }
 
     /// Inserts checked records (their formulas computed here), with their history, audit rows and event.
@@ -295,6 +301,9 @@ extension TablesService {
                 binds.append((v[field.id!] ?? (field.fieldKind == .checkbox ? .boolean(false) : .null)).bind(as: ctx.codecs[field.id!]!.storage))
             }
             try await sql.raw("INSERT INTO \(ident: ctx.table.sqlName) (\(idents: columns, joinedBy: ", ")) VALUES (\(binds: binds))").run()
+            for link in ctx.fields where link.fieldKind == .link {
+                if case .text(let list)? = v[link.id!] { try await writeLinks(link, record: row.id, to: FieldCodec.jsonList(list), replacing: false, on: tx) }
+            }
             try await history(ctx, record: row.id, field: nil, action: "created", old: nil, new: nil, version: 1, context: context, on: tx)
             rows.append(row)
         }
@@ -389,6 +398,12 @@ extension TablesService {
                     assignments.append("\(ident: field.columnName!) = \(bind: (values[field.id!] ?? .null).bind(as: ctx.codecs[field.id!]!.storage))")
                 }
                 try await sql.raw("UPDATE \(ident: ctx.table.sqlName) SET \(SQLList(assignments)) WHERE id = \(bind: row.id)").run()
+                for (fieldID, _, new) in changed {
+                    guard let link = ctx.fields.first(where: { $0.id == fieldID }), link.fieldKind == .link else { continue }
+                    var list: [String] = []
+                    if case .text(let t) = new { list = FieldCodec.jsonList(t) }
+                    try await self.writeLinks(link, record: row.id, to: list, replacing: true, on: tx)
+                }
                 for (fieldID, old, new) in changed {
                     let codec = ctx.codecs[fieldID]!
                     try await self.history(ctx, record: row.id, field: fieldID, action: "set", old: codec.cell(old), new: codec.cell(new),
@@ -409,7 +424,8 @@ extension TablesService {
             return out
         }
         let mrns = try await mrns(of: updated, ctx, on: db)
-        return updated.map { record($0, ctx, mrns: mrns) }
+        let linked = try await linked(updated, ctx, context: context, on: db)
+        return updated.map { record($0, ctx, mrns: mrns, linked: linked) }
     }
 
     /// Deletes records softly (they can be restored), or restores them.
@@ -449,7 +465,7 @@ extension TablesService {
         let ctx = try await self.context(.viewer, table: tableID, action: "table.record.read", request: context, on: db)
         guard let row = try await rows(ids: [id], ctx, lock: false, on: db)[id] else { throw RoundsError.notFound("record", id: id) }
         try await auditPatients("table.record.read", rows: [row], ctx, context: context, on: db)
-        return record(row, ctx, mrns: try await mrns(of: [row], ctx, on: db))
+        return record(row, ctx, mrns: try await mrns(of: [row], ctx, on: db), linked: try await linked([row], ctx, context: context, on: db))
     }
 
     public struct HistoryEntry: Sendable, Codable, Equatable {

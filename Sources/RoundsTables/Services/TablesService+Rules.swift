@@ -53,7 +53,8 @@ extension TablesService {
 
     /// The access of a role: its field and row rules, and every formula that reads a hidden field
     /// hidden too (its value would show what the field hides).
-    func access(for role: BaseRole, table: UserTable, fields: [TableField], plan: FormulaPlan, on db: any Database) async throws -> TableAccess {
+    func access(for role: BaseRole, table: UserTable, fields: [TableField], plan: FormulaPlan, throughLinks: Bool = true,
+                on db: any Database) async throws -> TableAccess {
         guard role < .owner else { return .all }
         let rules = try await loadRules(table.id!, on: db)
         var access = TableAccess()
@@ -62,6 +63,20 @@ extension TablesService {
             case .hidden?: access.hidden.insert(fieldID)
             case .readOnly?: access.readOnly.insert(fieldID)
             default: break
+            }
+        }
+        // A lookup or rollup of a field the linked table hides from this role is hidden too, and
+        // so is one through a hidden link.
+        if throughLinks {
+            for field in fields where field.fieldKind == .lookup || field.fieldKind == .rollup {
+                let o = field.fieldOptions
+                if let via = o.via, access.hidden.contains(via) { access.hidden.insert(field.id!); continue }
+                guard let target = o.target, let link = fields.first(where: { $0.id == o.via }), let linkedID = link.fieldOptions.linkTable,
+                      let linked = try await UserTable.find(linkedID, on: db) else { continue }
+                let linkedFields = try await self.fields(of: linkedID, on: db)
+                let theirs = try await self.access(for: role, table: linked, fields: linkedFields,
+                                                   plan: try FormulaPlan(fields: linkedFields, timeZone: timeZone), throughLinks: false, on: db)
+                if theirs.hidden.contains(target) { access.hidden.insert(field.id!) }
             }
         }
         var changed = !access.hidden.isEmpty

@@ -10,6 +10,7 @@ import Vapor
 struct TablesPages {
     func register(_ routes: any RoutesBuilder) {
         routes.get("tables", use: home)
+        routes.get("tables", "formulas", use: formulas)
         routes.post("tables", "bases", use: createBase)
         routes.get("tables", ":baseId", use: base)
         routes.post("tables", ":baseId", "tables", use: createTable)
@@ -60,6 +61,30 @@ struct TablesPages {
         } catch let error as RoundsError where [409, 422].contains(error.status) {
             return req.redirect(to: "/tables", error: error)
         }
+    }
+
+    // MARK: The formula reference
+
+    struct FormulaData: Encodable {
+        struct Function: Encodable { var name: String; var summary: String; var example: String }
+        struct Category: Encodable { var id: String; var title: String; var functions: [Function] }
+        var count: Int
+        var categories: [Category]
+    }
+
+    /// Every function of the formula language with what it does and an example, in the
+    /// reader's language (the list is the engine's own, so it cannot fall behind it).
+    @Sendable func formulas(req: Request) async throws -> Response {
+        _ = try req.context()
+        let t = req.rounds.catalogue.table(req.locale)
+        let all = FormulaFunctions.reference
+        let data = FormulaData(count: all.count, categories: FormulaFunction.Category.allCases.map { c in
+            .init(id: c.rawValue, title: t["formula_category_\(c.rawValue)"] ?? c.rawValue,
+                  functions: all.filter { $0.category == c }.map { f in
+                      .init(name: f.name, summary: req.locale == .en ? f.summaryEN : f.summaryZH, example: f.example)
+                  })
+        })
+        return try await req.page("tables_formulas", title: "formula_reference", data: data)
     }
 
     // MARK: A base
@@ -132,6 +157,10 @@ struct TablesPages {
         var previewing: String?
         var previewAs: String
         var members: [Option]
+        /// For a new link, lookup or rollup: the base's tables, this table's links, the sums.
+        var linkTables: [Option]
+        var links: [Option]
+        var aggregates: [Option]
     }
 
     static let operators: [FilterCondition.Operator] = [.is, .isNot, .contains, .notContains, .greater, .less, .isEmpty, .isNotEmpty, .isMe, .isWithin]
@@ -160,7 +189,9 @@ struct TablesPages {
         let rows = view.rows.map { row in
             GridData.Row(id: row.record.id, number: row.record.number, version: row.record.version, cells: view.columns.map { c in
                 let value = row.record.fields[c.field.id!] ?? .null
-                return GridData.Cell(field: c.field.id!, text: row.display[c.field.id!] ?? "", raw: Self.raw(value, c.kind), editable: c.editable,
+                // A link is edited by the linked records' names, as it is shown.
+                let raw = c.kind == .link ? (row.display[c.field.id!] ?? "") : Self.raw(value, c.kind)
+                return GridData.Cell(field: c.field.id!, text: row.display[c.field.id!] ?? "", raw: raw, editable: c.editable,
                                      kind: c.kind.rawValue)
             })
         }
@@ -187,7 +218,10 @@ struct TablesPages {
             members: view.role.canManage || query.previewAs != nil
                 ? try await tables.members(base: baseID, context: req.context(), on: req.db).map {
                     Option(value: $0.id, label: "\($0.name)（\(t["table_role_\($0.role.rawValue)"] ?? $0.role.rawValue)）", selected: $0.id == q("as"))
-                } : [])
+                } : [],
+            linkTables: view.role.canManage ? try await tables.base(baseID, context: req.context(), on: req.db).tables.map { Option(value: $0.id!, label: $0.name) } : [],
+            links: view.columns.filter { $0.kind == .link }.map { Option(value: $0.field.id!, label: $0.field.name) },
+            aggregates: RollupAggregate.allCases.map { Option(value: $0.rawValue, label: t["rollup_\($0.rawValue)"] ?? $0.rawValue) })
         return try await req.page("tables_grid", title: "tables_title", data: data, flash: req.query[String.self, at: "done"].map { _ in t["saved"] ?? "" },
                                   error: error)
     }
@@ -330,6 +364,16 @@ struct TablesPages {
             if !choices.isEmpty { options.choices = choices.map { SelectOption(id: "", name: $0) } }
             if !field(req, "formula").isEmpty { options.formula = field(req, "formula") }
             if kind == .person, field(req, "many") == "on" { options.many = true }
+            switch kind {
+            case .link:
+                options.linkTable = field(req, "link_table")
+                options.many = field(req, "many") == "on"
+            case .lookup, .rollup:
+                options.via = field(req, "via")
+                options.target = field(req, "target").isEmpty ? nil : field(req, "target")
+                options.aggregate = RollupAggregate(rawValue: field(req, "aggregate"))
+            default: break
+            }
             _ = try await req.rounds.tables.addField(table: tableID, .init(name: field(req, "name"), kind: kind, options: options),
                                                      context: req.context(), on: req.db)
         }
