@@ -92,6 +92,9 @@ public struct Wake: RawRepresentable, Hashable, Sendable, CustomStringConvertibl
         Wake(rawValue: "typing:\(groupID):\(staffID):\(name)")
     }
 
+    /// Records of a user table changed: its open grids look (`table:<tableId>`).
+    public static func tableChanged(_ tableID: String) -> Wake { Wake(rawValue: "table:\(tableID)") }
+
     /// The wake-up a batch of events sends.
     public static func forEvents(_ kinds: some Sequence<EventKind>) -> Wake {
         kinds.contains(where: \.isUrgent) ? .outboxUrgent : .outbox
@@ -100,5 +103,6 @@ public struct Wake: RawRepresentable, Hashable, Sendable, CustomStringConvertibl
     public var isOutbox: Bool { self == .outbox || self == .outboxUrgent }
     public var updatedMessageID: String? { rawValue.hasPrefix("update:") ? String(rawValue.dropFirst(7)) : nil }
     public var isTyping: Bool { rawValue.hasPrefix("typing:") }
+    public var changedTableID: String? { rawValue.hasPrefix("table:") ? String(rawValue.dropFirst(6)) : nil }
     public var description: String { rawValue.isEmpty ? "catch-up" : rawValue }
 }

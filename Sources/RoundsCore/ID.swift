@@ -34,6 +34,14 @@ public struct IDGenerator: Sendable {
         }
     }
 
+    /// The smallest UUIDv7 id of a moment: ids made after it sort above ("what came since").
+    public static func floor(at date: Date) -> String {
+        let millis = UInt64(max(0, date.timeIntervalSince1970 * 1000))
+        let hex = String(millis, radix: 16)
+        let padded = String(repeating: "0", count: max(0, 12 - hex.count)) + hex
+        return "\(padded.prefix(8))-\(padded.suffix(4))-0000-0000-000000000000"
+    }
+
     /// Sequential ids for tests that compare whole values.
     public static func sequential(prefix: String = "id") -> IDGenerator {
         let counter = Counter()

@@ -141,7 +141,7 @@ public actor ChatFeed {
     }
 
     private func wake(_ wake: Wake) async {
-        if wake.isOutbox { return }  // for the outbox dispatcher; the cards follow as .chat
+        if wake.isOutbox || wake.changedTableID != nil { return }  // for the outbox dispatcher and the table feed
         if wake.isTyping {
             await deliverTyping(wake.rawValue)
             return
@@ -249,10 +249,5 @@ public actor ChatFeed {
             .all().map { try $0.decode(column: "id", as: String.self) }
     }
 
-    static func idFloor(_ date: Date) -> String {
-        let millis = UInt64(max(0, date.timeIntervalSince1970 * 1000))
-        let hex = String(millis, radix: 16)
-        let padded = String(repeating: "0", count: max(0, 12 - hex.count)) + hex
-        return "\(padded.prefix(8))-\(padded.suffix(4))-0000-0000-000000000000"
-    }
+    static func idFloor(_ date: Date) -> String { IDGenerator.floor(at: date) }
 }

@@ -43,6 +43,18 @@ extension TablesService {
             groupField = ctx.field(groupBy)
             groups = try await self.groups(table: tableID, by: [groupBy], query, context: context, on: db)
         }
+        let rows = try await gridRows(page.records, ctx, on: db)
+        // A preview is read-only: the owner sees, and does not write, as someone else.
+        let columns = ctx.visible.map { f in
+            GridView.Column(field: f, kind: f.fieldKind, editable: query.previewAs == nil && ctx.isEditable(f),
+                            choices: (f.fieldOptions.choices ?? []).map(\.name))
+        }
+        return GridView(base: ctx.base, table: ctx.table, role: ctx.role, readerName: ctx.reader.displayName, columns: columns, rows: rows, next: page.next,
+                        groups: groups, groupField: groupField)
+    }
+
+    /// Each record's cells in words, as the grid shows them to the context's reader.
+    func gridRows(_ records: [TableRecord], _ ctx: TableContext, on db: any Database) async throws -> [GridView.Row] {
         // A lookup is shown as the field it reads; a link by the linked records' names.
         var shownAs: [String: TableField] = [:]
         var linkNames: [String: [String: String]] = [:]
@@ -51,7 +63,7 @@ extension TablesService {
             guard let via, let target = try await linkedContext(via, ctx, on: db) else { continue }
             if field.fieldKind == .lookup, let t = target.fields.first(where: { $0.id == field.fieldOptions.target }) { shownAs[field.id!] = t }
             if field.fieldKind == .link {
-                let ids = Array(Set(page.records.flatMap { r -> [String] in
+                let ids = Array(Set(records.flatMap { r -> [String] in
                     if case .list(let l)? = r.fields[field.id!] { return l.compactMap { if case .text(let t) = $0 { return t }; return nil } }; return []
                 }))
                 let primary = target.fields.first { $0.isPrimary }!
@@ -65,7 +77,7 @@ extension TablesService {
         }
         // Names for the ids on this page, looked up once.
         var staffIDs = Set<String>(), departmentIDs = Set<String>(), mrns = Set<String>()
-        for record in page.records {
+        for record in records {
             for field in ctx.visible {
                 guard let value = record.fields[field.id!] else { continue }
                 let texts: [String]
@@ -102,12 +114,7 @@ extension TablesService {
                 }
             }
         }
-        // A preview is read-only: the owner sees, and does not write, as someone else.
-        let columns = ctx.visible.map { f in
-            GridView.Column(field: f, kind: f.fieldKind, editable: query.previewAs == nil && ctx.isEditable(f),
-                            choices: (f.fieldOptions.choices ?? []).map(\.name))
-        }
-        let rows = page.records.map { record in
+        return records.map { record in
             GridView.Row(record: record, display: Dictionary(ctx.visible.map { f in
                 if let names = linkNames[f.id!], case .list(let l)? = record.fields[f.id!] {
                     return (f.id!, l.compactMap { if case .text(let t) = $0 { return names[t] }; return nil }.joined(separator: "、"))
@@ -115,8 +122,6 @@ extension TablesService {
                 return (f.id!, display(record.fields[f.id!] ?? .null, shownAs[f.id!] ?? f, staff: staff, departments: departments, patients: patients))
             }, uniquingKeysWith: { a, _ in a }))
         }
-        return GridView(base: ctx.base, table: ctx.table, role: ctx.role, readerName: ctx.reader.displayName, columns: columns, rows: rows, next: page.next,
-                        groups: groups, groupField: groupField)
     }
 
     /// The words of one cell.

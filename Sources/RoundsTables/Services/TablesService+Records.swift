@@ -345,6 +345,7 @@ extension TablesService {
         let payload = TableEvent.RecordChanged(baseID: ctx.base.id!, tableID: ctx.table.id!, recordIDs: rows.map(\.id), fieldIDs: fieldIDs,
                                                actorID: context.principal.id)
         try await events.emit(try PendingEvent(kind, patientID: nil, encounterID: nil, hospitalID: ctx.base.hospitalID, payload: payload), in: tx)
+        try await events.notifier.signal(.tableChanged(ctx.table.id!), on: tx)
     }
 
     /// Changes records, each from the version its writer read. Another person's change since

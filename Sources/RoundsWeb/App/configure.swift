@@ -12,6 +12,7 @@ import RoundsStore
 import RoundsRuntime
 import SQLKit
 import ServiceLifecycle
+import RoundsTables
 import Vapor
 
 /// Wires the app: database and migrations, services, middleware, templates, routes.
@@ -61,9 +62,12 @@ public func configure(_ app: Application, _ configuration: RoundsConfiguration) 
     let feed = ChatFeed(clock: configuration.clock, notifier: app.rounds.notifier, logger: app.logger,
                         safetyTick: configuration.feedSafetyTick, database: { [unowned app] in app.db })
     app.chatFeed = feed
+    let tableFeed = TableFeed(tables: app.rounds.tables, notifier: app.rounds.notifier, logger: app.logger,
+                              safetyTick: configuration.feedSafetyTick, database: { [unowned app] in app.db })
+    app.tableFeed = tableFeed
     var postgresURL: String?
     if case .postgres(let url) = configuration.database { postgresURL = url }
-    app.lifecycle.use(RealtimeLifecycle(feed: feed, notifier: app.rounds.notifier, postgresURL: postgresURL))
+    app.lifecycle.use(RealtimeLifecycle(feed: feed, tableFeed: tableFeed, notifier: app.rounds.notifier, postgresURL: postgresURL))
 
     if configuration.backgroundWork {
         app.lifecycle.use(RuntimeLifecycle(runtime: app.roundsRuntime()))

@@ -3,16 +3,21 @@ import RoundsChat
 import RoundsCore
 import RoundsDirectory
 import RoundsStore
+import RoundsTables
 import Vapor
 
 /// `/api/v1/ws`: a WebSocket per open client. The server pushes `message`, `receipt` and
 /// `typing` events of the signed-in person's groups; the client may send
 /// `{"type":"typing","groupId":"…"}`. After a reconnect the client catches up through
-/// `GET /api/v1/groups/:id/messages?after=<last id seen>`.
+/// `GET /api/v1/groups/:id/messages?after=<last id seen>`. An open grid sends
+/// `{"type":"watch","tableId":"…","records":[ids on its page]}` and then receives `records`
+/// events of that table (see `TableFeed`); a refused watch gets `{"type":"closed"}`.
 struct RealtimeRoutes {
     struct ClientFrame: Decodable {
         var type: String
         var groupId: String?
+        var tableId: String?
+        var records: [String]?
     }
 
     /// Cross-site WebSocket hijacking: the session cookie goes along with a socket opened by any
@@ -45,7 +50,7 @@ struct RealtimeRoutes {
 
     func register(_ routes: any RoutesBuilder, registry: OpenAPIRegistry) {
         registry.add(.init(method: .GET, path: "/api/v1/ws",
-                           summary: "WebSocket (upgrade): live message, receipt and typing events of my groups; send {\"type\":\"typing\",\"groupId\":…}",
+                           summary: "WebSocket (upgrade): live message, receipt and typing events of my groups; send {\"type\":\"typing\",\"groupId\":…}; an open grid sends {\"type\":\"watch\",\"tableId\":…,\"records\":[…]} and receives that table's record changes as it may see them",
                            tag: "chat", body: nil, response: nil, responseIsArray: false, status: 101, query: [],
                            responseContentType: "application/json"))
         routes.grouped(SameOriginOnly()).webSocket("ws", maxFrameSize: .init(integerLiteral: 1 << 16), shouldUpgrade: { req in
@@ -58,14 +63,34 @@ struct RealtimeRoutes {
             let id = await feed.connect(staffID: context.principal.id) { text in
                 try? await ws.send(text)
             }
-            let chat = req.rounds.chat, db = req.db
-            ws.onText { _, text in
-                guard let frame = try? JSONDecoder().decode(ClientFrame.self, from: Data(text.utf8)),
-                      frame.type == "typing", let groupID = frame.groupId else { return }
-                try? await chat.typing(groupID: groupID, context: context, on: db)
+            let chat = req.rounds.chat, tables = req.rounds.tables, tableFeed = req.application.tableFeed, db = req.db
+            ws.onText { ws, text in
+                guard let frame = try? JSONDecoder().decode(ClientFrame.self, from: Data(text.utf8)) else { return }
+                switch frame.type {
+                case "typing":
+                    guard let groupID = frame.groupId else { return }
+                    try? await chat.typing(groupID: groupID, context: context, on: db)
+                case "watch":
+                    guard let tableID = frame.tableId else { return }
+                    // The same check (and audited refusal) as opening the grid.
+                    guard (try? await tables.tableDetail(tableID, context: context, on: db)) != nil else {
+                        try? await ws.send(TableFeed.text(.init(type: "closed", tableId: tableID)))
+                        return
+                    }
+                    await tableFeed.watch(client: id, table: tableID, showing: frame.records ?? [], context: context) { text in
+                        try? await ws.send(text)
+                    }
+                case "unwatch":
+                    await tableFeed.unwatch(client: id)
+                default:
+                    return
+                }
             }
             ws.onClose.whenComplete { _ in
-                Task { await feed.disconnect(id) }
+                Task {
+                    await feed.disconnect(id)
+                    await tableFeed.unwatch(client: id)
+                }
             }
         })
     }
@@ -73,6 +98,17 @@ struct RealtimeRoutes {
 
 extension Application {
     private struct ChatFeedKey: StorageKey { typealias Value = ChatFeed }
+
+    private struct TableFeedKey: StorageKey { typealias Value = TableFeed }
+
+    /// This process's feed of record changes to open grids.
+    public var tableFeed: TableFeed {
+        get {
+            guard let feed = storage[TableFeedKey.self] else { fatalError("configure(_:_:) has not run") }
+            return feed
+        }
+        set { storage[TableFeedKey.self] = newValue }
+    }
 
     /// This process's realtime feed (one per app).
     public var chatFeed: ChatFeed {
@@ -88,18 +124,21 @@ extension Application {
 /// process commits a message.
 final class RealtimeLifecycle: LifecycleHandler, @unchecked Sendable {
     let feed: ChatFeed
+    let tableFeed: TableFeed
     let notifier: ChangeNotifier
     let postgresURL: String?
     private var listener: Task<Void, Never>?
 
-    init(feed: ChatFeed, notifier: ChangeNotifier, postgresURL: String?) {
+    init(feed: ChatFeed, tableFeed: TableFeed, notifier: ChangeNotifier, postgresURL: String?) {
         self.feed = feed
+        self.tableFeed = tableFeed
         self.notifier = notifier
         self.postgresURL = postgresURL
     }
 
     func didBootAsync(_ application: Application) async throws {
         await feed.start()
+        await tableFeed.start()
         if let postgresURL { listener = notifier.listen(postgresURL: postgresURL, logger: application.logger) }
     }
 
@@ -107,5 +146,6 @@ final class RealtimeLifecycle: LifecycleHandler, @unchecked Sendable {
         listener?.cancel()
         _ = await listener?.value
         await feed.stop()
+        await tableFeed.stop()
     }
 }

@@ -190,7 +190,7 @@ struct TablesPages {
             GridData.Row(id: row.record.id, number: row.record.number, version: row.record.version, cells: view.columns.map { c in
                 let value = row.record.fields[c.field.id!] ?? .null
                 // A link is edited by the linked records' names, as it is shown.
-                let raw = c.kind == .link ? (row.display[c.field.id!] ?? "") : Self.raw(value, c.kind)
+                let raw = c.kind == .link ? (row.display[c.field.id!] ?? "") : TablesService.editText(value, c.kind)
                 return GridData.Cell(field: c.field.id!, text: row.display[c.field.id!] ?? "", raw: raw, editable: c.editable,
                                      kind: c.kind.rawValue)
             })
@@ -342,16 +342,6 @@ struct TablesPages {
     }
 
     /// The value an editor starts from.
-    static func raw(_ value: CellValue, _ kind: FieldKind) -> String {
-        switch value {
-        case .null: return ""
-        case .bool(let b): return b ? "true" : "false"
-        case .number(let n): return n == n.rounded() && abs(n) < 1e15 ? String(Int64(n)) : String(n)
-        case .text(let t): return kind == .dateTime ? String(t.prefix(16)) : t
-        case .list(let items): return items.compactMap { if case .text(let t) = $0 { return t }; return nil }.joined(separator: ", ")
-        }
-    }
-
     @Sendable func addField(req: Request) async throws -> Response {
         let baseID = try req.parameters.require("baseId"), tableID = try req.parameters.require("tableId")
         let back = "/tables/\(baseID)/\(tableID)"

@@ -1,5 +1,6 @@
 // The grid: tap a cell to edit it in place (saved through the API with the version it was read
-// at; a cell someone else changed meanwhile is refused with its current value), and CSV import.
+// at; a cell someone else changed meanwhile is refused with its current value), other people's
+// edits shown live (over /api/v1/ws, as this reader may see them), and CSV import.
 (function () {
   var grid = document.getElementById('grid');
   if (!grid) return;
@@ -60,8 +61,11 @@
           showError(prefix + problemText(res.body));
           return;
         }
-        // The page shows each cell's words as the server writes them (names, units): reload the row's view.
-        window.location.reload();
+        // The cell's words (names, units) come back over the socket as the server writes them;
+        // without it, reload the page.
+        var saved = res.body.records && res.body.records[0];
+        if (saved) row.setAttribute('data-version', Math.max(Number(row.getAttribute('data-version')), saved.version));
+        if (!live || live.readyState !== 1) window.location.reload();
       })
       .catch(function () { if (before !== undefined) cell.textContent = before; });
   }
@@ -74,6 +78,56 @@
     var cell = e.target.closest && e.target.closest('td.editable');
     if (cell && e.target === cell && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault(); edit(cell); }
   });
+
+  // Live: apply each pushed record to its row; a row being edited keeps the version it was read
+  // at, so a clash with the same cell is still a 409, never a silent overwrite.
+  var live = null, liveNote = document.getElementById('grid-live'), newCount = 0;
+  function note(text) { liveNote.textContent = text; liveNote.hidden = false; }
+  function applyRecord(rec, by) {
+    var row = grid.querySelector('tr[data-record="' + rec.id + '"]');
+    if (!row) {
+      if (!rec.deleted) { newCount += 1; note(liveNote.getAttribute('data-new').replace('%d', newCount)); }
+      return;
+    }
+    if (rec.deleted) { row.parentNode.removeChild(row); return; }
+    var editing = !!row.querySelector('input,select,textarea');
+    if (!editing) row.setAttribute('data-version', rec.version);
+    Array.prototype.forEach.call(row.querySelectorAll('td[data-field]'), function (cell) {
+      var c = rec.cells[cell.getAttribute('data-field')];
+      if (!c || cell.querySelector('input,select,textarea')) return;
+      if (cell.textContent !== c.text || cell.getAttribute('data-raw') !== c.raw) {
+        cell.textContent = c.text;
+        cell.setAttribute('data-raw', c.raw);
+        cell.classList.add('live-changed');
+        if (by) cell.title = liveNote.getAttribute('data-by').replace('%s', by);
+        setTimeout(function () { cell.classList.remove('live-changed'); }, 3000);
+      }
+    });
+  }
+  function connect() {
+    if (!window.WebSocket || grid.getAttribute('data-live') !== 'true') return;
+    live = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/v1/ws');
+    live.onopen = function () {
+      var ids = Array.prototype.map.call(grid.querySelectorAll('tr[data-record]'), function (r) { return r.getAttribute('data-record'); });
+      live.send(JSON.stringify({ type: 'watch', tableId: grid.getAttribute('data-table'), records: ids }));
+    };
+    live.onmessage = function (e) {
+      var event;
+      try { event = JSON.parse(e.data); } catch (x) { return; }
+      if (event.tableId !== grid.getAttribute('data-table')) return;
+      if (event.type === 'closed') { note(liveNote.getAttribute('data-closed')); live.onclose = null; live.close(); return; }
+      if (event.type !== 'records') return;
+      (event.records || []).forEach(function (rec) { applyRecord(rec, (event.by || []).join('、')); });
+      (event.hidden || []).forEach(function (id) {
+        var row = grid.querySelector('tr[data-record="' + id + '"]');
+        if (row) row.parentNode.removeChild(row);
+      });
+      grid.setAttribute('data-live-events', String(Number(grid.getAttribute('data-live-events') || 0) + 1));
+    };
+    // Reconnect after a dropped network; a reload catches up on what was missed.
+    live.onclose = function () { setTimeout(connect, 3000); };
+  }
+  connect();
 
   var form = document.getElementById('import-form');
   if (form) form.addEventListener('submit', function (e) {
