@@ -43,7 +43,7 @@ struct ProblemMiddleware: AsyncMiddleware {
             if problem.status == 401 { return request.redirect(to: "/login") }
             return try await ErrorPage.render(problem, request: request)
         }
-        let body = Problem(code: problem.code, message: problem.message(locale: request.locale), detail: problem.detail, errors: problem.items)
+        let body = Problem(code: problem.code, message: problem.message(locale: request.locale), detail: problem.detail, errors: CellReasons.localized(problem.items, request.locale))
         let response = Response(status: HTTPResponseStatus(statusCode: problem.status))
         try response.content.encode(body, as: .json)
         response.headers.contentType = HTTPMediaType(type: "application", subType: "problem+json", parameters: ["charset": "utf-8"])

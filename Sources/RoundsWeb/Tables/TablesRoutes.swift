@@ -298,7 +298,10 @@ struct TablesRoutes {
                     throw RoundsError.badRequest("mapping: a JSON object {\"header\": \"field\"}")
                 }
             }
-            return try await req.rounds.tables.importCSV(table: try await Self.tableID(req), text, plan: plan, context: req.context(), on: req.db)
+            var report = try await req.rounds.tables.importCSV(table: try await Self.tableID(req), text, plan: plan, context: req.context(), on: req.db)
+            // Each refused line's reason in the reader's language (the report is read by people).
+            for i in report.refused.indices { report.refused[i].reason = CellReasons.localized(report.refused[i].reason, req.locale) }
+            return report
         }
         api.on(.GET, "bases", ":baseId", "tables", ":tableId", "rules",
                summary: "The table's field rules (hidden or read-only per role) and row rules (a filter over the reader per role); owners",

@@ -39,6 +39,9 @@
       done = true;
       if (!commit || input.value === raw) { cell.textContent = before; return; }
       var value = input.value === '' ? null : (input.type === 'number' ? Number(input.value) : input.value);
+      // What was typed stays in view while it is saved; the server's words for it follow.
+      cell.textContent = input.value;
+      cell.classList.add('saving');
       save(cell, row, value, before);
     }
     input.addEventListener('keydown', function (e) {
@@ -55,6 +58,7 @@
     rounds.fetch(api + '/records', { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
       .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, status: r.status, body: j }; }); })
       .then(function (res) {
+        cell.classList.remove('saving');
         if (!res.ok) {
           if (before !== undefined) cell.textContent = before;
           var prefix = res.status === 409 ? messages.getAttribute('data-conflict') + ' ' : '';
@@ -67,7 +71,7 @@
         if (saved) row.setAttribute('data-version', Math.max(Number(row.getAttribute('data-version')), saved.version));
         if (!live || live.readyState !== 1) window.location.reload();
       })
-      .catch(function () { if (before !== undefined) cell.textContent = before; });
+      .catch(function () { cell.classList.remove('saving'); if (before !== undefined) cell.textContent = before; });
   }
 
   grid.addEventListener('click', function (e) {
