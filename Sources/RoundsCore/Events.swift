@@ -28,6 +28,8 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case tableRecordUpdated = "table.record_updated"
     case tableRecordDeleted = "table.record_deleted"
     case tableRecordRestored = "table.record_restored"
+    /// A comment on a record, with the people it @mentions (payload `TableEvent.Commented`).
+    case tableRecordCommented = "table.record_commented"
 
     /// A critical value: its patient's events go before routine ones, and a routine batch yields.
     public var isUrgent: Bool { self == .observationCritical }

@@ -13,6 +13,20 @@ public enum TableEvent {
             self.baseID = baseID; self.tableID = tableID; self.recordIDs = recordIDs; self.fieldIDs = fieldIDs; self.actorID = actorID
         }
     }
+    public struct Commented: Codable, Sendable, Equatable {
+        public var baseID: String
+        public var tableID: String
+        public var recordID: String
+        public var commentID: String
+        public var authorID: String
+        /// The staff notified (those who may read the record).
+        public var mentioned: [String]
+
+        public init(baseID: String, tableID: String, recordID: String, commentID: String, authorID: String, mentioned: [String]) {
+            self.baseID = baseID; self.tableID = tableID; self.recordID = recordID; self.commentID = commentID
+            self.authorID = authorID; self.mentioned = mentioned
+        }
+    }
 }
 
 /// A person's role on a base (a set of tables), from most to least.

@@ -14,8 +14,16 @@ extension TableBase {
     public var properties: [any AnyProperty] { [$id, $hospitalID, $departmentID, $name, $createdBy, $createdAt, $deletedAt] }
 }
 
+extension TableComment {
+    public var properties: [any AnyProperty] { [$id, $tableID, $recordID, $authorID, $authorName, $text, $createdAt] }
+}
+
 extension TableField {
     public var properties: [any AnyProperty] { [$id, $tableID, $name, $kind, $columnName, $options, $position, $isPrimary, $createdAt] }
+}
+
+extension TableMention {
+    public var properties: [any AnyProperty] { [$id, $commentID, $tableID, $recordID, $staffID, $createdAt, $readAt] }
 }
 
 extension TableRuleSet {
@@ -28,5 +36,5 @@ extension UserTable {
 
 /// The models of RoundsTables with a listed `properties`, for ModelPropertiesTests.
 public enum RoundsTablesModels {
-    public static let all: [any Model.Type] = [BaseGrant.self, CellChange.self, TableBase.self, TableField.self, TableRuleSet.self, UserTable.self]
+    public static let all: [any Model.Type] = [BaseGrant.self, CellChange.self, TableBase.self, TableComment.self, TableField.self, TableMention.self, TableRuleSet.self, UserTable.self]
 }

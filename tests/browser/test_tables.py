@@ -174,3 +174,16 @@ def test_a_table_from_nothing_to_an_import_report(rounds_server, browser, second
     browser.get(grid_url)
     names = [row.find_elements(By.TAG_NAME, "td")[1].text for row in browser.find_elements(By.CSS_SELECTOR, "#grid tbody tr")]
     assert sorted(names) == ["12床评估", "15床评估", "20床评估", "23床评估"]
+
+
+    # The record's own page: its cells, every change (the weight 70 → 72), and a comment.
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#grid tbody tr") if r.find_elements(By.TAG_NAME, "td")[1].text == "12床评估")
+    row.find_element(By.CSS_SELECTOR, "a.record-link").click()
+    history = wait(browser, By.ID, "record-history").text
+    assert "体重：70 → 72" in history and "张丽" in history
+    assert "王建国" in browser.find_element(By.ID, "record-cells").text
+    wait(browser, By.ID, "comment-text").send_keys("明早复查体重，注意骶尾部皮肤")
+    browser.find_element(By.ID, "comment-send").click()
+    until(browser, lambda b: "明早复查体重" in b.find_element(By.ID, "comment-list").text)
+    if SHOTS:
+        browser.save_screenshot(os.path.join(SHOTS, "tables-record-ipad.png"))

@@ -90,6 +90,38 @@ struct CreateTableRules: AsyncMigration {
     }
 }
 
+/// Comments on records, and the people they @mention (each mention a notice until read).
+struct CreateTableComments: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(TableComment.schema)
+            .field("id", .string, .identifier(auto: false))
+            .field("table_id", .string, .required)
+            .field("record_id", .string, .required)
+            .field("author_id", .string, .required)
+            .field("author_name", .string, .required)
+            .field("text", .string, .required)
+            .field("created_at", .datetime, .required)
+            .create()
+        try await database.schema(TableMention.schema)
+            .field("id", .string, .identifier(auto: false))
+            .field("comment_id", .string, .required)
+            .field("table_id", .string, .required)
+            .field("record_id", .string, .required)
+            .field("staff_id", .string, .required)
+            .field("created_at", .datetime, .required)
+            .field("read_at", .datetime)
+            .create()
+        guard let sql = database as? any SQLDatabase else { return }
+        try await sql.create(index: "table_comments_record").on(TableComment.schema).column("record_id").column("id").run()
+        try await sql.create(index: "table_mentions_staff").on(TableMention.schema).column("staff_id").column("id").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(TableMention.schema).delete()
+        try await database.schema(TableComment.schema).delete()
+    }
+}
+
 public enum TablesMigrations {
-    public static var all: [any Migration] { [CreateTableEngine(), CreateTableRules()] }
+    public static var all: [any Migration] { [CreateTableEngine(), CreateTableRules(), CreateTableComments()] }
 }

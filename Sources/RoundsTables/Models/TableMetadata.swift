@@ -110,3 +110,32 @@ public final class TableRuleSet: Model, @unchecked Sendable {
 
     public init() {}
 }
+
+/// A comment on a record.
+public final class TableComment: Model, @unchecked Sendable {
+    public static let schema = "table_comments"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "table_id") public var tableID: String
+    @Field(key: "record_id") public var recordID: String
+    @Field(key: "author_id") public var authorID: String
+    @Field(key: "author_name") public var authorName: String
+    @Field(key: "text") public var text: String
+    @Field(key: "created_at") public var createdAt: Date
+
+    public init() {}
+}
+
+/// Someone @mentioned in a comment: a notice for them until they read it. Only people who may
+/// read the record are mentioned (a notice must not carry a record past its rules).
+public final class TableMention: Model, @unchecked Sendable {
+    public static let schema = "table_mentions"
+    @ID(custom: "id", generatedBy: .user) public var id: String?
+    @Field(key: "comment_id") public var commentID: String
+    @Field(key: "table_id") public var tableID: String
+    @Field(key: "record_id") public var recordID: String
+    @Field(key: "staff_id") public var staffID: String
+    @Field(key: "created_at") public var createdAt: Date
+    @OptionalField(key: "read_at") public var readAt: Date?
+
+    public init() {}
+}

@@ -40,7 +40,7 @@ public struct RecordPatch: Sendable {
 struct TableContext {
     let table: UserTable
     let base: TableBase
-    let role: BaseRole
+    var role: BaseRole
     let fields: [TableField]
     let codecs: [String: FieldCodec]
     let plan: FormulaPlan

@@ -231,6 +231,12 @@ public struct TablesService: Sendable {
     /// choosing whom to preview the table as.
     public func members(base baseID: String, context: RequestContext, on db: any Database) async throws -> [Member] {
         let (base, _) = try await require(.owner, base: baseID, action: "table.base.members", context: context, on: db)
+        return try await members(of: base, on: db)
+    }
+
+    /// Everyone holding a role on the base through a grant (theirs or their department's).
+    func members(of base: TableBase, on db: any Database) async throws -> [Member] {
+        let baseID = base.id!
         let grants = try await BaseGrant.query(on: db).filter(\.$baseID == baseID).all()
         var ids = Set(grants.filter { $0.granteeKind == "staff" }.map(\.granteeID))
         let departments = grants.filter { $0.granteeKind == "department" }.map(\.granteeID)

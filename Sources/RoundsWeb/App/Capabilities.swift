@@ -139,7 +139,7 @@ struct TablesCapability: Capability {
     func makeServices(_ shared: SharedServices) throws -> [any Sendable] {
         [TablesService(clock: shared.clock, ids: shared.ids, audit: shared.audit, events: shared.events, timeZone: Formatting.hospitalTimeZone)]
     }
-    func registerPages(_ signedIn: any RoutesBuilder, public: any RoutesBuilder) { TablesPages().register(signedIn) }
+    func registerPages(_ signedIn: any RoutesBuilder, public: any RoutesBuilder) { TablesPages().register(signedIn); TablesRecordPages().register(signedIn) }
     func registerAPI(_ api: APIBuilder, app: Application) { TablesRoutes(api: api).register() }
 }
 

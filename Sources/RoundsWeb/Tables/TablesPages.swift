@@ -32,6 +32,7 @@ struct TablesPages {
         struct BaseRow: Encodable { var id: String; var name: String; var space: String; var role: String; var tables: Int }
         var bases: [BaseRow]
         var spaces: [Option]
+        var unreadMentions: Int
     }
 
     @Sendable func home(req: Request) async throws -> Response {
@@ -45,7 +46,8 @@ struct TablesPages {
                 .init(id: s.base.id!, name: s.base.name, space: names[s.base.departmentID ?? s.base.hospitalID] ?? "",
                       role: t["table_role_\(s.role.rawValue)"] ?? s.role.rawValue, tables: s.tables.count)
             },
-            spaces: spaces.map { Option(value: $0.id, label: $0.name) })
+            spaces: spaces.map { Option(value: $0.id, label: $0.name) },
+            unreadMentions: try await req.rounds.tables.unreadMentions(context: context, on: req.db))
         return try await req.page("tables_home", title: "tables_title", data: data, error: req.query[String.self, at: "error"])
     }
 

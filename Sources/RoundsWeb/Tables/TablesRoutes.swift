@@ -95,6 +95,32 @@ extension TablesService.HistoryEntry: APISchema {
     static var enums: [String: [String]] { ["action": ["created", "set", "deleted", "restored"]] }
 }
 
+extension TablesService.Comment: Content {}
+extension TablesService.Comment: APISchema {
+    public static var sample: TablesService.Comment {
+        .init(id: "…", recordId: "…", authorId: "…", authorName: "张丽", text: "@李明 请复核体重", mentions: ["…"], createdAt: Date(timeIntervalSince1970: 0))
+    }
+}
+
+extension TablesService.CommentResult: Content {}
+extension TablesService.CommentResult: APISchema {
+    public static var sample: TablesService.CommentResult { .init(comment: .sample, notified: ["李明"], notNotified: []) }
+}
+
+extension TablesService.MentionNotice: Content {}
+extension TablesService.MentionNotice: APISchema {
+    public static var sample: TablesService.MentionNotice {
+        .init(id: "…", baseId: "…", tableId: "…", tableName: "随访登记", recordId: "…", authorName: "张丽", text: "@李明 请复核体重",
+              createdAt: Date(timeIntervalSince1970: 0), read: false)
+    }
+}
+
+struct CommentBody: APISchema {
+    /// "@姓名" mentions someone with a role on the base who may read the record.
+    var text: String
+    static let sample = CommentBody(text: "@李明 请复核体重")
+}
+
 extension RecordQuery: Content {}
 extension RecordQuery: APISchema {
     public static var sample: RecordQuery {
@@ -326,6 +352,27 @@ struct TablesRoutes {
                summary: "Every change of a record: who, when, old → new", tag: tag, returns: TablesService.HistoryEntry.self, array: true) { req in
             try await req.rounds.tables.history(table: try await Self.tableID(req), record: req.parameters.require("recordId"),
                                                 context: req.context(), on: req.db)
+        }
+        api.on(.GET, "bases", ":baseId", "tables", ":tableId", "records", ":recordId", "comments",
+               summary: "A record's comments, oldest first", tag: tag, returns: TablesService.Comment.self, array: true) { req in
+            try await req.rounds.tables.comments(table: try await Self.tableID(req), record: req.parameters.require("recordId"),
+                                                 context: req.context(), on: req.db)
+        }
+        api.on(.POST, "bases", ":baseId", "tables", ":tableId", "records", ":recordId", "comments",
+               summary: "Comment on a record (commenters and above); @姓名 notifies that person if they may read the record",
+               tag: tag, body: CommentBody.self, returns: TablesService.CommentResult.self, status: 201) { req -> Response in
+            let body = try req.content.decode(CommentBody.self)
+            return try await req.rounds.tables.addComment(table: try await Self.tableID(req), record: req.parameters.require("recordId"),
+                                                          text: body.text, context: req.context(), on: req.db)
+                .encodeResponse(status: .created, for: req)
+        }
+        api.on(.GET, "tables", "mentions", summary: "My notices: comments that @mention me, newest first", tag: tag,
+               returns: TablesService.MentionNotice.self, array: true) { req in
+            try await req.rounds.tables.mentions(context: req.context(), on: req.db)
+        }
+        api.on(.POST, "tables", "mentions", "read", summary: "Mark all my notices read", tag: tag, status: 204) { req -> HTTPStatus in
+            try await req.rounds.tables.markMentionsRead(context: req.context(), on: req.db)
+            return .noContent
         }
     }
 

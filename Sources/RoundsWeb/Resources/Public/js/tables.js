@@ -2,6 +2,16 @@
 // at; a cell someone else changed meanwhile is refused with its current value), other people's
 // edits shown live (over /api/v1/ws, as this reader may see them), and CSV import.
 (function () {
+  // A record's comment box: tap a name to @mention them.
+  Array.prototype.forEach.call(document.querySelectorAll('.mention-pick'), function (b) {
+    b.addEventListener('click', function () {
+      var box = document.getElementById('comment-text');
+      box.value = (box.value && !/\s$/.test(box.value) ? box.value + ' ' : box.value) + '@' + b.getAttribute('data-name') + ' ';
+      box.focus();
+    });
+  });
+})();
+(function () {
   var grid = document.getElementById('grid');
   if (!grid) return;
   var api = grid.getAttribute('data-api');
