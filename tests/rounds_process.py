@@ -227,6 +227,13 @@ class Session:
         with self.opener.open(request) as r:
             return r.status, json.loads(r.read())
 
+    def patch(self, path, payload):
+        request = urllib.request.Request(self.base + path, data=json.dumps(payload).encode(), method="PATCH",
+                                         headers={"Content-Type": "application/json", "Accept": "application/json",
+                                                  "X-CSRF-Token": self.csrf})
+        with self.opener.open(request) as r:
+            return r.status, json.loads(r.read())
+
     def post(self, path, payload):
         request = urllib.request.Request(self.base + path, data=json.dumps(payload).encode(), method="POST",
                                          headers={"Content-Type": "application/json", "Accept": "application/json",

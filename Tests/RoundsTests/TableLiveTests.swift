@@ -36,12 +36,17 @@ actor GridInbox {
         let cookie = client.cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
         let inbox = GridInbox()
         let box = RealtimeTests.SocketBox()
+        let hello = RealtimeTests.SocketBox()
         try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/api/v1/ws", headers: ["Cookie": cookie],
                                     on: MultiThreadedEventLoopGroup.singleton) { ws in
-            ws.onText { _, text in await inbox.add(text) }
+            ws.onText { ws, text in
+                if text.contains("\"hello\"") { hello.socket = ws }
+                await inbox.add(text)
+            }
             box.socket = ws
         }
-        for _ in 0..<100 where box.socket == nil { try await Task.sleep(for: .milliseconds(20)) }
+        // Frames are sent once the server has said hello (before, they may be lost).
+        for _ in 0..<200 where hello.socket == nil { try await Task.sleep(for: .milliseconds(20)) }
         let socket = try #require(box.socket)
         let ids = showing.map { "\"\($0)\"" }.joined(separator: ",")
         try await socket.send(#"{"type":"watch","tableId":"\#(table)","records":[\#(ids)]}"#)
@@ -99,6 +104,13 @@ actor GridInbox {
             try await tables.deleteRecords(table: t, ids: [s.theirs.id], context: s.owner, on: app.db)
             let deleted = try await owner.first { $0.records?.first { $0.id == s.theirs.id }?.deleted == true }
             #expect(deleted.type == "records")
+            // New records are counted for the grids that may see them (a reload shows them), not sent.
+            _ = try await tables.createRecords(table: t, [["名称": .text("新病人"), "主管医生": .text(s.doctor.principal.id)],
+                                                           ["名称": .text("她的新病人"), "主管医生": .text(s.nurse.principal.id)]],
+                                               context: s.owner, on: app.db)
+            let added = try await doctor.first { $0.type == "added" }
+            #expect(added.added == 1 && added.records == nil)
+            _ = try await owner.first { $0.type == "added" && $0.added == 2 }
             for socket in [doctorSocket, ownerSocket, strangerSocket] { try await socket.close() }
             await app.server.shutdown()
         }

@@ -121,17 +121,19 @@ public actor ChatFeed {
         }
     }
 
-    public func stop() {
+    /// Stops, after the look in hand has finished: it reads the database, which is closed next.
+    public func stop() async {
         loop?.cancel()
         loop = nil
         deliveryKick?.finish()
-        deliveries?.cancel()
+        let running = deliveries
         deliveries = nil
+        await running?.value
         clients.removeAll()
     }
 
-    public func connect(staffID: String, send: @escaping Send) -> UUID {
-        let id = UUID()
+    @discardableResult
+    public func connect(staffID: String, id: UUID = UUID(), send: @escaping Send) -> UUID {
         clients[id] = Client(staffID: staffID, send: send)
         return id
     }

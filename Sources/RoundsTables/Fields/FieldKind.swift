@@ -87,6 +87,14 @@ public struct SelectOption: Sendable, Codable, Equatable {
         self.id = id; self.name = name; self.color = color
     }
 
+    /// A new choice needs only its name (the id is made, the colour grey until chosen).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decodeIfPresent(String.self, forKey: .id) ?? ""
+        name = try c.decode(String.self, forKey: .name)
+        color = try c.decodeIfPresent(String.self, forKey: .color) ?? "grey"
+    }
+
     public static let colors = ["grey", "blue", "cyan", "green", "yellow", "orange", "red", "pink", "purple"]
 }
 

@@ -10,7 +10,8 @@ import RoundsStore
 /// sends each watcher those records read as that watcher: their row rule and hidden fields
 /// apply, and a patient table's push is an audited read like any other.
 public actor TableFeed {
-    /// What a grid receives (JSON text frames).
+    /// What a grid receives (JSON text frames): `records` (its rows as they are now), `added`
+    /// (how many new records it may see), `closed` (it may no longer read the table).
     public struct Event: Codable, Sendable, Equatable {
         public var type: String  // records, closed
         public var tableId: String
@@ -20,9 +21,12 @@ public actor TableFeed {
         public var hidden: [String]?
         /// Who made the changes.
         public var by: [String]?
+        /// New records it may see that the grid does not show (it offers a reload).
+        public var added: Int?
 
-        public init(type: String, tableId: String, records: [TablesService.LiveRecord]? = nil, hidden: [String]? = nil, by: [String]? = nil) {
-            self.type = type; self.tableId = tableId; self.records = records; self.hidden = hidden; self.by = by
+        public init(type: String, tableId: String, records: [TablesService.LiveRecord]? = nil, hidden: [String]? = nil, by: [String]? = nil,
+                    added: Int? = nil) {
+            self.type = type; self.tableId = tableId; self.records = records; self.hidden = hidden; self.by = by; self.added = added
         }
     }
 
@@ -89,12 +93,14 @@ public actor TableFeed {
         }
     }
 
-    public func stop() {
+    /// Stops, after the look in hand has finished: it reads the database, which is closed next.
+    public func stop() async {
         loop?.cancel()
         loop = nil
         kick?.finish()
-        deliveries?.cancel()
+        let running = deliveries
         deliveries = nil
+        await running?.value
         watchers.removeAll()
     }
 
@@ -146,32 +152,39 @@ public actor TableFeed {
             var recordIDs: [String] = []
             for change in mine where !recordIDs.contains(change.recordID) { recordIDs.append(change.recordID) }
             for (client, watcher) in watchers where watcher.tableID == tableID {
-                let event: Event
                 do {
-                    // In slices: a bulk write of thousands of records arrives as several frames.
-                    var records: [TablesService.LiveRecord] = []
-                    for start in stride(from: 0, to: recordIDs.count, by: 500) {
-                        let slice = Array(recordIDs[start..<min(start + 500, recordIDs.count)])
-                        records += try await tables.liveRecords(table: tableID, ids: slice, context: watcher.context, on: db)
+                    // The grid's own rows in full (in slices: a bulk change arrives as several
+                    // frames); records it does not show only counted, as it may see them.
+                    let shows = recordIDs.filter { watcher.known.contains($0) }
+                    for start in stride(from: 0, to: shows.count, by: 200) {
+                        let slice = Array(shows[start..<min(start + 200, shows.count)])
+                        let records = try await tables.liveRecords(table: tableID, ids: slice, context: watcher.context, on: db)
+                        let shown = Set(records.map(\.id))
+                        let hidden = slice.filter { !shown.contains($0) }
+                        watchers[client]?.known.subtract(hidden)
+                        await watcher.send(Self.text(Event(type: "records", tableId: tableID, records: records, hidden: hidden,
+                                                           by: Self.actors(mine, of: Set(slice)))))
                     }
-                    let shown = Set(records.map(\.id))
-                    let hidden = recordIDs.filter { !shown.contains($0) && watcher.known.contains($0) }
-                    watchers[client]?.known.formUnion(shown)
-                    watchers[client]?.known.subtract(hidden)
-                    guard !records.isEmpty || !hidden.isEmpty else { continue }
-                    var by: [String] = []
-                    for change in mine where (shown.contains(change.recordID) || hidden.contains(change.recordID)) && !by.contains(change.actorName) {
-                        by.append(change.actorName)
+                    let others = recordIDs.filter { !watcher.known.contains($0) }
+                    if !others.isEmpty {
+                        let added = try await tables.visibleCount(table: tableID, ids: others, context: watcher.context, on: db)
+                        if added > 0 {
+                            await watcher.send(Self.text(Event(type: "added", tableId: tableID, by: Self.actors(mine, of: Set(others)), added: added)))
+                        }
                     }
-                    event = Event(type: "records", tableId: tableID, records: records, hidden: hidden, by: by)
                 } catch {
                     // No longer allowed to read the table (role removed, table deleted): the grid stops following it.
                     watchers.removeValue(forKey: client)
-                    event = Event(type: "closed", tableId: tableID)
+                    await watcher.send(Self.text(Event(type: "closed", tableId: tableID)))
                 }
-                await watcher.send(Self.text(event))
             }
         }
+    }
+
+    static func actors(_ changes: [CellChange], of records: Set<String>) -> [String] {
+        var by: [String] = []
+        for change in changes where records.contains(change.recordID) && !by.contains(change.actorName) { by.append(change.actorName) }
+        return by
     }
 
     public static func text(_ event: Event) -> String {

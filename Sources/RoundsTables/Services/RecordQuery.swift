@@ -27,6 +27,19 @@ public struct RecordQuery: Sendable, Codable, Equatable {
     }
 
     public static let maximumLimit = 1_000
+
+    /// Everything may be left out of a query body (the defaults above).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        filter = try c.decodeIfPresent(FilterGroup.self, forKey: .filter)
+        sort = try c.decodeIfPresent([SortKey].self, forKey: .sort) ?? []
+        search = try c.decodeIfPresent(String.self, forKey: .search)
+        limit = try c.decodeIfPresent(Int.self, forKey: .limit) ?? 100
+        cursor = try c.decodeIfPresent(String.self, forKey: .cursor)
+        deleted = try c.decodeIfPresent(Bool.self, forKey: .deleted) ?? false
+        previewAs = try c.decodeIfPresent(String.self, forKey: .previewAs)
+        fields = try c.decodeIfPresent([String].self, forKey: .fields)
+    }
 }
 
 public struct SortKey: Sendable, Codable, Equatable {
@@ -35,6 +48,12 @@ public struct SortKey: Sendable, Codable, Equatable {
     public var descending: Bool
 
     public init(field: String, descending: Bool = false) { self.field = field; self.descending = descending }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        field = try c.decode(String.self, forKey: .field)
+        descending = try c.decodeIfPresent(Bool.self, forKey: .descending) ?? false
+    }
 }
 
 public struct FilterGroup: Sendable, Codable, Equatable {
@@ -45,6 +64,14 @@ public struct FilterGroup: Sendable, Codable, Equatable {
 
     public init(_ conjunction: Conjunction = .and, conditions: [FilterCondition] = [], groups: [FilterGroup] = []) {
         self.conjunction = conjunction; self.conditions = conditions; self.groups = groups
+    }
+
+    /// "and" and no sub-groups unless said.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        conjunction = try c.decodeIfPresent(Conjunction.self, forKey: .conjunction) ?? .and
+        conditions = try c.decodeIfPresent([FilterCondition].self, forKey: .conditions) ?? []
+        groups = try c.decodeIfPresent([FilterGroup].self, forKey: .groups) ?? []
     }
 
     var depth: Int { 1 + (groups.map(\.depth).max() ?? 0) }
@@ -530,6 +557,8 @@ public struct RecordGroup: Sendable, Codable, Equatable {
     public var count: Int
     /// By field id.
     public var sums: [String: Double]
+
+    public init(values: [CellValue], count: Int, sums: [String: Double] = [:]) { self.values = values; self.count = count; self.sums = sums }
 }
 
 extension TablesService {

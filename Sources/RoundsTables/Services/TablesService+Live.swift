@@ -2,6 +2,7 @@ import FluentKit
 import Foundation
 import RoundsCore
 import RoundsStore
+import SQLKit
 
 /// What an open grid receives when records change: each record as that reader sees it now
 /// (their row rule, their hidden fields), the cells in words and in the form the editor takes.
@@ -40,6 +41,20 @@ extension TablesService {
             }
             return LiveRecord(id: row.record.id, number: row.record.number, version: row.record.version, deleted: row.record.deleted, cells: cells)
         }
+    }
+
+    /// How many of `ids` the reader may see (live, inside their row rule): counted in SQL, not read.
+    public func visibleCount(table tableID: String, ids: [String], context: RequestContext, on db: any Database) async throws -> Int {
+        let ctx = try await self.context(.viewer, table: tableID, action: "table.record.read", request: context, on: db)
+        let sql = db as! any SQLDatabase
+        var total = 0
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            let slice = Array(ids[start..<min(start + 500, ids.count)])
+            var query = sqlText("SELECT COUNT(*) AS n FROM \(ident: ctx.table.sqlName) WHERE deleted_at IS NULL AND id IN (\(binds: slice))")
+            if let scope = try recordSQL(ctx, sql).scope() { query += " AND \(scope)" }
+            total += try await sql.raw(query).first()?.decode(column: "n", as: Int.self) ?? 0
+        }
+        return total
     }
 
     /// A cell as its editor takes it (the grid's input), not as it is shown.

@@ -34,9 +34,11 @@ struct TableSchema {
               deleted_at \(unsafeRaw: d.real)
             )
             """).run()
-        // The grid's default order, and "not deleted" on every read.
+        // The grid's default order; and the deleted records, for the bin. Not an index of every
+        // record's deleted_at: "not deleted" matches nearly all of them, and the planner would
+        // pick it over the view's sort index and sort a million rows.
         try await sql.raw("CREATE UNIQUE INDEX \(ident: name + "_number") ON \(ident: name) (auto_number)").run()
-        try await sql.raw("CREATE INDEX \(ident: name + "_live") ON \(ident: name) (deleted_at)").run()
+        try await sql.raw("CREATE INDEX \(ident: name + "_deleted") ON \(ident: name) (deleted_at) WHERE deleted_at IS NOT NULL").run()
     }
 
     func dropTable(_ name: String) async throws {
@@ -54,21 +56,38 @@ struct TableSchema {
         try await sql.raw("ALTER TABLE \(ident: table) DROP COLUMN \(ident: column)").run()
     }
 
-    /// An index for sorting and filtering on a column (a view's sort and filter fields).
-    func ensureIndex(_ table: String, _ column: String) async throws {
-        try await sql.raw("CREATE INDEX IF NOT EXISTS \(ident: "\(table)_\(column)") ON \(ident: table) (\(ident: column))").run()
+    /// An index over `elements` (columns, or the ORDER BY expressions of a sort exactly as the
+    /// records query writes them, so the planner walks it instead of sorting), live records only.
+    func ensureIndex(_ table: String, name: String, elements: String) async throws {
+        try await sql.raw("CREATE INDEX IF NOT EXISTS \(ident: name) ON \(ident: table) (\(unsafeRaw: elements)) WHERE deleted_at IS NULL").run()
     }
 
-    /// The indexes named for a column by `ensureIndex`.
-    private func indexes(on table: String, column: String) async throws -> [String] {
-        let name = "\(table)_\(column)"
+    func dropIndex(_ name: String) async throws {
+        try await sql.raw("DROP INDEX IF EXISTS \(ident: name)").run()
+    }
+
+    /// The view indexes of a table (named ix_…), with their definitions.
+    func viewIndexes(of table: String) async throws -> [(name: String, definition: String)] {
+        let rows: [any SQLRow]
         switch dialect {
         case .sqlite:
-            return try await sql.raw("SELECT name FROM sqlite_master WHERE type = 'index' AND name = \(bind: name)").all()
-                .map { try $0.decode(column: "name", as: String.self) }
+            rows = try await sql.raw("SELECT name, sql AS def FROM sqlite_master WHERE type = 'index' AND tbl_name = \(bind: table) AND name LIKE 'ix\\_%' ESCAPE '\\'").all()
         case .postgres:
-            return try await sql.raw("SELECT indexname AS name FROM pg_indexes WHERE indexname = \(bind: name)").all()
-                .map { try $0.decode(column: "name", as: String.self) }
+            rows = try await sql.raw("SELECT indexname AS name, indexdef AS def FROM pg_indexes WHERE tablename = \(bind: table) AND indexname LIKE 'ix\\_%'").all()
+        }
+        return try rows.map { (try $0.decode(column: "name", as: String.self), (try? $0.decode(column: "def", as: String.self)) ?? "") }
+    }
+
+    /// The view indexes that read a column (dropped with it: SQLite refuses to drop an indexed column).
+    private func indexes(on table: String, column: String) async throws -> [String] {
+        switch dialect {
+        case .sqlite:
+            return try await viewIndexes(of: table).filter { $0.definition.contains("\"\(column)\"") }.map(\.name)
+        case .postgres:
+            let word = try NSRegularExpression(pattern: "\\b\(NSRegularExpression.escapedPattern(for: column))\\b")
+            return try await viewIndexes(of: table).filter { index in
+                word.firstMatch(in: index.definition, range: NSRange(index.definition.startIndex..., in: index.definition)) != nil
+            }.map(\.name)
         }
     }
 

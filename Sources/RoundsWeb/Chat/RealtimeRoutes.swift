@@ -9,7 +9,8 @@ import Vapor
 /// `/api/v1/ws`: a WebSocket per open client. The server pushes `message`, `receipt` and
 /// `typing` events of the signed-in person's groups; the client may send
 /// `{"type":"typing","groupId":"…"}`. After a reconnect the client catches up through
-/// `GET /api/v1/groups/:id/messages?after=<last id seen>`. An open grid sends
+/// `GET /api/v1/groups/:id/messages?after=<last id seen>`. The server's first frame is
+/// `{"type":"hello"}`: frames sent before it may be lost. An open grid then sends
 /// `{"type":"watch","tableId":"…","records":[ids on its page]}` and then receives `records`
 /// events of that table (see `TableFeed`); a refused watch gets `{"type":"closed"}`.
 struct RealtimeRoutes {
@@ -60,9 +61,10 @@ struct RealtimeRoutes {
         }, onUpgrade: { req, ws in
             guard let context = try? req.context() else { try? await ws.close(); return }
             let feed = req.application.chatFeed
-            let id = await feed.connect(staffID: context.principal.id) { text in
-                try? await ws.send(text)
-            }
+            // A frame that arrives before its handler is registered (on the socket's event loop)
+            // is lost: the handlers go first, and `hello` (sent after them, on the same loop)
+            // tells the client it may now send (a grid's watch).
+            let id = UUID()
             let chat = req.rounds.chat, tables = req.rounds.tables, tableFeed = req.application.tableFeed, db = req.db
             ws.onText { ws, text in
                 guard let frame = try? JSONDecoder().decode(ClientFrame.self, from: Data(text.utf8)) else { return }
@@ -92,6 +94,11 @@ struct RealtimeRoutes {
                     await tableFeed.unwatch(client: id)
                 }
             }
+            guard !ws.isClosed else { return }
+            await feed.connect(staffID: context.principal.id, id: id) { text in
+                try? await ws.send(text)
+            }
+            try? await ws.send(#"{"type":"hello"}"#)
         })
     }
 }

@@ -115,6 +115,24 @@ extension TablesService.MentionNotice: APISchema {
     }
 }
 
+extension RecordGroup: Content {}
+extension RecordGroup: APISchema {
+    public static var sample: RecordGroup { RecordGroup(values: [.text("待随访")], count: 12, sums: ["field id": 30]) }
+}
+
+extension TablesService.ViewIndex: Content {}
+extension TablesService.ViewIndex: APISchema {
+    public static var sample: TablesService.ViewIndex { .init(name: "ix_…", definition: "CREATE INDEX …") }
+}
+
+struct IndexBody: APISchema {
+    /// The view's sort (its first page is then read from the index).
+    var sort: [SortKey]?
+    /// Fields the view filters on.
+    var filterFields: [String]?
+    static let sample = IndexBody(sort: [SortKey(field: "随访日期"), SortKey(field: "床号", descending: true)], filterFields: ["状态"])
+}
+
 struct CommentBody: APISchema {
     /// "@姓名" mentions someone with a role on the base who may read the record.
     var text: String
@@ -365,6 +383,30 @@ struct TablesRoutes {
             return try await req.rounds.tables.addComment(table: try await Self.tableID(req), record: req.parameters.require("recordId"),
                                                           text: body.text, context: req.context(), on: req.db)
                 .encodeResponse(status: .created, for: req)
+        }
+        api.on(.GET, "bases", ":baseId", "tables", ":tableId", "groups",
+               summary: "Counts (and sums) per group of up to 3 fields (by=a,b), over the records a filter/search matches; in SQL",
+               tag: tag, returns: RecordGroup.self, array: true, query: ["by", "sums", "filter", "search", "as"]) { req in
+            let by = (req.query[String.self, at: "by"] ?? "").split(separator: ",").map(String.init)
+            let sums = (req.query[String.self, at: "sums"] ?? "").split(separator: ",").map(String.init)
+            return try await req.rounds.tables.groups(table: try await Self.tableID(req), by: by, sums: sums, try Self.query(req),
+                                                      context: req.context(), on: req.db)
+        }
+        api.on(.GET, "bases", ":baseId", "tables", ":tableId", "indexes", summary: "The table's view indexes (owners)", tag: tag,
+               returns: TablesService.ViewIndex.self, array: true) { req in
+            try await req.rounds.tables.indexes(table: try await Self.tableID(req), context: req.context(), on: req.db)
+        }
+        api.on(.PUT, "bases", ":baseId", "tables", ":tableId", "indexes",
+               summary: "Index a view's sort and filter fields (owners; idempotent); answers the table's view indexes", tag: tag,
+               body: IndexBody.self, returns: TablesService.ViewIndex.self, array: true) { req in
+            let body = try req.content.decode(IndexBody.self)
+            return try await req.rounds.tables.createIndexes(table: try await Self.tableID(req), sort: body.sort ?? [], filterFields: body.filterFields ?? [],
+                                                             context: req.context(), on: req.db)
+        }
+        api.on(.DELETE, "bases", ":baseId", "tables", ":tableId", "indexes", ":name", summary: "Drop a view index (owners)", tag: tag,
+               status: 204) { req -> HTTPStatus in
+            try await req.rounds.tables.dropIndex(table: try await Self.tableID(req), name: req.parameters.require("name"), context: req.context(), on: req.db)
+            return .noContent
         }
         api.on(.GET, "tables", "mentions", summary: "My notices: comments that @mention me, newest first", tag: tag,
                returns: TablesService.MentionNotice.self, array: true) { req in

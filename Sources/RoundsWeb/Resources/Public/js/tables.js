@@ -99,10 +99,7 @@
   function note(text) { liveNote.textContent = text; liveNote.hidden = false; }
   function applyRecord(rec, by) {
     var row = grid.querySelector('tr[data-record="' + rec.id + '"]');
-    if (!row) {
-      if (!rec.deleted) { newCount += 1; note(liveNote.getAttribute('data-new').replace('%d', newCount)); }
-      return;
-    }
+    if (!row) return;
     if (rec.deleted) { row.parentNode.removeChild(row); return; }
     var editing = !!row.querySelector('input,select,textarea');
     if (!editing) row.setAttribute('data-version', rec.version);
@@ -121,15 +118,18 @@
   function connect() {
     if (!window.WebSocket || grid.getAttribute('data-live') !== 'true') return;
     live = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/v1/ws');
-    live.onopen = function () {
-      var ids = Array.prototype.map.call(grid.querySelectorAll('tr[data-record]'), function (r) { return r.getAttribute('data-record'); });
-      live.send(JSON.stringify({ type: 'watch', tableId: grid.getAttribute('data-table'), records: ids }));
-    };
     live.onmessage = function (e) {
       var event;
       try { event = JSON.parse(e.data); } catch (x) { return; }
+      // The server is ready for frames once it says hello.
+      if (event.type === 'hello') {
+        var ids = Array.prototype.map.call(grid.querySelectorAll('tr[data-record]'), function (r) { return r.getAttribute('data-record'); });
+        live.send(JSON.stringify({ type: 'watch', tableId: grid.getAttribute('data-table'), records: ids }));
+        return;
+      }
       if (event.tableId !== grid.getAttribute('data-table')) return;
       if (event.type === 'closed') { note(liveNote.getAttribute('data-closed')); live.onclose = null; live.close(); return; }
+      if (event.type === 'added') { newCount += event.added; note(liveNote.getAttribute('data-new').replace('%d', newCount)); return; }
       if (event.type !== 'records') return;
       (event.records || []).forEach(function (rec) { applyRecord(rec, (event.by || []).join('、')); });
       (event.hidden || []).forEach(function (id) {
