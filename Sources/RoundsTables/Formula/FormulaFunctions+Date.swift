@@ -75,18 +75,21 @@ enum DateMath {
         }
     }
 
+    nonisolated(unsafe) static let localDate = try! NSRegularExpression(
+        pattern: #"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$"#)
+
     /// A date written as text: 2026-12-04, 2026/12/4, 2026年12月4日, optionally with a time
     /// (14:30 or 14:30:05), or ISO 8601 with a zone.
     static func parse(_ text: String, _ env: FormulaEnvironment) -> Date? {
         let t = text.trimmingCharacters(in: .whitespaces)
         if t.isEmpty { return nil }
-        let iso = ISO8601DateFormatter()
-        if let d = iso.date(from: t) { return d }
-        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = iso.date(from: t) { return d }
-        let pattern = #"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$"#
-        guard let re = try? NSRegularExpression(pattern: pattern),
-              let m = re.firstMatch(in: t, range: NSRange(t.startIndex..., in: t)) else { return nil }
+        // The local forms first (what people type, and how cells are stored); ISO 8601 with a zone after.
+        guard let m = localDate.firstMatch(in: t, range: NSRange(t.startIndex..., in: t)) else {
+            let iso = ISO8601DateFormatter()
+            if let d = iso.date(from: t) { return d }
+            iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            return iso.date(from: t)
+        }
         func group(_ i: Int) -> Int? { Range(m.range(at: i), in: t).flatMap { Int(t[$0]) } }
         var c = DateComponents()
         c.year = group(1); c.month = group(2); c.day = group(3)

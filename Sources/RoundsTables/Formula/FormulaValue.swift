@@ -116,6 +116,15 @@ enum FormulaText {
     }
 
     static func format(_ date: Date, _ pattern: String, _ zone: TimeZone) -> String {
+        // The two forms cells are stored and shown in, without a formatter (made per call, they
+        // cost more than the rest of a record's write).
+        if pattern == "yyyy-MM-dd" || pattern == "yyyy-MM-dd HH:mm" {
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = zone
+            let c = calendar.dateComponents([.year, .month, .day, .hour, .minute], from: date)
+            let day = String(format: "%04d-%02d-%02d", c.year ?? 0, c.month ?? 0, c.day ?? 0)
+            return pattern == "yyyy-MM-dd" ? day : day + String(format: " %02d:%02d", c.hour ?? 0, c.minute ?? 0)
+        }
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX")
         f.calendar = Calendar(identifier: .gregorian)

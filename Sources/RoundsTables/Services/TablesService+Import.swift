@@ -180,6 +180,7 @@ extension TablesService {
         func check(_ ctx: TableContext) async throws -> (good: [[String: StoredValue]], refused: [ImportReport.Refusal]) {
             var refused: [ImportReport.Refusal] = []
             var good: [[String: StoredValue]] = []
+            let lookups = Lookups()
             for (n, row) in data.enumerated() {
                 var input: [String: CellValue] = [:]
                 for (i, column) in columns.enumerated() where column.field != nil {
@@ -187,7 +188,7 @@ extension TablesService {
                     input[column.field!] = raw.isEmpty ? .null : .text(raw)
                 }
                 var problems: [RoundsError.Item] = []
-                let values = try await stored(input, ctx, path: "line", problems: &problems, on: db)
+                let values = try await stored(input, ctx, path: "line", problems: &problems, lookups: lookups, on: db)
                 if problems.isEmpty { good.append(values) } else {
                     refused += problems.map { .init(line: n + 2, field: String($0.path.dropFirst("line.".count)), reason: $0.reason) }
                 }

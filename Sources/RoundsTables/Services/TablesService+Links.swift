@@ -247,6 +247,22 @@ extension TablesService {
         }
     }
 
+    /// The links of new records, many rows a statement.
+    func insertLinks(_ link: TableField, _ pairs: [(record: String, to: [String])], on tx: any Database) async throws {
+        guard let junction = link.fieldOptions.junction else { return }
+        let sql = tx as! any SQLDatabase
+        let (mine, other) = Self.junctionSides(link)
+        let now = clock.now().timeIntervalSince1970
+        let all = pairs.flatMap { pair in pair.to.enumerated().map { (pair.record, $0.element, now + Double($0.offset) / 1_000_000) } }
+        for start in stride(from: 0, to: all.count, by: 500) {
+            var statement = sqlText("INSERT INTO \(ident: junction) (\(ident: mine), \(ident: other), at) VALUES ")
+            for (k, row) in all[start..<min(start + 500, all.count)].enumerated() {
+                statement += k == 0 ? "(\(bind: row.0), \(bind: row.1), \(bind: row.2))" : ", (\(bind: row.0), \(bind: row.1), \(bind: row.2))"
+            }
+            try await sql.raw(statement).run()
+        }
+    }
+
     /// Replaces a record's links of one field.
     func writeLinks(_ link: TableField, record: String, to ids: [String], replacing: Bool, on tx: any Database) async throws {
         guard let junction = link.fieldOptions.junction else { return }

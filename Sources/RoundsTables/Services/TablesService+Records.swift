@@ -181,10 +181,20 @@ extension TablesService {
 
     // MARK: Checking input
 
+    /// What one batch has already looked up (a thousand records naming the same nurse and ward
+    /// ask once), so a bulk write or an import runs a few queries, not a few per record.
+    final class Lookups: @unchecked Sendable {
+        var staff = Set<String>()
+        var departments = Set<String>()
+        var patients: [String: String] = [:]
+        var links: [String: [String]] = [:]
+        init() {}
+    }
+
     /// Each given value checked and converted; ids of people, departments and patients looked up
     /// (patients by MRN in the base's hospital). Problems are collected, not thrown one by one.
     func stored(_ input: [String: CellValue], _ ctx: TableContext, path: String, problems: inout [RoundsError.Item],
-                on db: any Database) async throws -> [String: StoredValue] {
+                lookups: Lookups = Lookups(), on db: any Database) async throws -> [String: StoredValue] {
         var out: [String: StoredValue] = [:]
         for (key, value) in input {
             guard let field = ctx.field(key) else {
@@ -200,21 +210,39 @@ extension TablesService {
                 if case .text(let raw) = stored {
                     switch field.fieldKind {
                     case .person:
-                        let ids = field.fieldOptions.many == true ? FieldCodec.jsonList(raw) : [raw]
-                        let found = try await Staff.query(on: db).filter(\.$id ~~ ids).count()
-                        if found != Set(ids).count { throw CellProblem(field: field.name, reason: "names someone who is not on the staff") }
+                        let ids = Set(field.fieldOptions.many == true ? FieldCodec.jsonList(raw) : [raw])
+                        let unknown = ids.subtracting(lookups.staff)
+                        if !unknown.isEmpty {
+                            let found = try await Staff.query(on: db).filter(\.$id ~~ Array(unknown)).all(\.$id)
+                            lookups.staff.formUnion(found)
+                            if found.count != unknown.count { throw CellProblem(field: field.name, reason: "names someone who is not on the staff") }
+                        }
                     case .department:
-                        guard let d = try await Department.find(raw, on: db), d.hospitalID == ctx.base.hospitalID else {
-                            throw CellProblem(field: field.name, reason: "is not a department of this hospital")
+                        if !lookups.departments.contains(raw) {
+                            guard let d = try await Department.find(raw, on: db), d.hospitalID == ctx.base.hospitalID else {
+                                throw CellProblem(field: field.name, reason: "is not a department of this hospital")
+                            }
+                            lookups.departments.insert(raw)
                         }
                     case .patient:
                         // By MRN (what people type), or by id (what the API gave back before).
-                        var patient = try await Patient.query(on: db).filter(\.$mrn == raw).filter(\.$hospitalID == ctx.base.hospitalID).first()
-                        if patient == nil, let byID = try await Patient.find(raw, on: db), byID.hospitalID == ctx.base.hospitalID { patient = byID }
-                        guard let patient else { throw CellProblem(field: field.name, reason: "no patient with MRN “\(raw)” in this hospital") }
-                        stored = .text(patient.id!)
+                        if let known = lookups.patients[raw] {
+                            stored = .text(known)
+                        } else {
+                            var patient = try await Patient.query(on: db).filter(\.$mrn == raw).filter(\.$hospitalID == ctx.base.hospitalID).first()
+                            if patient == nil, let byID = try await Patient.find(raw, on: db), byID.hospitalID == ctx.base.hospitalID { patient = byID }
+                            guard let patient else { throw CellProblem(field: field.name, reason: "no patient with MRN “\(raw)” in this hospital") }
+                            lookups.patients[raw] = patient.id!
+                            stored = .text(patient.id!)
+                        }
                     case .link:
-                        let found = try await resolveLinks(FieldCodec.jsonList(raw), link: field, ctx, on: db)
+                        let keys = FieldCodec.jsonList(raw)
+                        let cacheKey = field.id! + "\u{1}" + keys.joined(separator: "\u{1}")
+                        let found: [String]
+                        if let known = lookups.links[cacheKey] { found = known } else {
+                            found = try await resolveLinks(keys, link: field, ctx, on: db)
+                            lookups.links[cacheKey] = found
+                        }
                         stored = .text(FieldCodec.json(found))
                     default: break
                     }
@@ -270,8 +298,9 @@ extension TablesService {
         try await requireWritable(inputs.flatMap { $0.keys.compactMap { ctx.field($0)?.id } }, ctx, action: "table.record.create", context: context, on: db)
         var problems: [RoundsError.Item] = []
         var values: [[String: StoredValue]] = []
+        let lookups = Lookups()
         for (i, input) in inputs.enumerated() {
-            values.append(try await stored(input, ctx, path: "records[\(i)]", problems: &problems, on: db))
+            values.append(try await stored(input, ctx, path: "records[\(i)]", problems: &problems, lookups: lookups, on: db))
         }
         guard problems.isEmpty else { throw Self.refused(problems) }
         let checked = values
@@ -289,23 +318,39 @@ extension TablesService {
         let now = clock.now(), actor = context.principal.id
         let first = try await takeNumbers(ctx.table.id!, count: checked.count, on: tx)
         var rows: [Row] = []
+        var changes: [CellChange] = []
+        var links: [String: [(record: String, to: [String])]] = [:]
         for (i, var v) in checked.enumerated() {
             var row = Row(id: ids.next(), number: first + i, version: 1, createdAt: now, createdBy: actor,
                           modifiedAt: now, modifiedBy: actor, deletedAt: nil, values: [:])
             computeFormulas(&v, row: row, changed: nil, ctx, now: now)
             row.values = v
-            var columns = TableSchema.System.allCases.filter { $0 != .deletedAt }.map(\.rawValue)
-            var binds: [any Encodable & Sendable] = [row.id, row.number, now.timeIntervalSince1970, actor, now.timeIntervalSince1970, actor, 1]
-            for field in ctx.stored {
-                columns.append(field.columnName!)
-                binds.append((v[field.id!] ?? (field.fieldKind == .checkbox ? .boolean(false) : .null)).bind(as: ctx.codecs[field.id!]!.storage))
-            }
-            try await sql.raw("INSERT INTO \(ident: ctx.table.sqlName) (\(idents: columns, joinedBy: ", ")) VALUES (\(binds: binds))").run()
             for link in ctx.fields where link.fieldKind == .link {
-                if case .text(let list)? = v[link.id!] { try await writeLinks(link, record: row.id, to: FieldCodec.jsonList(list), replacing: false, on: tx) }
+                if case .text(let list)? = v[link.id!] { links[link.id!, default: []].append((row.id, FieldCodec.jsonList(list))) }
             }
-            try await history(ctx, record: row.id, field: nil, action: "created", old: nil, new: nil, version: 1, context: context, on: tx)
+            changes.append(change(ctx, record: row.id, field: nil, action: "created", old: nil, new: nil, version: 1, context: context))
             rows.append(row)
+        }
+        // Many rows a statement (within both databases' limits on parameters): a bulk write of a
+        // thousand records is a handful of statements, not thousands.
+        let columns = TableSchema.System.allCases.filter { $0 != .deletedAt }.map(\.rawValue) + ctx.stored.map { $0.columnName! }
+        let perStatement = max(1, min(500, 30_000 / columns.count))
+        for start in stride(from: 0, to: rows.count, by: perStatement) {
+            var statement = sqlText("INSERT INTO \(ident: ctx.table.sqlName) (\(idents: columns, joinedBy: ", ")) VALUES ")
+            for (k, row) in rows[start..<min(start + perStatement, rows.count)].enumerated() {
+                var binds: [any Encodable & Sendable] = [row.id, row.number, now.timeIntervalSince1970, actor, now.timeIntervalSince1970, actor, 1]
+                for field in ctx.stored {
+                    binds.append((row.values[field.id!] ?? (field.fieldKind == .checkbox ? .boolean(false) : .null)).bind(as: ctx.codecs[field.id!]!.storage))
+                }
+                statement += k == 0 ? "(\(binds: binds))" : ", (\(binds: binds))"
+            }
+            try await sql.raw(statement).run()
+        }
+        for link in ctx.fields where link.fieldKind == .link {
+            if let pairs = links[link.id!] { try await insertLinks(link, pairs, on: tx) }
+        }
+        for start in stride(from: 0, to: changes.count, by: 500) {
+            try await Array(changes[start..<min(start + 500, changes.count)]).create(on: tx)
         }
         try await requireWithinRows(rows.map(\.id), ctx, on: tx)
         try await recordWritten(.tableRecordCreated, rows: rows, fieldIDs: [], ctx, context: context, on: tx)
@@ -323,12 +368,17 @@ extension TablesService {
 
     func history(_ ctx: TableContext, record: String, field: String?, action: String, old: CellValue?, new: CellValue?,
                  version: Int, context: RequestContext, on db: any Database) async throws {
+        try await change(ctx, record: record, field: field, action: action, old: old, new: new, version: version, context: context).create(on: db)
+    }
+
+    func change(_ ctx: TableContext, record: String, field: String?, action: String, old: CellValue?, new: CellValue?,
+                version: Int, context: RequestContext) -> CellChange {
         let change = CellChange()
         change.id = ids.next(); change.tableID = ctx.table.id!; change.recordID = record; change.fieldID = field
         change.action = action; change.oldValue = old.map(Self.json); change.newValue = new.map(Self.json)
         change.version = version; change.actorID = context.principal.id; change.actorName = context.principal.displayName
         change.at = clock.now()
-        try await change.create(on: db)
+        return change
     }
 
     static func json(_ value: CellValue) -> String { String(decoding: try! JSONEncoder().encode(value), as: UTF8.self) }
@@ -360,8 +410,9 @@ extension TablesService {
         try await requireWritable(patches.flatMap { $0.fields.keys.compactMap { ctx.field($0)?.id } }, ctx, action: "table.record.update", context: context, on: db)
         var problems: [RoundsError.Item] = []
         var given: [[String: StoredValue]] = []
+        let lookups = Lookups()
         for (i, patch) in patches.enumerated() {
-            given.append(try await stored(patch.fields, ctx, path: "records[\(i)]", problems: &problems, on: db))
+            given.append(try await stored(patch.fields, ctx, path: "records[\(i)]", problems: &problems, lookups: lookups, on: db))
         }
         guard problems.isEmpty else { throw Self.refused(problems) }
         let now = clock.now(), actor = context.principal.id, checked = given
