@@ -65,7 +65,7 @@ extension TablesService {
             throw RoundsError.payloadTooLarge("text: at most \(Self.maximumComment) characters (this one has \(trimmed.count))")
         }
         let ctx = try await self.context(.commenter, table: tableID, action: "table.comment.create", request: context, on: db)
-        guard let row = try await rows(ids: [recordID], ctx, lock: false, on: db)[recordID], row.deletedAt == nil else {
+        guard let row = try await rows(ids: [recordID], ctx, lock: false, links: false, on: db)[recordID], row.deletedAt == nil else {
             try await audit.record("table.comment.create", entityType: "table", entityID: tableID, hospitalID: ctx.base.hospitalID,
                                    outcome: .denied, detail: "record \(recordID.prefix(40)) not readable", context: context, on: db)
             throw RoundsError.notFound("record", id: recordID)
@@ -113,7 +113,7 @@ extension TablesService {
     /// The comments of a record the caller may read, oldest first.
     public func comments(table tableID: String, record recordID: String, context: RequestContext, on db: any Database) async throws -> [Comment] {
         let ctx = try await self.context(.viewer, table: tableID, action: "table.comment.list", request: context, on: db)
-        guard let row = try await rows(ids: [recordID], ctx, lock: false, on: db)[recordID] else { throw RoundsError.notFound("record", id: recordID) }
+        guard let row = try await rows(ids: [recordID], ctx, lock: false, links: false, on: db)[recordID] else { throw RoundsError.notFound("record", id: recordID) }
         try await auditPatients("table.comment.list", rows: [row], ctx, context: context, on: db)
         let comments = try await TableComment.query(on: db).filter(\.$recordID == recordID).filter(\.$tableID == tableID).sort(\.$id).limit(500).all()
         let mentions = try await TableMention.query(on: db).filter(\.$commentID ~~ comments.compactMap(\.id)).all()
@@ -135,7 +135,7 @@ extension TablesService {
                 readable[mention.tableID] = try? await self.context(.viewer, table: mention.tableID, action: "table.mention.list", request: context, on: db)
             }
             guard let ctx = readable[mention.tableID] ?? nil,
-                  let row = try await rows(ids: [mention.recordID], ctx, lock: false, on: db)[mention.recordID], row.deletedAt == nil else { continue }
+                  let row = try await rows(ids: [mention.recordID], ctx, lock: false, links: false, on: db)[mention.recordID], row.deletedAt == nil else { continue }
             try await auditPatients("table.mention.list", rows: [row], ctx, context: context, on: db)
             out.append(MentionNotice(id: mention.id!, baseId: ctx.base.id!, tableId: mention.tableID, tableName: ctx.table.name,
                                      recordId: mention.recordID, authorName: comment.authorName, text: comment.text,
@@ -170,7 +170,7 @@ extension TablesService {
         theirs.role = role
         theirs.reader = reader
         theirs.access = try await access(for: role, table: ctx.table, fields: ctx.fields, plan: ctx.plan, on: db)
-        guard let row = try await rows(ids: [recordID], theirs, lock: false, on: db)[recordID] else { return false }
+        guard let row = try await rows(ids: [recordID], theirs, lock: false, links: false, on: db)[recordID] else { return false }
         return row.deletedAt == nil
     }
 

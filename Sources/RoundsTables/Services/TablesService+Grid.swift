@@ -68,7 +68,7 @@ extension TablesService {
                 }))
                 let primary = target.fields.first { $0.isPrimary }!
                 var names: [String: String] = [:]
-                for row in try await rows(ids: ids, target, lock: false, on: db).values {
+                for row in try await rows(ids: ids, target, lock: false, links: false, on: db).values {
                     let name = Self.plain(target.codecs[primary.id!]!.cell(row.values[primary.id!] ?? .null))
                     names[row.id] = name.isEmpty ? "#\(row.number)" : name
                 }

@@ -145,7 +145,7 @@ extension TablesService {
             guard !ids.isEmpty, let target = try await linkedContext(link, ctx, on: db) else { out.byLink[link.id!] = [:]; continue }
             var found: [Row] = []
             for start in stride(from: 0, to: ids.count, by: 500) {
-                found += try await self.rows(ids: Array(ids[start..<min(start + 500, ids.count)]), target, lock: false, on: db).values
+                found += try await self.rows(ids: Array(ids[start..<min(start + 500, ids.count)]), target, lock: false, links: false, on: db).values
                     .filter { $0.deletedAt == nil }
             }
             try await auditPatients("table.record.list", rows: found, target, context: context, on: db)

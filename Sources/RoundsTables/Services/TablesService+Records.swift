@@ -122,7 +122,9 @@ extension TablesService {
     }
 
     /// Rows by id; those outside the reader's row rule are not there for them.
-    func rows(ids: [String], _ ctx: TableContext, lock: Bool, on db: any Database) async throws -> [String: Row] {
+    /// `links: false` leaves the rows' own links out (a record linked from a million others would
+    /// read them all): for reading through a link, or only checking a record is there.
+    func rows(ids: [String], _ ctx: TableContext, lock: Bool, links: Bool = true, on db: any Database) async throws -> [String: Row] {
         guard !ids.isEmpty else { return [:] }
         let sql = db as! any SQLDatabase
         var query = sqlText("SELECT \(SQLList(selectColumns(ctx))) FROM \(ident: ctx.table.sqlName) WHERE id IN (\(binds: ids))")
@@ -130,7 +132,7 @@ extension TablesService {
         // PostgreSQL: the rows stay ours until the commit (SQLite: the write gate does this).
         if lock, TableDialect(sql) == .postgres { query += " FOR UPDATE" }
         var found = try await sql.raw(query).all().map { try decode($0, ctx) }
-        try await attachLinks(&found, ctx, on: db)
+        if links { try await attachLinks(&found, ctx, on: db) }
         return Dictionary(found.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
