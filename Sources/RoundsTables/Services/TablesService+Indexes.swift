@@ -24,7 +24,7 @@ extension TablesService {
         let ctx = try await self.context(.owner, table: tableID, action: "table.index.create", request: context, on: db)
         let sql = db as! any SQLDatabase
         let builder = recordSQL(ctx, sql, seesAll: true)
-        var wanted: [(String, String)] = []
+        var wanted: [String] = []
         if !sort.isEmpty {
             wanted.append(try Self.elements(builder.orderBy(try builder.keys(sort)), on: sql))
         }
@@ -33,7 +33,7 @@ extension TablesService {
             wanted.append(try Self.elements(SQLIdentifier(column.name), on: sql))
         }
         let schema = TableSchema(db)
-        for (elements, _) in wanted {
+        for elements in wanted {
             try await schema.ensureIndex(ctx.table.sqlName, name: Self.indexName(ctx.table.sqlName, elements), elements: elements)
         }
         // Fresh statistics, so the planner knows a filter on a field of three choices keeps a
@@ -69,11 +69,11 @@ extension TablesService {
     }
 
     /// The SQL text of index elements (no binds: an index holds no parameters).
-    static func elements(_ expression: any SQLExpression, on sql: any SQLDatabase) throws -> (String, String) {
+    static func elements(_ expression: any SQLExpression, on sql: any SQLDatabase) throws -> String {
         var serializer = SQLSerializer(database: sql)
         expression.serialize(to: &serializer)
         guard serializer.binds.isEmpty else { throw RoundsError.validation("sort: this order cannot be indexed") }
-        return (serializer.sql, serializer.sql)
+        return serializer.sql
     }
 
     /// ix_<table>_<hash of the elements>: the same view asks for the same index.

@@ -12,8 +12,6 @@ struct TablesRecordPages {
         routes.post("tables", ":baseId", ":tableId", "records", ":recordId", "comments", use: comment)
     }
 
-    struct Option: Encodable { var value: String; var label: String }
-
     struct RecordData: Encodable {
         struct Cell: Encodable { var name: String; var text: String }
         struct Change: Encodable { var time: String; var who: String; var what: String }
