@@ -88,6 +88,7 @@ let package = Package(
             dependencies: [
                 "RoundsCore", "RoundsStore", "RoundsDirectory", "RoundsHL7", "RoundsDemo",
                 .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

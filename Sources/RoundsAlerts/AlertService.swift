@@ -101,7 +101,8 @@ public struct AlertService: Sendable {
         alert.reportedBy = reportedBy
         alert.testCode = result.code
         alert.testName = result.name
-        alert.value = result.value
+        // A coded critical result is read back by its words ("阳性"), not the lab's code.
+        alert.value = result.valueText.flatMap { $0.isEmpty ? nil : $0 } ?? result.value
         alert.unit = result.unit
         alert.flag = result.flag
         alert.referenceRange = result.referenceRange

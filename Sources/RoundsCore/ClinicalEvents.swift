@@ -64,12 +64,23 @@ public enum ClinicalEvent {
         /// What identifies this result across messages (order number, test, sub-id, value): the
         /// same result sent again carries the same key, a corrected value a new one.
         public var resultKey: String?
+        /// A coded result's text ("阳性" for the code POS); nil for numbers and free text.
+        public var valueText: String?
+        /// The lab's comments (NTE) on this result.
+        public var comment: String?
 
         public init(observationID: String, code: String, name: String, value: String, unit: String?, referenceRange: String?,
-                    flag: String?, critical: Bool, criticalReason: String?, observedAt: Date?, resultKey: String? = nil) {
+                    flag: String?, critical: Bool, criticalReason: String?, observedAt: Date?, resultKey: String? = nil,
+                    valueText: String? = nil, comment: String? = nil) {
             self.observationID = observationID; self.code = code; self.name = name; self.value = value; self.unit = unit
             self.referenceRange = referenceRange; self.flag = flag; self.critical = critical; self.criticalReason = criticalReason
-            self.observedAt = observedAt; self.resultKey = resultKey
+            self.observedAt = observedAt; self.resultKey = resultKey; self.valueText = valueText; self.comment = comment
+        }
+
+        /// What a person reads: a coded result by its text, with the code beside it.
+        public var shownValue: String {
+            guard let text = valueText, !text.isEmpty, text != value else { return value }
+            return "\(text)（\(value)）"
         }
     }
 
@@ -92,11 +103,19 @@ public enum ClinicalEvent {
         public var text: String
         public var attachmentID: String?
         public var author: String?
+        /// Every embedded document in message order (the first is `attachmentID`); nil in events
+        /// written before a report could carry more than one.
+        public var attachmentIDs: [String]?
+        /// The report's NTE comments.
+        public var comment: String?
 
-        public init(reportID: String, documentNumber: String, title: String, text: String, attachmentID: String?, author: String?) {
+        public init(reportID: String, documentNumber: String, title: String, text: String, attachmentID: String?, author: String?,
+                    attachmentIDs: [String]? = nil, comment: String? = nil) {
             self.reportID = reportID; self.documentNumber = documentNumber; self.title = title; self.text = text
-            self.attachmentID = attachmentID; self.author = author
+            self.attachmentID = attachmentID; self.author = author; self.attachmentIDs = attachmentIDs; self.comment = comment
         }
+
+        public var allAttachmentIDs: [String] { attachmentIDs ?? attachmentID.map { [$0] } ?? [] }
     }
 
     /// `assessment.high_risk`: a nursing assessment fell in a high-risk band.

@@ -20,24 +20,27 @@ public enum HL7Builder {
         return String(format: "%04d%02d%02d%02d%02d%02d", c.year ?? 0, c.month ?? 0, c.day ?? 0, c.hour ?? 0, c.minute ?? 0, c.second ?? 0)
     }
 
-    /// An ACK for `inbound` (or for unreadable input, when `inbound` is nil). MSA-2 echoes the
-    /// inbound MSH-10; an ERR segment carries the reason for AE/AR.
+    /// An ACK for `inbound` (or for unreadable input, when `inbound` is nil: then `peek`, the
+    /// header as far as it could be read, names the message). MSA-2 echoes the inbound MSH-10;
+    /// an ERR segment carries the reason for AE/AR.
     public static func ack(
-        for inbound: HL7Message?, code: HL7AckCode, text: String? = nil, errorCode: String? = nil,
+        for inbound: HL7Message?, peek: HL7HeaderPeek? = nil, code: HL7AckCode, text: String? = nil, errorCode: String? = nil,
         controlID: String, at date: Date, application: String = "ROUNDS", facility: String? = nil
     ) -> HL7Message {
         let d = inbound?.delimiters ?? .standard
         let e = { (s: String) in HL7Escaping.escape(s, d) }
-        let version = inbound.map { $0.version.isEmpty ? "2.5" : $0.version } ?? "2.5"
-        let trigger = inbound?.triggerEvent ?? ""
+        let inboundVersion = inbound?.version ?? peek?.version ?? ""
+        let version = inboundVersion.isEmpty || inboundVersion.count > 8 ? "2.5" : inboundVersion
+        let trigger = inbound?.triggerEvent ?? peek?.triggerEvent ?? ""
         var msh = [String(d.field), d.encodingCharacters, e(application), e(facility ?? inbound?["MSH-6"] ?? ""),
-                   e(inbound?.sendingApplication ?? ""), e(inbound?.sendingFacility ?? ""), timestamp(date), "",
+                   e(inbound?.sendingApplication ?? peek?.sendingApplication ?? ""),
+                   e(inbound?.sendingFacility ?? peek?.sendingFacility ?? ""), timestamp(date), "",
                    "ACK" + String(d.component) + e(trigger) + String(d.component) + "ACK", e(controlID), "P", e(version)]
         if let charset = inbound?["MSH-18"], !charset.isEmpty {
             msh += ["", "", "", "", "", e(charset)]
         }
         var segments = [HL7Segment.build("MSH", msh, delimiters: d)]
-        var msa = ["MSA", code.rawValue, e(inbound?.controlID ?? "")]
+        var msa = ["MSA", code.rawValue, e(inbound?.controlID ?? peek?.controlID ?? "")]
         if let text { msa.append(e(String(text.prefix(80)))) }
         segments.append(HL7Segment.build("MSA", Array(msa.dropFirst()), delimiters: d))
         if code != .accept, let text {

@@ -39,7 +39,7 @@ public enum MLLPClient {
                 switch frame {
                 case .message(let ack): return ack
                 case .junk, .truncated: continue
-                case .tooLarge(let size): throw MLLPClientError.frame("acknowledgement of \(size) bytes is over the limit")
+                case .tooLarge(let size, _): throw MLLPClientError.frame("acknowledgement of \(size) bytes is over the limit")
                 }
             }
             throw MLLPClientError.noAcknowledgement(controlID: Self.controlID(payload), timeoutSeconds: timeout.nanoseconds / 1_000_000_000)

@@ -4,7 +4,8 @@ import NIOCore
 /// a frame over the size limit is dropped whole and reported, and the connection stays usable.
 public enum MLLPFrame: Sendable, Equatable {
     case message([UInt8])
-    case tooLarge(size: Int)
+    /// `head`: the first bytes of the frame (up to 4 KiB), so the refusal can name the message.
+    case tooLarge(size: Int, head: [UInt8])
     case junk(count: Int)
     /// The connection closed inside a frame: the bytes after the start block, with no end.
     case truncated([UInt8])
@@ -18,8 +19,11 @@ public struct MLLPFrameDecoder: ByteToMessageDecoder {
     public static let carriageReturn: UInt8 = 0x0D
 
     let maximumSize: Int
+    static let headSize = 4096
     /// Inside an over-sized frame: skipping to its end, having seen this many bytes.
     private var skipping: Int?
+    /// The start of the over-sized frame being skipped.
+    private var skippedHead: [UInt8] = []
     /// How many bytes of the frame being received (from the reader index) were already searched
     /// for its end: each read searches only what is new, so a frame of n bytes arriving in many
     /// reads costs O(n), not O(n²) (5 MiB used to take the event loop for most of a minute).
@@ -36,7 +40,8 @@ public struct MLLPFrameDecoder: ByteToMessageDecoder {
                 buffer.moveReaderIndex(forwardBy: consumed)
                 if buffer.readableBytesView.first == Self.carriageReturn { buffer.moveReaderIndex(forwardBy: 1) }
                 skipping = nil
-                context.fireChannelRead(wrapInboundOut(.tooLarge(size: skipped + consumed)))
+                context.fireChannelRead(wrapInboundOut(.tooLarge(size: skipped + consumed, head: skippedHead)))
+                skippedHead = []
                 return .continue
             }
             skipping = skipped + buffer.readableBytes
@@ -57,6 +62,7 @@ public struct MLLPFrameDecoder: ByteToMessageDecoder {
             searched = view.count
             if buffer.readableBytes - 1 > maximumSize {
                 skipping = buffer.readableBytes
+                skippedHead = Array(view.dropFirst().prefix(Self.headSize))
                 searched = 0
                 buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
             }
@@ -70,7 +76,7 @@ public struct MLLPFrameDecoder: ByteToMessageDecoder {
         buffer.moveReaderIndex(forwardBy: 1)  // FS
         if buffer.readableBytesView.first == Self.carriageReturn { buffer.moveReaderIndex(forwardBy: 1) }
         if payload.count > maximumSize {
-            context.fireChannelRead(wrapInboundOut(.tooLarge(size: payload.count)))
+            context.fireChannelRead(wrapInboundOut(.tooLarge(size: payload.count, head: Array(payload.prefix(Self.headSize)))))
         } else {
             context.fireChannelRead(wrapInboundOut(.message(payload)))
         }

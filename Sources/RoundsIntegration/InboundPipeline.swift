@@ -29,7 +29,7 @@ public struct HL7Submitter: Sendable, Equatable {
 /// What happened to one inbound message.
 public struct Receipt: Sendable {
     public enum Outcome: String, Sendable {
-        case accepted, duplicate, error, rejected
+        case accepted, duplicate, held, error, rejected
     }
 
     public var outcome: Outcome
@@ -100,8 +100,31 @@ public struct InboundPipeline: Sendable {
         // two transactions that both read first ends in SQLITE_BUSY, not a wait).
         // A message with a critical value goes before routine ones.
         // Cancelled while waiting (the server is stopping): nothing stored, so no ACK.
-        return try? await SQLiteWriteGate.serialised(db, urgent: ResultMapper.carriesCriticalValue(parsed, rules: rules), writer: "hl7") {
+        let receipt = try? await SQLiteWriteGate.serialised(db, urgent: ResultMapper.carriesCriticalValue(parsed, rules: rules), writer: "hl7") {
             await apply(bytes, parsed, charset: charset, sender: sender, rules: rules, peer: peer, replayOf: replayOf, submitter: submitter, now: now, on: db)
+        }
+        if let receipt, receipt.outcome == .accepted, parsed.messageType == "ADT", let id = receipt.messageID {
+            await releaseHeld(after: id, on: db)
+        }
+        return receipt
+    }
+
+    /// The orders and results that were held because their patient was not known yet, applied
+    /// in arrival order once an ADT message has made the patient known. A release that fails
+    /// stays held (its replay is stored with the reason).
+    func releaseHeld(after admissionID: String, on db: any Database) async {
+        do {
+            guard let admission = try await HL7MessageRecord.find(admissionID, on: db),
+                  let mrn = admission.patientMRN, let hospitalID = admission.hospitalID else { return }
+            let held = try await HL7MessageRecord.query(on: db).filter(\.$status == Receipt.Outcome.held.rawValue)
+                .filter(\.$patientMRN == mrn).filter(\.$hospitalID == hospitalID).filter(\.$direction == "in")
+                .sort(\.$id).limit(500).all()
+            for message in held {
+                _ = await receive(Array(message.raw), peer: "released after \(admission.messageType) \(admission.controlID ?? "")",
+                                  replayOf: message.id, on: db)
+            }
+        } catch {
+            logger.warning("releasing held HL7 messages failed", metadata: ["error": .string(String(reflecting: error))])
         }
     }
 
@@ -112,12 +135,21 @@ public struct InboundPipeline: Sendable {
         // Concurrent senders may race on the same patient; a conflicting transaction is retried.
         var lastError: (any Error)?
         for attempt in 1...4 {
+            var delivery = Delivery.first
             do {
-                if replayOf == nil, let original = try await HL7ControlID.find(HL7ControlID(sender: sender, controlID: controlID, messageID: "").id, on: db) {
-                    return try await acknowledgeDuplicate(parsed, charset: charset, originalID: original.messageID, now: now, on: db)
+                if replayOf == nil {
+                    delivery = try await priorDelivery(of: bytes, sender: sender, controlID: controlID, on: db)
+                    if case .duplicate(let originalID) = delivery {
+                        return try await acknowledgeDuplicate(parsed, charset: charset, originalID: originalID, now: now, on: db)
+                    }
                 }
                 let record = makeRecord(bytes, message: parsed, charset: charset, sender: sender, status: .accepted, peer: peer, submitter: submitter, now: now)
                 record.replayOf = replayOf
+                if case .reused(let earlierID) = delivery {
+                    record.notice = "control id \(controlID) was used before by message \(earlierID) with different content: "
+                        + "stored and applied as a new message; check the sender's message numbering"
+                }
+                let seen = delivery
                 let eventCount = try await outbox.transaction(on: db) { tx in
                     var ctx = MappingContext(db: tx, message: parsed, messageID: record.id!, now: now, ids: ids, audit: audit,
                                              rules: rules, actor: "hl7:\(sender)", submitter: submitter, peer: peer)
@@ -127,21 +159,44 @@ public struct InboundPipeline: Sendable {
                     record.hospitalID = ctx.hospitalID
                     record.ackCode = HL7AckCode.accept.rawValue
                     try await record.create(on: tx)
-                    if replayOf == nil {
+                    switch (replayOf, seen) {
+                    case (nil, .first):
                         try await HL7ControlID(sender: sender, controlID: controlID, messageID: record.id!).create(on: tx)
+                    case (nil, .reused):
+                        try await HL7ControlID(sender: sender, controlID: controlID, content: bytes, messageID: record.id!).create(on: tx)
+                    default: break
                     }
                     try await outbox.emit(ctx.events, in: tx)
+                    // A held message applied by its replay is released (resends of it are then duplicates).
+                    if let replayOf, let original = try await HL7MessageRecord.find(replayOf, on: tx), original.status == Receipt.Outcome.held.rawValue {
+                        original.status = "released"
+                        try await original.save(on: tx)
+                    }
                     return ctx.events.count
                 }
-                let ack = HL7Builder.ack(for: parsed, code: .accept, controlID: ids.next(), at: now)
+                let ack = HL7Builder.ack(for: parsed, code: .accept, text: record.notice.map { _ in "stored as a new message: control id used before" },
+                                         controlID: ids.next(), at: now)
                 return Receipt(outcome: .accepted, acknowledgement: encode(ack, charset), messageID: record.id,
-                               detail: "\(eventCount) events")
+                               detail: record.notice ?? "\(eventCount) events")
+            } catch let held as HeldForReview {
+                if replayOf != nil {
+                    // Still not applicable: the replay is kept as an error; the original stays held.
+                    return await storeRefusal(bytes, message: parsed, charset: charset, status: .error, ack: .error, reason: held.text,
+                                              errorCode: held.code, peer: peer, submitter: submitter, replayOf: replayOf, now: now, on: db)
+                }
+                do {
+                    return try await hold(bytes, parsed, charset: charset, sender: sender, delivery: delivery, reason: held,
+                                          peer: peer, submitter: submitter, now: now, on: db)
+                } catch {
+                    lastError = error
+                    if attempt < 4 { try? await Task.sleep(for: .milliseconds(20 * attempt)) }
+                }
             } catch let error as MappingError {
                 return await storeRefusal(bytes, message: parsed, charset: charset, status: .error, ack: .error, reason: error.text,
-                                          errorCode: error.code, peer: peer, submitter: submitter, now: now, on: db)
+                                          errorCode: error.code, peer: peer, submitter: submitter, replayOf: replayOf, now: now, on: db)
             } catch let error as UnsupportedMessage {
                 return await storeRefusal(bytes, message: parsed, charset: charset, status: .rejected, ack: .reject, reason: error.text,
-                                          errorCode: error.code, peer: peer, submitter: submitter, now: now, on: db)
+                                          errorCode: error.code, peer: peer, submitter: submitter, replayOf: replayOf, now: now, on: db)
             } catch {
                 // Write conflicts (SQLite busy, PostgreSQL serialisation) are expected under load.
                 logger.log(level: attempt < 4 ? .debug : .warning, "storing HL7 message failed (attempt \(attempt))", metadata: ["control_id": .string(controlID), "error": .string(String(reflecting: error))])
@@ -153,7 +208,7 @@ public struct InboundPipeline: Sendable {
         // the sender with AE. If even that cannot be stored, the database is away: no ACK at all.
         return await storeRefusal(bytes, message: parsed, charset: charset, status: .error, ack: .error,
                                   reason: "internal error while applying the message (\(lastError.map { "\(type(of: $0))" } ?? "unknown"))",
-                                  errorCode: "207", peer: peer, submitter: submitter, now: now, on: db)
+                                  errorCode: "207", peer: peer, submitter: submitter, replayOf: replayOf, now: now, on: db)
     }
 
     /// Critical-value rules change rarely (a configuration, not a feed): read them at most every
@@ -174,11 +229,56 @@ public struct InboundPipeline: Sendable {
     static func map(_ ctx: inout MappingContext) async throws {
         switch ctx.message.messageType {
         case "ADT": try await ADTMapper.apply(&ctx)
-        case "ORM", "OMG", "RDE", "OMP": try await OrderMapper.apply(&ctx)
+        case "ORM", "OML", "OMG", "RDE", "OMP": try await OrderMapper.apply(&ctx)
         case "ORU", "MDM": try await ResultMapper.apply(&ctx)
         default:
             throw UnsupportedMessage(text: "message type \(ctx.message.messageType)^\(ctx.message.triggerEvent) is not supported", code: "200")
         }
+    }
+
+    /// How this sender's control id was seen before.
+    enum Delivery {
+        /// Never: the message's own id.
+        case first
+        /// The same bytes again (a resend after a lost ACK): acknowledged, not processed.
+        case duplicate(String)
+        /// The id of an earlier message with different content (a sender whose counter restarted,
+        /// or a changed result reusing the id): a message in its own right, never to be dropped.
+        case reused(String)
+    }
+
+    func priorDelivery(of bytes: [UInt8], sender: String, controlID: String, on db: any Database) async throws -> Delivery {
+        guard let first = try await HL7ControlID.find(HL7ControlID.key(sender: sender, controlID: controlID), on: db) else { return .first }
+        if let original = try await HL7MessageRecord.find(first.messageID, on: db),
+           HL7ControlID.sameContent(Array(original.raw), bytes) {
+            return .duplicate(first.messageID)
+        }
+        if let again = try await HL7ControlID.find(HL7ControlID.key(sender: sender, controlID: controlID, content: bytes), on: db) {
+            return .duplicate(again.messageID)
+        }
+        return .reused(first.messageID)
+    }
+
+    /// Stores a valid message that is not applied yet, with its control id (so a resend is a
+    /// duplicate of it), and answers AE with the reason.
+    private func hold(_ bytes: [UInt8], _ parsed: HL7Message, charset: HL7Charset, sender: String, delivery: Delivery, reason: HeldForReview,
+                      peer: String?, submitter: HL7Submitter?, now: Date, on db: any Database) async throws -> Receipt {
+        let record = makeRecord(bytes, message: parsed, charset: charset, sender: sender, status: .held, peer: peer, submitter: submitter, now: now)
+        record.error = reason.text
+        record.ackCode = HL7AckCode.error.rawValue
+        record.patientMRN = reason.mrn
+        record.hospitalID = reason.hospitalID
+        try await db.transaction { tx in
+            try await record.create(on: tx)
+            switch delivery {
+            case .first: try await HL7ControlID(sender: sender, controlID: parsed.controlID, messageID: record.id!).create(on: tx)
+            case .reused: try await HL7ControlID(sender: sender, controlID: parsed.controlID, content: bytes, messageID: record.id!).create(on: tx)
+            case .duplicate: break
+            }
+        }
+        logger.notice("HL7 message held", metadata: ["reason": .string(reason.text), "sender": .string(sender)])
+        let ack = HL7Builder.ack(for: parsed, code: .error, text: reason.text, errorCode: reason.code, controlID: ids.next(), at: now)
+        return Receipt(outcome: .held, acknowledgement: encode(ack, charset), messageID: record.id, detail: reason.text)
     }
 
     private func acknowledgeDuplicate(_ message: HL7Message, charset: HL7Charset, originalID: String, now: Date,
@@ -186,6 +286,12 @@ public struct InboundPipeline: Sendable {
         if let original = try await HL7MessageRecord.find(originalID, on: db) {
             original.duplicateCount += 1
             try await original.save(on: db)
+            if original.status == Receipt.Outcome.held.rawValue {
+                // Still waiting: the sender hears so again rather than an AA it would take as applied.
+                let text = "duplicate of a message held for review: " + (original.error ?? "")
+                let ack = HL7Builder.ack(for: message, code: .error, text: text, errorCode: "204", controlID: ids.next(), at: now)
+                return Receipt(outcome: .duplicate, acknowledgement: encode(ack, charset), messageID: originalID, detail: text)
+            }
         }
         let ack = HL7Builder.ack(for: message, code: .accept, text: "duplicate of an accepted message; not processed again",
                                  controlID: ids.next(), at: now)
@@ -194,13 +300,17 @@ public struct InboundPipeline: Sendable {
 
     /// Stores a message that will not be applied, and answers AE or AR with the reason.
     private func storeRefusal(_ bytes: [UInt8], message: HL7Message?, charset: HL7Charset, status: Receipt.Outcome, ack: HL7AckCode,
-                              reason: String, errorCode: String, peer: String?, submitter: HL7Submitter? = nil, now: Date,
-                              on db: any Database) async -> Receipt? {
+                              reason: String, errorCode: String, peer: String?, submitter: HL7Submitter? = nil, replayOf: String? = nil,
+                              now: Date, on db: any Database) async -> Receipt? {
         let sender = message.map { "\($0.sendingApplication)@\($0.sendingFacility)" } ?? "unknown"
         let record = makeRecord(bytes, message: message, charset: charset, sender: sender, status: status, peer: peer, submitter: submitter, now: now)
         record.error = reason
         record.ackCode = ack.rawValue
+        record.replayOf = replayOf
         if let message, let mrn = message["PID-3-1"], !mrn.isEmpty { record.patientMRN = mrn }
+        // Unparseable: the header as far as it reads still names the message (store and MSA-2).
+        let peek = message == nil ? HL7HeaderPeek(bytes) : nil
+        if let peek { label(record, with: peek) }
         do {
             if let message { record.hospitalID = try await Self.hospitalID(of: message, on: db) }
             try await record.create(on: db)
@@ -209,7 +319,7 @@ public struct InboundPipeline: Sendable {
             return nil
         }
         logger.notice("HL7 message \(status.rawValue)", metadata: ["reason": .string(reason), "sender": .string(sender)])
-        let answer = HL7Builder.ack(for: message, code: ack, text: reason, errorCode: errorCode, controlID: ids.next(), at: now)
+        let answer = HL7Builder.ack(for: message, peek: peek, code: ack, text: reason, errorCode: errorCode, controlID: ids.next(), at: now)
         return Receipt(outcome: status, acknowledgement: encode(answer, charset), messageID: record.id, detail: reason)
     }
 
@@ -247,6 +357,16 @@ public struct InboundPipeline: Sendable {
         return record
     }
 
+    /// Names an unparseable message by what its header says (it stays rejected; nothing is applied).
+    private func label(_ record: HL7MessageRecord, with peek: HL7HeaderPeek) {
+        if !peek.controlID.isEmpty { record.controlID = peek.controlID }
+        if !peek.sendingApplication.isEmpty || !peek.sendingFacility.isEmpty {
+            record.sender = "\(peek.sendingApplication)@\(peek.sendingFacility)"
+        }
+        record.messageType = [peek.messageType, peek.triggerEvent].filter { !$0.isEmpty }.joined(separator: "^")
+        if !peek.version.isEmpty { record.version = String(peek.version.prefix(16)) }
+    }
+
     private func encode(_ ack: HL7Message, _ charset: HL7Charset) -> [UInt8] {
         (try? charset.encode(ack.encode())) ?? Array(ack.encode().utf8)
     }
@@ -266,15 +386,18 @@ public struct InboundPipeline: Sendable {
     }
 
     /// An answer for a frame that was too large to read: stored as a note (no bytes kept).
-    public func tooLarge(size: Int, limit: Int, peer: String?, on db: any Database) async -> [UInt8] {
+    /// `head` is the start of the frame: its MSH names the message in the store and in MSA-2.
+    public func tooLarge(size: Int, limit: Int, head: [UInt8] = [], peer: String?, on db: any Database) async -> [UInt8] {
         let now = clock.now()
         let reason = "message of \(size) bytes is larger than the \(limit)-byte limit"
+        let peek = HL7HeaderPeek(head)
         let record = makeRecord([], message: nil, charset: .utf8, sender: "unknown", status: .rejected, peer: peer, now: now)
         record.error = reason
+        if let peek { label(record, with: peek) }
         record.size = size
         record.ackCode = HL7AckCode.reject.rawValue
         try? await record.create(on: db)
-        let ack = HL7Builder.ack(for: nil, code: .reject, text: reason, errorCode: "207", controlID: ids.next(), at: now)
+        let ack = HL7Builder.ack(for: nil, peek: peek, code: .reject, text: reason, errorCode: "207", controlID: ids.next(), at: now)
         return Array(ack.encode().utf8)
     }
 }

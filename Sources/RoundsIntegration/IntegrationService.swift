@@ -65,8 +65,8 @@ public final class IntegrationService: BackgroundListener {
                 // Not stored means not acknowledged: close, so the sender resends.
                 guard let receipt = await pipeline.receive(bytes, peer: peer.address, on: database()) else { return .close }
                 return .reply(receipt.acknowledgement)
-            case .tooLarge(let size):
-                return .reply(await pipeline.tooLarge(size: size, limit: limit, peer: peer.address, on: database()))
+            case .tooLarge(let size, let head):
+                return .reply(await pipeline.tooLarge(size: size, limit: limit, head: head, peer: peer.address, on: database()))
             case .truncated(let bytes):
                 // The sender hung up mid-frame: keep what arrived (rejected); it will resend.
                 await pipeline.truncated(bytes, peer: peer.address, on: database())

@@ -65,17 +65,22 @@ public struct MessageStore: Sendable {
     }
 
     private func visible(_ record: HL7MessageRecord, to principal: Principal) -> Bool {
-        // A message whose hospital could not be told (unknown facility, unreadable) may still
-        // hold patient data: only group-wide users see it.
+        // A message no hospital claims (unknown facility, unreadable) is IT's to sort out: every
+        // hospital's IT sees it, or nobody but the group administrator would ever fix the mapping.
+        // (IT staff, that is: a token limited to one hospital is a machine of that hospital.)
         guard let hospitals = principal.integrationHospitalIDs else { return true }
-        return record.hospitalID.map(hospitals.contains) ?? false
+        return record.hospitalID.map(hospitals.contains) ?? (principal.kind == .staff)
     }
 
     public func search(_ filter: Filter, context: RequestContext, on db: any Database) async throws -> [HL7MessageRecord] {
         try await requireAccess(context, action: "hl7.message.list", on: db)
         let query = HL7MessageRecord.query(on: db)
         if let hospitals = context.principal.integrationHospitalIDs {
-            query.filter(\.$hospitalID ~~ Array(hospitals))
+            if context.principal.kind == .staff {
+                query.group(.or) { $0.filter(\.$hospitalID ~~ Array(hospitals)).filter(\.$hospitalID == nil) }
+            } else {
+                query.filter(\.$hospitalID ~~ Array(hospitals))
+            }
         }
         if let v = filter.messageType { query.filter(\.$messageType, .custom("LIKE"), v.uppercased() + "%") }
         if let v = filter.status { query.filter(\.$status == v) }

@@ -7,7 +7,7 @@ extension ClinicalOrder {
 }
 
 extension ClinicalReport {
-    public var properties: [any AnyProperty] { [$id, $patientID, $encounterID, $documentNumber, $title, $text, $attachmentID, $author, $status, $sourceMessageID, $createdAt] }
+    public var properties: [any AnyProperty] { [$id, $patientID, $encounterID, $documentNumber, $title, $text, $attachmentID, $attachmentIDsJSON, $comment, $author, $status, $sourceMessageID, $createdAt] }
 }
 
 extension CriticalValueRule {
@@ -19,11 +19,11 @@ extension HL7ControlID {
 }
 
 extension HL7MessageRecord {
-    public var properties: [any AnyProperty] { [$id, $direction, $sender, $controlID, $messageType, $version, $charset, $raw, $size, $status, $ackCode, $error, $patientMRN, $patientID, $hospitalID, $peer, $submittedBy, $replayOf, $duplicateCount, $receivedAt] }
+    public var properties: [any AnyProperty] { [$id, $direction, $sender, $controlID, $messageType, $version, $charset, $raw, $size, $status, $ackCode, $error, $patientMRN, $patientID, $hospitalID, $peer, $submittedBy, $replayOf, $duplicateCount, $notice, $receivedAt] }
 }
 
 extension Observation {
-    public var properties: [any AnyProperty] { [$id, $patientID, $encounterID, $orderNumber, $code, $name, $value, $unit, $referenceRange, $abnormalFlag, $isCritical, $observedAt, $sourceMessageID, $createdAt] }
+    public var properties: [any AnyProperty] { [$id, $patientID, $encounterID, $orderNumber, $code, $name, $value, $valueText, $comment, $unit, $referenceRange, $abnormalFlag, $isCritical, $observedAt, $sourceMessageID, $createdAt] }
 }
 
 extension OutboundMessage {

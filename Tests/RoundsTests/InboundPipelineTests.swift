@@ -116,6 +116,7 @@ import Vapor
     @Test(arguments: Backend.all)
     func aDuplicateControlIDIsAcknowledgedButNotProcessedTwice(_ backend: Backend) async throws {
         try await TestApp.with(backend) { app, _ in
+            _ = try await Self.receive(app, fixture: "adt_a01_utf8.hl7")
             let first = try await Self.receive(app, fixture: "oru_r01_critical_k.hl7")
             let second = try await Self.receive(app, fixture: "oru_r01_critical_k.hl7")
             #expect(first.outcome == .accepted)
@@ -169,7 +170,8 @@ import Vapor
             #expect(try await Patient.query(on: app.db).count() == patientsBefore)
             #expect(try await OutboxEvent.query(on: app.db).count() == 0)
 
-            // A discontinue for an order nobody placed.
+            // A discontinue for an order nobody placed (for a patient who is known).
+            #expect(try await Self.receive(app, fixture: "adt_a01_utf8.hl7").outcome == .accepted)
             var dc = try HL7Message.parse(bytes: HL7Fixtures.bytes("orm_o01_change.hl7")).0
             try dc.set("ORC-1", "DC")
             let refused = try await Self.receive(app, Array(dc.encode().utf8))

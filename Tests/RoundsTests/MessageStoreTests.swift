@@ -32,11 +32,11 @@ import VaporTesting
 
             let all = try await it.get("/api/v1/hl7/messages")
             #expect(all.status == .ok)
-            // custom_delimiters names facility SITE, which no hospital has: only group-wide users see it.
-            #expect(try all.decode([HL7MessageDTO].self).map(\.controlId) == ["MSG00004", "MSG00001"])
+            // custom_delimiters names facility SITE, which no hospital claims: IT sees it, to map it.
+            #expect(try all.decode([HL7MessageDTO].self).map(\.controlId) == ["MSG00006", "MSG00004", "MSG00001"])
             let adt = try await it.get("/api/v1/hl7/messages?type=ADT&mrn=MRN10001")
             #expect(try adt.decode([HL7MessageDTO].self).map(\.messageType) == ["ADT^A01"])
-            #expect(try await it.get("/api/v1/hl7/messages?status=error").decode([HL7MessageDTO].self).isEmpty)
+            #expect(try await it.get("/api/v1/hl7/messages?status=error").decode([HL7MessageDTO].self).map(\.controlId) == ["MSG00006"])
 
             let detail = try await it.get("/api/v1/hl7/messages/\(ids["adt_a01_utf8.hl7"]!)")
             #expect(detail.status == .ok)
@@ -56,13 +56,15 @@ import VaporTesting
             #expect(reads.allSatisfy { $0.actorName == "胡斌" && $0.entityID == ids["adt_a01_utf8.hl7"] && $0.patientID != nil })
             #expect(try await Demo.audit("hl7.message.list", app).count == 4)  // her landing page (the store) and three searches
 
-            // The east campus administrator sees none of the main hospital's messages.
+            // The east campus administrator sees none of the main hospital's messages, only the
+            // one no hospital claims.
             let east = Client(app)
             try await east.login("luo.jie")
-            #expect(try await east.get("/api/v1/hl7/messages").decode([HL7MessageDTO].self).isEmpty)
+            #expect(try await east.get("/api/v1/hl7/messages").decode([HL7MessageDTO].self).map(\.controlId) == ["MSG00006"])
             #expect(try await east.get("/api/v1/hl7/messages/\(ids["adt_a01_utf8.hl7"]!)").status == .notFound)
+            #expect(try await east.get("/api/v1/hl7/messages/\(ids["custom_delimiters.hl7"]!)").status == .ok)
 
-            // The group administrator sees the unattributed one too.
+            // The group administrator sees all three.
             let admin = Client(app)
             try await admin.login("admin")
             #expect(try await admin.get("/api/v1/hl7/messages").decode([HL7MessageDTO].self).count == 3)
@@ -100,12 +102,18 @@ import VaporTesting
             try await admin.login("admin")
             // Still failing: the replay is stored too, with the same reason.
             let again = try await admin.request(.POST, "/api/v1/hl7/messages/\(failed)/replay", headers: ["X-CSRF-Token": admin.csrf ?? ""])
-            #expect(try again.decode(ReceiptDTO.self).outcome == "error")
+            let stillFailing = try again.decode(ReceiptDTO.self)
+            #expect(stillFailing.outcome == "error")
+            // …and linked to the message it replays, like a successful replay.
+            #expect(try await HL7MessageRecord.find(stillFailing.messageId, on: app.db)?.replayOf == failed)
 
             // IT sets the lab's facility code on the east hospital; the replay now applies.
             let east = try await Demo.hospital("HK02", app)
             east.hl7Facility = "SITE"
             try await east.save(on: app.db)
+            // Before the patient is registered there, the replay would be held: register her.
+            try await Patient(id: "p-anne", hospitalID: east.id!, mrn: "MRN20002", name: "Anne Smith", gender: .female,
+                              birthDate: "1980-01-01", allergies: nil, createdAt: Date()).create(on: app.db)
             let replay = try await admin.request(.POST, "/api/v1/hl7/messages/\(failed)/replay", headers: ["X-CSRF-Token": admin.csrf ?? ""])
             #expect(replay.status == .ok)
             let receipt = try replay.decode(ReceiptDTO.self)

@@ -213,7 +213,8 @@ public struct ChatService: Sendable {
 
     static func resultCard(_ results: ClinicalEvent.ResultsReported, patientID: String?) -> Card {
         let fields = results.observations.map { o in
-            Card.Field(o.name, [o.value, o.unit].compactMap { $0 }.joined(separator: " ") + (AbnormalFlag.inWords(o.flag) ?? ""))
+            Card.Field(o.name, [o.shownValue, o.unit].compactMap { $0 }.joined(separator: " ") + (AbnormalFlag.inWords(o.flag) ?? "")
+                       + (o.comment.map { "；备注：\(String($0.prefix(200)))" } ?? ""))
         }
         let critical = results.observations.contains(where: \.critical)
         let abnormal = results.observations.contains { ($0.flag ?? "N") != "N" && !($0.flag ?? "").isEmpty }
@@ -224,10 +225,14 @@ public struct ChatService: Sendable {
 
     static func reportCard(_ report: ClinicalEvent.ReportReceived, patientID: String?) -> Card {
         var buttons: [Card.Button] = []
-        if let attachment = report.attachmentID { buttons.append(.init(label: "查看 PDF", url: "/attachments/\(attachment)")) }
+        let attachments = report.allAttachmentIDs
+        for (n, attachment) in attachments.enumerated() {
+            buttons.append(.init(label: attachments.count > 1 ? "查看附件 \(n + 1)" : "查看附件", url: "/attachments/\(attachment)"))
+        }
         if let patientID { buttons.append(.init(label: "查看报告", url: "/patients/\(patientID)#reports")) }
         return Card(title: "报告 · \(report.title)", severity: .info,
                     fields: [.init("报告号", report.documentNumber), .init("内容", String(report.text.prefix(300)))]
+                        + (report.comment.map { [Card.Field("备注", String($0.prefix(300)))] } ?? [])
                         + (report.author.map { [Card.Field("报告医生", $0)] } ?? []),
                     buttons: buttons)
     }

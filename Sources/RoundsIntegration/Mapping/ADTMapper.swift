@@ -28,6 +28,20 @@ enum ADTMapper {
 
     /// Registers the patient from PID, or refreshes the demographics of a known one. Only ADT
     /// refreshes: the HIS owns demographics, and a lab or order feed may carry an older spelling.
+    /// The patient an order or result is about, who must be known already: a result for an MRN
+    /// Rounds has never seen is held for review (and applied when the admission arrives), not
+    /// turned into a patient with no stay whom no ward would ever see.
+    static func knownPatient(_ ctx: inout MappingContext, hospital: Hospital) async throws -> Patient {
+        let mrn = try ctx.medicalRecordNumber()
+        ctx.patientMRN = mrn
+        guard let known = try await Patient.query(on: ctx.db).filter(\.$hospitalID == hospital.id!).filter(\.$mrn == mrn).first() else {
+            throw HeldForReview(text: "no patient with MRN \(mrn) in \(hospital.code): held for review; applied when the patient's admission arrives",
+                                code: "204", mrn: mrn, hospitalID: hospital.id)
+        }
+        ctx.patientID = known.id
+        return known
+    }
+
     static func upsertPatient(_ ctx: inout MappingContext, hospital: Hospital, refresh: Bool = true) async throws -> Patient {
         let mrn = try ctx.medicalRecordNumber()
         if !refresh, let known = try await Patient.query(on: ctx.db).filter(\.$hospitalID == hospital.id!).filter(\.$mrn == mrn).first() {

@@ -20,6 +20,16 @@ public struct MappingError: Error, Sendable, CustomStringConvertible {
     public var description: String { text }
 }
 
+/// A valid message that waits for a person (or the admission it needs) before it is applied:
+/// stored with status "held", answered AE with the reason, applied when released.
+public struct HeldForReview: Error, Sendable, CustomStringConvertible {
+    public var text: String
+    public var code: String
+    public var mrn: String?
+    public var hospitalID: String?
+    public var description: String { text }
+}
+
 /// Everything a mapper needs while applying one message, inside its transaction.
 struct MappingContext {
     let db: any Database

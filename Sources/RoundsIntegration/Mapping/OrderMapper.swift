@@ -5,12 +5,12 @@ import RoundsDirectory
 import RoundsHL7
 import RoundsStore
 
-/// ORM^O01, OMG^O19, RDE^O11: each ORC starts an order; ORC-1 says what happens to it
+/// ORM^O01, OML^O21 (the v2.5.1 laboratory order), OMG^O19, RDE^O11: each ORC starts an order; ORC-1 says what happens to it
 /// (NW new, XO change, CA cancel, DC discontinue). The outbox event carries what changed.
 enum OrderMapper {
     static func apply(_ ctx: inout MappingContext) async throws {
         let hospital = try await ctx.resolveHospital()
-        let patient = try await ADTMapper.upsertPatient(&ctx, hospital: hospital, refresh: false)
+        let patient = try await ADTMapper.knownPatient(&ctx, hospital: hospital)
         let encounter = try await ADTMapper.activeEncounter(ctx, patient: patient)
         // Split the message at each ORC: the order's own segments follow it.
         let segments = ctx.message.segments

@@ -10,10 +10,32 @@ import RoundsStore
 enum ResultMapper {
     static let reportValueTypes: Set<String> = ["TX", "FT", "ED", "RP"]
     static let criticalFlags: Set<String> = ["HH", "LL", "AA", ">", "<"]
+    static let codedValueTypes: Set<String> = ["CE", "CWE", "CNE", "CF"]
+
+    /// NTE-3 texts by the OBX they follow (1-based occurrence; 0: before any OBX, the order's).
+    static func comments(_ message: HL7Message) -> [Int: [String]] {
+        var notes: [Int: [String]] = [:]
+        var obx = 0, nte = 0
+        for segment in message.segments {
+            switch segment.name {
+            case "OBX": obx += 1
+            case "NTE":
+                nte += 1
+                var repetition = 1
+                while let text = message["NTE(\(nte))-3(\(repetition))"] {
+                    if !text.isEmpty { notes[obx, default: []].append(text) }
+                    repetition += 1
+                    if repetition > 100 { break }
+                }
+            default: break
+            }
+        }
+        return notes
+    }
 
     static func apply(_ ctx: inout MappingContext) async throws {
         let hospital = try await ctx.resolveHospital()
-        let patient = try await ADTMapper.upsertPatient(&ctx, hospital: hospital, refresh: false)
+        let patient = try await ADTMapper.knownPatient(&ctx, hospital: hospital)
         let encounter = try await ADTMapper.activeEncounter(ctx, patient: patient)
         let isDocument = ctx.message.messageType == "MDM"
         let obxCount = ctx.message.segments(named: "OBX").count
@@ -21,8 +43,13 @@ enum ResultMapper {
 
         var observations: [ClinicalEvent.ObservationResult] = []
         var reportLines: [String] = []
-        var attachment: Attachment?
+        var attachments: [Attachment] = []
         var findings: [ClinicalEvent.ObservationResult] = []
+        let notes = comments(ctx.message)
+        // Comments before the first OBX are about the whole order: a report keeps them; with no
+        // report, each result carries them (each is shown on its own).
+        var reportComments = notes[0] ?? []
+        var pending: [Observation] = []
         for n in 1...max(obxCount, 1) where obxCount > 0 {
             let obx = "OBX(\(n))"
             let type = (ctx.value("\(obx)-2") ?? "ST").uppercased()
@@ -37,8 +64,9 @@ enum ResultMapper {
                         criticalReason: "critical finding (\(flag))", observedAt: MappingContext.date(ctx.value("OBR-7")),
                         resultKey: Self.resultKey(ctx, obx: obx, code: ctx.value("\(obx)-3-1") ?? "REPORT", value: String(finding.prefix(200)))))
                 }
+                reportComments += notes[n] ?? []
                 if type == "ED" {
-                    attachment = try encapsulatedData(ctx, obx: obx, patientID: patient.id!)
+                    attachments.append(try encapsulatedData(ctx, obx: obx, patientID: patient.id!, number: attachments.count + 1))
                 } else {
                     var repetition = 1
                     while let line = ctx.value("\(obx)-5(\(repetition))") {
@@ -49,6 +77,9 @@ enum ResultMapper {
                 continue
             }
             guard let value = ctx.value("\(obx)-5") else { continue }
+            // Coded (CE/CWE/CNE): OBX-5-1 the code, -5-2 its text (else the alternate text, -5-5).
+            let valueText = codedValueTypes.contains(type) ? (ctx.value("\(obx)-5-2") ?? ctx.value("\(obx)-5-5")) : nil
+            let comment = ((notes[n] ?? []).isEmpty ? nil : (notes[n] ?? []).joined(separator: "\n"))
             let code = ctx.value("\(obx)-3-1") ?? ""
             let unit = ctx.value("\(obx)-6-1")
             let flag = ctx.value("\(obx)-8")?.uppercased()
@@ -61,6 +92,8 @@ enum ResultMapper {
             observation.code = code
             observation.name = ctx.value("\(obx)-3-2") ?? code
             observation.value = value
+            observation.valueText = valueText
+            observation.comment = comment
             observation.unit = unit
             observation.referenceRange = ctx.value("\(obx)-7")
             observation.abnormalFlag = flag
@@ -68,13 +101,24 @@ enum ResultMapper {
             observation.observedAt = MappingContext.date(ctx.value("\(obx)-14")) ?? MappingContext.date(ctx.value("OBR-7"))
             observation.sourceMessageID = ctx.messageID
             observation.createdAt = ctx.now
-            try await observation.create(on: ctx.db)
             observations.append(ClinicalEvent.ObservationResult(observationID: observation.id!, code: code, name: observation.name, value: value, unit: unit,
                                                    referenceRange: observation.referenceRange, flag: flag, critical: reason != nil,
                                                    criticalReason: reason, observedAt: observation.observedAt,
-                                                   resultKey: Self.resultKey(ctx, obx: obx, code: code, value: value)))
+                                                   resultKey: Self.resultKey(ctx, obx: obx, code: code, value: value),
+                                                   valueText: valueText, comment: comment))
+            pending.append(observation)
         }
 
+        let isReport = isDocument || !reportLines.isEmpty || !attachments.isEmpty
+        // Order-level comments with no report to hold them go on every result of the order.
+        if !isReport, let orderComment = notes[0], !orderComment.isEmpty {
+            let text = orderComment.joined(separator: "\n")
+            for (i, observation) in pending.enumerated() {
+                observation.comment = [text, observation.comment].compactMap { $0 }.joined(separator: "\n")
+                observations[i].comment = observation.comment
+            }
+        }
+        for observation in pending { try await observation.create(on: ctx.db) }
         if !observations.isEmpty {
             try await ctx.audit("observation.create", entityType: "observation", entityID: observations.first?.observationID,
                                 patientID: patient.id, detail: "\(observations.count) results")
@@ -85,8 +129,8 @@ enum ResultMapper {
             }
         }
 
-        if isDocument || !reportLines.isEmpty || attachment != nil {
-            if let attachment { try await attachment.create(on: ctx.db) }
+        if isReport {
+            for attachment in attachments { try await attachment.create(on: ctx.db) }
             let report = ClinicalReport()
             report.id = ctx.ids.next()
             report.patientID = patient.id!
@@ -94,7 +138,8 @@ enum ResultMapper {
             report.documentNumber = ctx.value("TXA-12-1") ?? ctx.value("OBR-3-1") ?? ctx.value("OBR-2-1") ?? ctx.messageID
             report.title = ctx.value("TXA-2-2") ?? ctx.value("OBR-4-2") ?? ctx.value("TXA-2-1") ?? "Report"
             report.text = reportLines.joined(separator: "\n")
-            report.attachmentID = attachment?.id
+            report.attachmentIDs = attachments.compactMap(\.id)
+            report.comment = reportComments.isEmpty ? nil : reportComments.joined(separator: "\n")
             let author = MappingContext.personName(family: ctx.value("TXA-9-2") ?? ctx.value("TXA-5-2"), given: ctx.value("TXA-9-3") ?? ctx.value("TXA-5-3"))
             report.author = author.isEmpty ? nil : author
             report.status = ctx.value("TXA-17") ?? ctx.value("OBR-25") ?? "F"
@@ -107,7 +152,8 @@ enum ResultMapper {
             }
             try ctx.emit(.reportReceived, patientID: patient.id, encounterID: encounter?.id, payload: ClinicalEvent.ReportReceived(
                 reportID: report.id!, documentNumber: report.documentNumber, title: report.title, text: report.text,
-                attachmentID: attachment?.id, author: report.author))
+                attachmentID: report.attachmentID, author: report.author,
+                attachmentIDs: attachments.count > 1 ? report.attachmentIDs : nil, comment: report.comment))
         }
     }
 
@@ -142,7 +188,7 @@ enum ResultMapper {
 
     /// ED: source ^ type ^ subtype ^ encoding ^ data. Base64 and hex are decoded; anything else
     /// is refused rather than stored as something it is not.
-    static func encapsulatedData(_ ctx: MappingContext, obx: String, patientID: String) throws -> Attachment {
+    static func encapsulatedData(_ ctx: MappingContext, obx: String, patientID: String, number: Int = 1) throws -> Attachment {
         let type = (ctx.value("\(obx)-5-2") ?? "application").lowercased()
         let subtype = (ctx.value("\(obx)-5-3") ?? "octet-stream").lowercased()
         let encoding = (ctx.value("\(obx)-5-4") ?? "Base64").lowercased()
@@ -181,7 +227,8 @@ enum ResultMapper {
         attachment.sourceMessageID = ctx.messageID
         attachment.contentType = contentType
         let stem = (ctx.value("TXA-12-1") ?? ctx.messageID).filter { $0.isLetter || $0.isNumber || "-_.".contains($0) }.prefix(80)
-        attachment.filename = "\(stem.isEmpty ? "report" : String(stem)).\(contentType == FileType.opaque ? "bin" : subtype.lowercased())"
+        let suffix = number > 1 ? "-\(number)" : ""
+        attachment.filename = "\(stem.isEmpty ? "report" : String(stem))\(suffix).\(contentType == FileType.opaque ? "bin" : subtype.lowercased())"
         attachment.data = data
         attachment.size = data.count
         attachment.createdAt = ctx.now

@@ -1,3 +1,4 @@
+import Crypto
 import FluentKit
 import Foundation
 
@@ -16,7 +17,8 @@ public final class HL7MessageRecord: Model, @unchecked Sendable {
     @Field(key: "charset") public var charset: String
     @Field(key: "raw") public var raw: Data
     @Field(key: "size") public var size: Int
-    /// accepted | error | rejected | duplicate (inbound); pending | sent | dead (outbound).
+    /// accepted | held | error | rejected (inbound); pending | sent | dead (outbound).
+    /// held: readable and valid, waiting for review (e.g. a result for a patient not admitted yet).
     @Field(key: "status") public var status: String
     @OptionalField(key: "ack_code") public var ackCode: String?
     @OptionalField(key: "error") public var error: String?
@@ -29,6 +31,9 @@ public final class HL7MessageRecord: Model, @unchecked Sendable {
     @OptionalField(key: "replay_of") public var replayOf: String?
     /// How many times the sender delivered this control id again (acknowledged, not processed).
     @Field(key: "duplicate_count") public var duplicateCount: Int
+    /// Something IT should look at although the message was stored (a control id the sender
+    /// used before for a different message); nil for most.
+    @OptionalField(key: "notice") public var notice: String?
     @Field(key: "received_at") public var receivedAt: Date
 
     public init() {}
@@ -44,8 +49,31 @@ public final class HL7ControlID: Model, @unchecked Sendable {
 
     public init() {}
     public init(sender: String, controlID: String, messageID: String) {
-        self.id = sender + "\u{1F}" + controlID
+        self.id = Self.key(sender: sender, controlID: controlID)
         self.messageID = messageID
+    }
+
+    /// A later message reusing the id with other content: keyed by its content too, so its own
+    /// resends are duplicates of it (and two copies arriving at once are still stored once).
+    public init(sender: String, controlID: String, content: [UInt8], messageID: String) {
+        self.id = Self.key(sender: sender, controlID: controlID, content: content)
+        self.messageID = messageID
+    }
+
+    public static func key(sender: String, controlID: String) -> String { sender + "\u{1F}" + controlID }
+
+    public static func key(sender: String, controlID: String, content: [UInt8]) -> String {
+        let digest = SHA256.hash(data: trimmed(content)).map { String(format: "%02x", $0) }.joined()
+        return key(sender: sender, controlID: controlID) + "\u{1F}" + digest
+    }
+
+    /// Byte-identical but for line endings at the end (some senders add a trailing CR or LF on resend).
+    public static func sameContent(_ a: [UInt8], _ b: [UInt8]) -> Bool { trimmed(a) == trimmed(b) }
+
+    static func trimmed(_ bytes: [UInt8]) -> ArraySlice<UInt8> {
+        var slice = bytes[...]
+        while let last = slice.last, last == 0x0D || last == 0x0A { slice = slice.dropLast() }
+        return slice
     }
 }
 
@@ -78,7 +106,12 @@ public final class Observation: Model, @unchecked Sendable {
     @OptionalField(key: "order_number") public var orderNumber: String?
     @Field(key: "code") public var code: String
     @Field(key: "name") public var name: String
+    /// The code for a coded result (CE/CWE), else the value as sent.
     @Field(key: "value") public var value: String
+    /// A coded result's text (OBX-5-2: "阳性" for POS), shown beside the code.
+    @OptionalField(key: "value_text") public var valueText: String?
+    /// The lab's NTE comments after this OBX (where "SEE COMMENTS" puts the interpretation).
+    @OptionalField(key: "comment") public var comment: String?
     @OptionalField(key: "unit") public var unit: String?
     @OptionalField(key: "reference_range") public var referenceRange: String?
     @OptionalField(key: "abnormal_flag") public var abnormalFlag: String?
@@ -99,13 +132,30 @@ public final class ClinicalReport: Model, @unchecked Sendable {
     @Field(key: "document_number") public var documentNumber: String
     @Field(key: "title") public var title: String
     @Field(key: "text") public var text: String
+    /// The first attachment; `attachmentIDs` holds all of them in message order.
     @OptionalField(key: "attachment_id") public var attachmentID: String?
+    /// Every embedded document of the report (JSON array of attachment ids), nil when none or
+    /// stored before there could be more than one.
+    @OptionalField(key: "attachment_ids") public var attachmentIDsJSON: String?
+    /// NTE comments of the report.
+    @OptionalField(key: "comment") public var comment: String?
     @OptionalField(key: "author") public var author: String?
     @Field(key: "status") public var status: String
     @Field(key: "source_message_id") public var sourceMessageID: String
     @Field(key: "created_at") public var createdAt: Date
 
     public init() {}
+
+    public var attachmentIDs: [String] {
+        get {
+            if let json = attachmentIDsJSON, let ids = try? JSONDecoder().decode([String].self, from: Data(json.utf8)) { return ids }
+            return attachmentID.map { [$0] } ?? []
+        }
+        set {
+            attachmentID = newValue.first
+            attachmentIDsJSON = newValue.isEmpty ? nil : String(decoding: (try? JSONEncoder().encode(newValue)) ?? Data("[]".utf8), as: UTF8.self)
+        }
+    }
 }
 
 /// A configurable critical-value rule: a result for `code` (in `unit`) below `low` or above

@@ -78,8 +78,13 @@ struct ClinicalPages {
     }
 
     struct OrderRow: Encodable { var number: String; var name: String; var status: String; var statusCode: String; var details: String; var orderedBy: String; var updatedAt: String }
-    struct ResultRow: Encodable { var name: String; var value: String; var range: String; var flag: String; var critical: Bool; var at: String }
-    struct ReportRow: Encodable { var title: String; var number: String; var text: String; var author: String; var attachmentId: String?; var at: String }
+    struct ResultRow: Encodable { var name: String; var value: String; var range: String; var flag: String; var critical: Bool; var at: String; var comment: String? }
+    struct ReportRow: Encodable {
+        var title: String; var number: String; var text: String; var author: String; var attachments: [AttachmentLink]; var at: String
+        var comment: String?
+    }
+    /// "PDF", or "PDF 1", "PDF 2"… when a report carries several.
+    struct AttachmentLink: Encodable { var id: String; var label: String }
 
     func register(_ routes: any RoutesBuilder) {
         routes.get(use: home)
@@ -169,12 +174,17 @@ struct ClinicalPages {
                                 orderedBy: o.orderedBy ?? "", updatedAt: Formatting.dateTime(o.updatedAt))
             },
             results: results.map { r in
-                ResultRow(name: r.name, value: [r.value, r.unit].compactMap { $0 }.joined(separator: " "), range: r.referenceRange ?? "",
-                          flag: Formatting.flag(r.abnormalFlag, t), critical: r.isCritical, at: Formatting.dateTime(r.observedAt ?? r.createdAt))
+                // A coded result reads by its words, with the lab's code beside them.
+                let shown = r.valueText.flatMap { $0.isEmpty || $0 == r.value ? nil : "\($0)（\(r.value)）" } ?? r.value
+                return ResultRow(name: r.name, value: [shown, r.unit].compactMap { $0 }.joined(separator: " "), range: r.referenceRange ?? "",
+                                 flag: Formatting.flag(r.abnormalFlag, t), critical: r.isCritical, at: Formatting.dateTime(r.observedAt ?? r.createdAt),
+                                 comment: r.comment)
             },
             reports: reports.map { r in
-                ReportRow(title: r.title, number: r.documentNumber, text: r.text, author: r.author ?? "", attachmentId: r.attachmentID,
-                          at: Formatting.dateTime(r.createdAt))
+                let ids = r.attachmentIDs
+                return ReportRow(title: r.title, number: r.documentNumber, text: r.text, author: r.author ?? "",
+                                 attachments: ids.enumerated().map { AttachmentLink(id: $1, label: ids.count > 1 ? "\(t["attachment"] ?? "附件") \($0 + 1)" : (t["attachment"] ?? "附件")) },
+                                 at: Formatting.dateTime(r.createdAt), comment: r.comment)
             })
         let active = record.encounters.first { $0.status == .active }
         data.groupId = try await req.rounds.chat.group(forPatient: p.id!, encounterID: active?.id, on: req.db)?.id

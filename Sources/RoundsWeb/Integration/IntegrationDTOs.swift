@@ -5,7 +5,7 @@ import RoundsStore
 import Vapor
 
 struct HL7MessageDTO: APISchema {
-    static let enums = ["status": ["accepted", "error", "rejected", "duplicate", "pending", "sent", "dead"]]
+    static let enums = ["status": ["accepted", "held", "released", "error", "rejected", "duplicate", "pending", "sent", "dead"]]
     var id: String
     var direction: String
     var sender: String
@@ -23,20 +23,22 @@ struct HL7MessageDTO: APISchema {
     var peer: String?
     /// Who handed it in over HTTP or replayed it ("staff:<id>", "token:<id>"); absent over MLLP.
     var submittedBy: String?
+    /// For IT: stored, but look at it (a control id the sender used before for another message).
+    var notice: String?
     var receivedAt: Date
 
     init(_ r: HL7MessageRecord) {
         id = r.id ?? ""; direction = r.direction; sender = r.sender; controlId = r.controlID; messageType = r.messageType
         version = r.version; status = r.status; ackCode = r.ackCode; error = r.error; patientMrn = r.patientMRN
         patientId = r.patientID; size = r.size; duplicateCount = r.duplicateCount; replayOf = r.replayOf; peer = r.peer
-        submittedBy = r.submittedBy; receivedAt = r.receivedAt
+        submittedBy = r.submittedBy; notice = r.notice; receivedAt = r.receivedAt
     }
 
     static let sample: HL7MessageDTO = {
         let r = HL7MessageRecord()
         r.id = "…"; r.direction = "in"; r.sender = "HIS@ARION"; r.controlID = "MSG00001"; r.messageType = "ADT^A01"; r.version = "2.5"
         r.status = "accepted"; r.ackCode = "AA"; r.error = "…"; r.patientMRN = "MRN10001"; r.patientID = "…"; r.size = 812
-        r.duplicateCount = 0; r.replayOf = "…"; r.peer = "10.1.2.3"; r.submittedBy = "token:…"; r.receivedAt = Date(timeIntervalSince1970: 0)
+        r.duplicateCount = 0; r.replayOf = "…"; r.peer = "10.1.2.3"; r.submittedBy = "token:…"; r.notice = "…"; r.receivedAt = Date(timeIntervalSince1970: 0)
         return HL7MessageDTO(r)
     }()
 }
@@ -56,7 +58,7 @@ struct HL7MessageDetailDTO: APISchema {
 }
 
 struct ReceiptDTO: APISchema {
-    static let enums = ["outcome": ["accepted", "duplicate", "error", "rejected"]]
+    static let enums = ["outcome": ["accepted", "duplicate", "held", "error", "rejected"]]
     var outcome: String
     var messageId: String?
     var detail: String?

@@ -46,7 +46,8 @@ struct IntegrationPages {
                 sender: $0.sender, type: $0.messageType,
                 controlID: $0.controlID ?? "", mrn: $0.patientMRN ?? "",
                 status: (t["hl7_status_\($0.status)"] ?? $0.status) + ($0.duplicateCount > 0 ? "（+\($0.duplicateCount)）" : ""),
-                failed: $0.status == "error" || $0.status == "rejected", error: $0.error ?? "")
+                failed: ["error", "rejected", "held"].contains($0.status) || $0.notice != nil,
+                error: [$0.error, $0.notice.map { "\(t["hl7_notice"] ?? "")：\($0)" }].compactMap { $0 }.joined(separator: "；"))
         }
         let outbound = try await req.rounds.messages.outboundSection(limit: 20, context: req.context(), on: req.db).map(OutboundDTO.init)
         return try await req.page("integration", title: "integration_title",
@@ -59,7 +60,7 @@ struct IntegrationPages {
         let tree = MessageStore.tree(of: record)
         let data = DetailData(message: HL7MessageDTO(record), receivedAt: Formatting.dateTime(record.receivedAt),
                               text: tree.text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n"),
-                              segments: tree.segments, parseError: tree.error, failed: record.status == "error" || record.status == "rejected",
+                              segments: tree.segments, parseError: tree.error, failed: ["error", "rejected", "held"].contains(record.status),
                               statusLabel: req.rounds.catalogue.table(req.locale)["hl7_status_\(record.status)"] ?? record.status)
         return try await req.page("integration_message", title: "integration_message", data: data,
                                   flash: req.query[String.self, at: "ok"], error: req.query[String.self, at: "error"])

@@ -60,6 +60,7 @@ struct IntegrationRoutes {
             }
             let status: HTTPStatus = switch receipt.outcome {
             case .accepted, .duplicate: .ok
+            case .held: .accepted  // stored, applied when its patient is admitted (or IT releases it)
             case .error: .unprocessableEntity
             case .rejected: .badRequest
             }
