@@ -51,6 +51,8 @@ public struct InboundPipeline: Sendable {
     /// Writes the clinical events (and wakes the outbox dispatcher of every process when they commit).
     let outbox: OutboxWriter
     let ruleCache = RuleCache()
+    /// The configured channels, read through a short-lived cache.
+    public let channels = ChannelDirectory()
 
     public init(clock: any RoundsClock, ids: IDGenerator, logger: Logger = Logger(label: "rounds.hl7"), outbox: OutboxWriter, audit: AuditLog) {
         self.clock = clock
@@ -94,43 +96,54 @@ public struct InboundPipeline: Sendable {
                                       reason: "MSH-9 (message type) is required", errorCode: "101", peer: peer, submitter: submitter, now: now, on: db)
         }
         let rules: [CriticalValueRule]
-        do { rules = ["ORU", "MDM"].contains(parsed.messageType) ? try await ruleCache.rules(on: db) : [] } catch { return nil }
+        let channel: ResolvedChannel
+        do {
+            rules = ["ORU", "MDM"].contains(parsed.messageType) ? try await ruleCache.rules(on: db) : []
+            channel = try await channels.channel(for: parsed, on: db)
+        } catch { return nil }
+        guard channel.settings.allows(type: parsed.messageType, trigger: parsed.triggerEvent) else {
+            return await storeRefusal(bytes, message: parsed, charset: charset, status: .rejected, ack: .reject,
+                                      reason: "message type \(parsed.messageType)^\(parsed.triggerEvent) is not allowed on channel '\(channel.name)'",
+                                      errorCode: "200", peer: peer, submitter: submitter, replayOf: replayOf, now: now, on: db)
+        }
+        let flags = Set(channel.settings.criticalFlags.map { $0.uppercased() })
 
         // SQLite has one writer: take turns in-process instead of colliding (a collision between
         // two transactions that both read first ends in SQLITE_BUSY, not a wait).
         // A message with a critical value goes before routine ones.
         // Cancelled while waiting (the server is stopping): nothing stored, so no ACK.
-        let receipt = try? await SQLiteWriteGate.serialised(db, urgent: ResultMapper.carriesCriticalValue(parsed, rules: rules), writer: "hl7") {
-            await apply(bytes, parsed, charset: charset, sender: sender, rules: rules, peer: peer, replayOf: replayOf, submitter: submitter, now: now, on: db)
+        let receipt = try? await SQLiteWriteGate.serialised(db, urgent: ResultMapper.carriesCriticalValue(parsed, rules: rules, flags: flags), writer: "hl7") {
+            await apply(bytes, parsed, charset: charset, sender: sender, rules: rules, channel: channel, peer: peer, replayOf: replayOf,
+                        submitter: submitter, now: now, on: db)
         }
         if let receipt, receipt.outcome == .accepted, parsed.messageType == "ADT", let id = receipt.messageID {
-            await releaseHeld(after: id, on: db)
+            // The orders and results that waited for this patient go now, in the order they came.
+            if let admission = try? await HL7MessageRecord.find(id, on: db), let mrn = admission.patientMRN, let hospitalID = admission.hospitalID {
+                _ = try? await release(waitingFor: "patient|\(hospitalID)|\(mrn)",
+                                       by: "released after \(admission.messageType) \(admission.controlID ?? "")", on: db)
+            }
         }
         return receipt
     }
 
-    /// The orders and results that were held because their patient was not known yet, applied
-    /// in arrival order once an ADT message has made the patient known. A release that fails
-    /// stays held (its replay is stored with the reason).
-    func releaseHeld(after admissionID: String, on db: any Database) async {
-        do {
-            guard let admission = try await HL7MessageRecord.find(admissionID, on: db),
-                  let mrn = admission.patientMRN, let hospitalID = admission.hospitalID else { return }
-            let held = try await HL7MessageRecord.query(on: db).filter(\.$status == Receipt.Outcome.held.rawValue)
-                .filter(\.$patientMRN == mrn).filter(\.$hospitalID == hospitalID).filter(\.$direction == "in")
-                .sort(\.$id).limit(500).all()
-            for message in held {
-                _ = await receive(Array(message.raw), peer: "released after \(admission.messageType) \(admission.controlID ?? "")",
-                                  replayOf: message.id, on: db)
+    /// Applies the held messages waiting for `key`, oldest first. One that still cannot be
+    /// applied stays held (waiting for what it needs now) or keeps its failed replay with the reason.
+    public func release(waitingFor key: String, by: String, submitter: HL7Submitter? = nil, on db: any Database) async throws -> [Receipt] {
+        let held = try await HL7MessageRecord.query(on: db).filter(\.$status == Receipt.Outcome.held.rawValue)
+            .filter(\.$waitingFor == key).filter(\.$direction == "in").sort(\.$id).limit(5000).all()
+        var receipts: [Receipt] = []
+        for message in held {
+            if let receipt = await receive(Array(message.raw), peer: by, replayOf: message.id, submitter: submitter, on: db) {
+                receipts.append(receipt)
             }
-        } catch {
-            logger.warning("releasing held HL7 messages failed", metadata: ["error": .string(String(reflecting: error))])
         }
+        return receipts
     }
 
     /// Stores and applies a readable message in one transaction (retried on write conflicts).
     private func apply(_ bytes: [UInt8], _ parsed: HL7Message, charset: HL7Charset, sender: String, rules: [CriticalValueRule],
-                       peer: String?, replayOf: String?, submitter: HL7Submitter?, now: Date, on db: any Database) async -> Receipt? {
+                       channel: ResolvedChannel, peer: String?, replayOf: String?, submitter: HL7Submitter?, now: Date,
+                       on db: any Database) async -> Receipt? {
         let controlID = parsed.controlID
         // Concurrent senders may race on the same patient; a conflicting transaction is retried.
         var lastError: (any Error)?
@@ -153,6 +166,7 @@ public struct InboundPipeline: Sendable {
                 let eventCount = try await outbox.transaction(on: db) { tx in
                     var ctx = MappingContext(db: tx, message: parsed, messageID: record.id!, now: now, ids: ids, audit: audit,
                                              rules: rules, actor: "hl7:\(sender)", submitter: submitter, peer: peer)
+                    ctx.channel = channel
                     try await Self.map(&ctx)
                     record.patientID = ctx.patientID
                     record.patientMRN = ctx.patientMRN
@@ -179,14 +193,17 @@ public struct InboundPipeline: Sendable {
                 return Receipt(outcome: .accepted, acknowledgement: encode(ack, charset), messageID: record.id,
                                detail: record.notice ?? "\(eventCount) events")
             } catch let held as HeldForReview {
-                if replayOf != nil {
-                    // Still not applicable: the replay is kept as an error; the original stays held.
-                    return await storeRefusal(bytes, message: parsed, charset: charset, status: .error, ack: .error, reason: held.text,
-                                              errorCode: held.code, peer: peer, submitter: submitter, replayOf: replayOf, now: now, on: db)
-                }
                 do {
-                    return try await hold(bytes, parsed, charset: charset, sender: sender, delivery: delivery, reason: held,
-                                          peer: peer, submitter: submitter, now: now, on: db)
+                    if let replayOf, let original = try await HL7MessageRecord.find(replayOf, on: db), original.status == Receipt.Outcome.held.rawValue {
+                        // Released but waiting for something else now: it moves to that group of the queue.
+                        original.waitingFor = held.key
+                        original.error = held.text
+                        try await original.save(on: db)
+                        let ack = HL7Builder.ack(for: parsed, code: .error, text: held.text, errorCode: held.code, controlID: ids.next(), at: now)
+                        return Receipt(outcome: .held, acknowledgement: encode(ack, charset), messageID: replayOf, detail: held.text)
+                    }
+                    return try await hold(bytes, parsed, charset: charset, sender: sender, delivery: replayOf == nil ? delivery : .duplicate(""),
+                                          reason: held, replayOf: replayOf, peer: peer, submitter: submitter, now: now, on: db)
                 } catch {
                     lastError = error
                     if attempt < 4 { try? await Task.sleep(for: .milliseconds(20 * attempt)) }
@@ -262,9 +279,11 @@ public struct InboundPipeline: Sendable {
     /// Stores a valid message that is not applied yet, with its control id (so a resend is a
     /// duplicate of it), and answers AE with the reason.
     private func hold(_ bytes: [UInt8], _ parsed: HL7Message, charset: HL7Charset, sender: String, delivery: Delivery, reason: HeldForReview,
-                      peer: String?, submitter: HL7Submitter?, now: Date, on db: any Database) async throws -> Receipt {
+                      replayOf: String? = nil, peer: String?, submitter: HL7Submitter?, now: Date, on db: any Database) async throws -> Receipt {
         let record = makeRecord(bytes, message: parsed, charset: charset, sender: sender, status: .held, peer: peer, submitter: submitter, now: now)
         record.error = reason.text
+        record.waitingFor = reason.key
+        record.replayOf = replayOf
         record.ackCode = HL7AckCode.error.rawValue
         record.patientMRN = reason.mrn
         record.hospitalID = reason.hospitalID

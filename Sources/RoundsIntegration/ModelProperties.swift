@@ -14,12 +14,20 @@ extension CriticalValueRule {
     public var properties: [any AnyProperty] { [$id, $code, $name, $unit, $low, $high] }
 }
 
+extension HL7Channel {
+    public var properties: [any AnyProperty] { [$id, $name, $application, $facility, $hospitalID, $enabled, $settingsJSON, $version, $updatedAt, $updatedBy] }
+}
+
+extension HL7ChannelVersion {
+    public var properties: [any AnyProperty] { [$id, $channelID, $version, $name, $application, $facility, $hospitalID, $enabled, $settingsJSON, $savedAt, $savedBy] }
+}
+
 extension HL7ControlID {
     public var properties: [any AnyProperty] { [$id, $messageID] }
 }
 
 extension HL7MessageRecord {
-    public var properties: [any AnyProperty] { [$id, $direction, $sender, $controlID, $messageType, $version, $charset, $raw, $size, $status, $ackCode, $error, $patientMRN, $patientID, $hospitalID, $peer, $submittedBy, $replayOf, $duplicateCount, $notice, $receivedAt] }
+    public var properties: [any AnyProperty] { [$id, $direction, $sender, $controlID, $messageType, $version, $charset, $raw, $size, $status, $ackCode, $error, $patientMRN, $patientID, $hospitalID, $peer, $submittedBy, $replayOf, $duplicateCount, $notice, $waitingFor, $receivedAt] }
 }
 
 extension Observation {
@@ -32,5 +40,5 @@ extension OutboundMessage {
 
 /// The models of RoundsIntegration with a listed `properties`, for ModelPropertiesTests.
 public enum RoundsIntegrationModels {
-    public static let all: [any Model.Type] = [ClinicalOrder.self, ClinicalReport.self, CriticalValueRule.self, HL7ControlID.self, HL7MessageRecord.self, Observation.self, OutboundMessage.self]
+    public static let all: [any Model.Type] = [ClinicalOrder.self, ClinicalReport.self, CriticalValueRule.self, HL7Channel.self, HL7ChannelVersion.self, HL7ControlID.self, HL7MessageRecord.self, Observation.self, OutboundMessage.self]
 }

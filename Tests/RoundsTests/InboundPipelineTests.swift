@@ -158,14 +158,16 @@ import Vapor
             var message = try HL7Message.parse(bytes: HL7Fixtures.bytes("adt_a01_utf8.hl7")).0
             try message.set("PV1-3-1", "NOWARD")
             let receipt = try await Self.receive(app, Array(message.encode().utf8))
-            #expect(receipt.outcome == .error)
+            // An unknown ward code waits in the mapping queue (the default for a sender no channel describes).
+            #expect(receipt.outcome == .held)
             let ack = try Self.ack(receipt)
             #expect(ack["MSA-1"] == "AE")
             #expect(ack["MSA-2"] == "MSG00001")
             #expect(ack["ERR-3-1"] == "103")
-            #expect(ack["ERR-8"]?.contains("unknown ward 'NOWARD'") == true)
+            #expect(ack["ERR-8"]?.contains("unknown ward code 'NOWARD'") == true)
             let record = try #require(try await HL7MessageRecord.find(receipt.messageID, on: app.db))
-            #expect(record.status == "error" && record.error?.contains("NOWARD") == true && record.ackCode == "AE")
+            #expect(record.status == "held" && record.error?.contains("NOWARD") == true && record.ackCode == "AE")
+            #expect(record.waitingFor?.hasPrefix("ward|HIS@ARION|") == true && record.waitingFor?.hasSuffix("|NOWARD") == true)
             // The transaction rolled back: no half-admitted patient, no event.
             #expect(try await Patient.query(on: app.db).count() == patientsBefore)
             #expect(try await OutboxEvent.query(on: app.db).count() == 0)

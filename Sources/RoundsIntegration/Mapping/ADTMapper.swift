@@ -35,8 +35,13 @@ enum ADTMapper {
         let mrn = try ctx.medicalRecordNumber()
         ctx.patientMRN = mrn
         guard let known = try await Patient.query(on: ctx.db).filter(\.$hospitalID == hospital.id!).filter(\.$mrn == mrn).first() else {
-            throw HeldForReview(text: "no patient with MRN \(mrn) in \(hospital.code): held for review; applied when the patient's admission arrives",
-                                code: "204", mrn: mrn, hospitalID: hospital.id)
+            switch ctx.channel.settings.unknownPatient {
+            case .create: return try await upsertPatient(&ctx, hospital: hospital, refresh: false)
+            case .refuse: throw MappingError("no patient with MRN \(mrn) in \(hospital.code): send the admission first", code: "204")
+            case .queue:
+                throw HeldForReview(text: "no patient with MRN \(mrn) in \(hospital.code): held for review; applied when the patient's admission arrives",
+                                    code: "204", key: "patient|\(hospital.id!)|\(mrn)", mrn: mrn, hospitalID: hospital.id)
+            }
         }
         ctx.patientID = known.id
         return known
@@ -89,21 +94,42 @@ enum ADTMapper {
 
     /// PV1-3 (or another PL field): ward code, then the bed. Chinese HIS feeds commonly put the
     /// bed number in PL-2 ("LUNG^12"), so PL-2 is tried first, then PL-3.
+    /// The channel says which PL component holds the ward (PL-1 by default; some feeds send it
+    /// in PL-4) and how the sender's ward codes map to Rounds'.
     static func location(_ ctx: MappingContext, field: String, hospital: Hospital, required: Bool = true) async throws -> Location? {
-        guard let code = ctx.value("\(field)-1") else {
-            if required { throw MappingError("\(field) (assigned location) is required", code: "101") }
+        let settings = ctx.channel.settings
+        let wardPath = "\(field)-\(settings.wardComponent)"
+        guard let sent = ctx.value(wardPath) else {
+            if required { throw MappingError("\(wardPath) (assigned location: ward) is required", code: "101") }
             return nil
         }
+        let code = settings.wardCode(sent)
         guard let ward = try await Department.query(on: ctx.db).filter(\.$hospitalID == hospital.id!)
-            .filter(\.$code == code.uppercased()).filter(\.$kind == .ward).first() else {
-            throw MappingError("unknown ward '\(code)' in \(hospital.name): add it (with this code) under Organisation", code: "103")
+            .filter(\.$code == code).filter(\.$kind == .ward).first() else {
+            if settings.unknownWard == .queue {
+                throw HeldForReview(text: "unknown ward code '\(sent)' in \(hospital.name): waiting in the mapping queue", code: "103",
+                                    key: "ward|\(ctx.sender)|\(hospital.id!)|\(sent.uppercased())", mrn: ctx.patientMRN, hospitalID: hospital.id)
+            }
+            throw MappingError("unknown ward '\(sent)' in \(hospital.name): add it (with this code) under Organisation", code: "103")
         }
-        for candidate in [ctx.value("\(field)-2"), ctx.value("\(field)-3")].compactMap({ $0 }) {
+        let candidates = settings.bedComponents.compactMap { ctx.value("\(field)-\($0)") }
+        for candidate in candidates {
             if let bed = try await Bed.query(on: ctx.db).filter(\.$wardID == ward.id!).filter(\.$label == candidate).first() {
                 return Location(ward: ward, bed: bed, bedText: candidate)
             }
         }
-        return Location(ward: ward, bed: nil, bedText: ctx.value("\(field)-2") ?? ctx.value("\(field)-3"))
+        return Location(ward: ward, bed: nil, bedText: candidates.first)
+    }
+
+    /// The attending doctor: PV1-7, or (as the channel says) the ROL segment with an attending role.
+    static func attending(_ ctx: MappingContext) async throws -> Staff? {
+        guard ctx.channel.settings.attendingSource == .rol else { return try await ctx.staff(xcn: "PV1-7") }
+        let codes = Set(ctx.channel.settings.attendingRoleCodes.map { $0.uppercased() })
+        for index in ctx.message.segments(named: "ROL").indices {
+            let rol = "ROL(\(index + 1))"
+            if codes.contains((ctx.value("\(rol)-3-1") ?? "").uppercased()) { return try await ctx.staff(xcn: "\(rol)-4") }
+        }
+        return nil
     }
 
     /// The responsible nurse: a ROL segment whose role is RT/RN/NUR or says "nurse" / 护士.
@@ -112,7 +138,7 @@ enum ADTMapper {
             let rol = "ROL(\(index + 1))"
             let code = (ctx.value("\(rol)-3-1") ?? "").uppercased()
             let text = (ctx.value("\(rol)-3-2") ?? "").lowercased()
-            if ["RT", "RN", "NUR", "NURSE"].contains(code) || text.contains("nurse") || text.contains("护士") {
+            if ctx.channel.settings.nurseRoleCodes.contains(where: { $0.uppercased() == code }) || text.contains("nurse") || text.contains("护士") {
                 return try await ctx.staff(xcn: "\(rol)-4")
             }
         }
@@ -155,7 +181,7 @@ enum ADTMapper {
         let hospital = try await ctx.resolveHospital()
         let patient = try await upsertPatient(&ctx, hospital: hospital)
         guard let location = try await location(ctx, field: "PV1-3", hospital: hospital) else { return }
-        let attending = try await ctx.staff(xcn: "PV1-7")
+        let attending = try await ADTMapper.attending(ctx)
         let nurse = try await responsibleNurse(ctx)
         let admittedAt = MappingContext.date(ctx.value("PV1-44")) ?? MappingContext.date(ctx.value("EVN-2")) ?? ctx.now
         let encounter: Encounter
@@ -194,7 +220,7 @@ enum ADTMapper {
         let from = fromWard.map { Location(ward: $0, bed: fromBed, bedText: nil) }
         encounter.wardID = to.ward.id!
         encounter.bedID = to.bed?.id
-        if let attending = try await ctx.staff(xcn: "PV1-7") { encounter.attendingID = attending.id }
+        if let attending = try await ADTMapper.attending(ctx) { encounter.attendingID = attending.id }
         if let nurse = try await responsibleNurse(ctx) { encounter.nurseID = nurse.id }
         try await encounter.save(on: ctx.db)
         try await claim(to.bed, for: encounter, ctx)
@@ -228,7 +254,7 @@ enum ADTMapper {
         var location: Location?
         let encounter = try await activeEncounter(ctx, patient: patient)
         if let encounter {
-            if let attending = try await ctx.staff(xcn: "PV1-7") { encounter.attendingID = attending.id }
+            if let attending = try await ADTMapper.attending(ctx) { encounter.attendingID = attending.id }
             if let nurse = try await responsibleNurse(ctx) { encounter.nurseID = nurse.id }
             if let newLocation = try await self.location(ctx, field: "PV1-3", hospital: hospital, required: false) {
                 location = newLocation

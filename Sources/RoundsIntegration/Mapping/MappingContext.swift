@@ -25,6 +25,9 @@ public struct MappingError: Error, Sendable, CustomStringConvertible {
 public struct HeldForReview: Error, Sendable, CustomStringConvertible {
     public var text: String
     public var code: String
+    /// What it waits for, the mapping queue's group: "patient|<hospital id>|<MRN>",
+    /// "ward|<sender>|<hospital id>|<code>", "staff|<sender>|<hospital id>|<id>".
+    public var key: String
     public var mrn: String?
     public var hospitalID: String?
     public var description: String { text }
@@ -44,6 +47,8 @@ struct MappingContext {
     /// The person or token that handed the message in over HTTP: the rows are theirs.
     var submitter: HL7Submitter? = nil
     let peer: String?
+    /// The sending system's channel: its codes, its policies for what Rounds does not know.
+    var channel: ResolvedChannel = .none
     /// Filled in by mappers for the message store (patient search).
     var patientID: String?
     var patientMRN: String?
@@ -61,6 +66,8 @@ struct MappingContext {
     }
 
     var actorKind: String { submitter?.kind ?? "system" }
+    /// "HIS@ARION": MSH-3@MSH-4, the sender the mapping queue groups by.
+    var sender: String { "\(message.sendingApplication)@\(message.sendingFacility)" }
     /// "王芳 (hl7:HIS@ARION)": who handed it in, and what the message says it came from.
     var actorName: String { submitter.map { "\($0.name) (\(actor))" } ?? actor }
 
@@ -80,7 +87,15 @@ struct MappingContext {
 
     /// The hospital a message is about: PV1-3-4 (the facility of the bed), else MSH-4.
     mutating func resolveHospital() async throws -> Hospital {
-        let facility = value("PV1-3-4") ?? value("MSH-4") ?? ""
+        if let id = channel.hospitalID {
+            guard let hospital = try await Hospital.find(id, on: db) else {
+                throw MappingError("channel '\(channel.name)' feeds a hospital that no longer exists", code: "207")
+            }
+            hospitalID = hospital.id
+            return hospital
+        }
+        // PL-4 is the facility, unless the channel reads the ward from it.
+        let facility = (channel.settings.wardComponent == 4 ? nil : value("PV1-3-4")) ?? value("MSH-4") ?? ""
         let hospitals = try await Hospital.query(on: db).all()
         if let match = hospitals.first(where: { $0.hl7Facility?.caseInsensitiveCompare(facility) == .orderedSame })
             ?? hospitals.first(where: { $0.code.caseInsensitiveCompare(facility) == .orderedSame }) {
@@ -154,6 +169,14 @@ struct MappingContext {
     func staff(xcn path: String) async throws -> Staff? {
         guard let hisID = value("\(path)-1") else { return nil }
         if let known = try await Staff.query(on: db).filter(\.$hl7ID == hisID).first() { return known }
+        switch channel.settings.unknownStaff {
+        case .create: break
+        case .refuse:
+            throw MappingError("unknown staff id '\(hisID)' in \(path): set it as the HIS id of a member of staff", code: "103")
+        case .queue:
+            throw HeldForReview(text: "unknown staff id '\(hisID)' in \(path): waiting in the mapping queue", code: "103",
+                                key: "staff|\(sender)|\(hospitalID ?? "")|\(hisID)", mrn: patientMRN, hospitalID: hospitalID)
+        }
         let name = Self.personName(family: value("\(path)-2"), given: value("\(path)-3"))
         let username = "his." + hisID.lowercased().filter { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_") }
         if let existing = try await Staff.query(on: db).filter(\.$username == username).first() { return existing }

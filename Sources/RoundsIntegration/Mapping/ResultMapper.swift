@@ -41,6 +41,7 @@ enum ResultMapper {
         let obxCount = ctx.message.segments(named: "OBX").count
         guard obxCount > 0 || isDocument else { throw MappingError("no OBX segment: a result message needs at least one", code: "100") }
 
+        let flags = Set(ctx.channel.settings.criticalFlags.map { $0.uppercased() })
         var observations: [ClinicalEvent.ObservationResult] = []
         var reportLines: [String] = []
         var attachments: [Attachment] = []
@@ -55,7 +56,7 @@ enum ResultMapper {
             let type = (ctx.value("\(obx)-2") ?? "ST").uppercased()
             if reportValueTypes.contains(type) {
                 // A PACS or pathology critical finding: a report flagged AA/HH/LL in OBX-8.
-                if let flag = ctx.value("\(obx)-8")?.uppercased(), criticalFlags.contains(flag), type != "ED" {
+                if let flag = ctx.value("\(obx)-8")?.uppercased(), flags.contains(flag), type != "ED" {
                     let finding = ctx.value("\(obx)-5") ?? ""
                     findings.append(ClinicalEvent.ObservationResult(
                         observationID: "", code: ctx.value("\(obx)-3-1") ?? ctx.value("OBR-4-1") ?? "REPORT",
@@ -83,7 +84,7 @@ enum ResultMapper {
             let code = ctx.value("\(obx)-3-1") ?? ""
             let unit = ctx.value("\(obx)-6-1")
             let flag = ctx.value("\(obx)-8")?.uppercased()
-            let reason = criticalReason(value: value, code: code, unit: unit, flag: flag, rules: ctx.rules)
+            let reason = criticalReason(value: value, code: code, unit: unit, flag: flag, rules: ctx.rules, flags: flags)
             let observation = Observation()
             observation.id = ctx.ids.next()
             observation.patientID = patient.id!
@@ -159,8 +160,9 @@ enum ResultMapper {
 
     /// Why a numeric or coded result is critical (flag HH/LL/AA, or outside a configured rule's
     /// limits), or nil.
-    static func criticalReason(value: String, code: String, unit: String?, flag: String?, rules: [CriticalValueRule]) -> String? {
-        if let flag, criticalFlags.contains(flag) { return "abnormal flag \(flag)" }
+    static func criticalReason(value: String, code: String, unit: String?, flag: String?, rules: [CriticalValueRule],
+                               flags: Set<String> = criticalFlags) -> String? {
+        if let flag, flags.contains(flag) { return "abnormal flag \(flag)" }
         guard let number = Double(value.trimmingCharacters(in: .whitespaces)),
               let rule = rules.first(where: { rule in
                   rule.code == code && (unit.map { $0.caseInsensitiveCompare(rule.unit) == .orderedSame } ?? true)
@@ -172,14 +174,14 @@ enum ResultMapper {
 
     /// Whether a result message carries a critical value or finding, read before it is stored so
     /// that it can go first (the mapping itself decides what is raised).
-    static func carriesCriticalValue(_ message: HL7Message, rules: [CriticalValueRule]) -> Bool {
+    static func carriesCriticalValue(_ message: HL7Message, rules: [CriticalValueRule], flags: Set<String> = criticalFlags) -> Bool {
         let obxCount = message.segments(named: "OBX").count
         guard obxCount > 0 else { return false }
         for n in 1...obxCount {
             let obx = "OBX(\(n))"
             if criticalReason(value: message["\(obx)-5"] ?? "", code: message["\(obx)-3-1"] ?? "",
                               unit: message["\(obx)-6-1"].flatMap { $0.isEmpty ? nil : $0 },
-                              flag: message["\(obx)-8"]?.uppercased(), rules: rules) != nil {
+                              flag: message["\(obx)-8"]?.uppercased(), rules: rules, flags: flags) != nil {
                 return true
             }
         }

@@ -34,6 +34,9 @@ public final class HL7MessageRecord: Model, @unchecked Sendable {
     /// Something IT should look at although the message was stored (a control id the sender
     /// used before for a different message); nil for most.
     @OptionalField(key: "notice") public var notice: String?
+    /// For a held message: what it waits for ("ward|<sender>|<hospital id>|5N", "patient|<hospital id>|MRN1"),
+    /// the key the mapping queue groups by.
+    @OptionalField(key: "waiting_for") public var waitingFor: String?
     @Field(key: "received_at") public var receivedAt: Date
 
     public init() {}
