@@ -167,6 +167,7 @@ public struct InboundPipeline: Sendable {
                     var ctx = MappingContext(db: tx, message: parsed, messageID: record.id!, now: now, ids: ids, audit: audit,
                                              rules: rules, actor: "hl7:\(sender)", submitter: submitter, peer: peer)
                     ctx.channel = channel
+                    ctx.replayOf = replayOf
                     try await Self.map(&ctx)
                     record.patientID = ctx.patientID
                     record.patientMRN = ctx.patientMRN

@@ -157,12 +157,15 @@ import Vapor
             let patientsBefore = try await Patient.query(on: app.db).count()
             var message = try HL7Message.parse(bytes: HL7Fixtures.bytes("adt_a01_utf8.hl7")).0
             try message.set("PV1-3-1", "NOWARD")
+            // Another patient, so that the later messages below do not wait behind this one.
+            try message.set("PID-3(1)-1", "MRN19999")
+            try message.set("MSH-10", "MSG00001W")
             let receipt = try await Self.receive(app, Array(message.encode().utf8))
             // An unknown ward code waits in the mapping queue (the default for a sender no channel describes).
             #expect(receipt.outcome == .held)
             let ack = try Self.ack(receipt)
             #expect(ack["MSA-1"] == "AE")
-            #expect(ack["MSA-2"] == "MSG00001")
+            #expect(ack["MSA-2"] == "MSG00001W")
             #expect(ack["ERR-3-1"] == "103")
             #expect(ack["ERR-8"]?.contains("unknown ward code 'NOWARD'") == true)
             let record = try #require(try await HL7MessageRecord.find(receipt.messageID, on: app.db))

@@ -34,6 +34,7 @@ enum ADTMapper {
     static func knownPatient(_ ctx: inout MappingContext, hospital: Hospital) async throws -> Patient {
         let mrn = try ctx.medicalRecordNumber()
         ctx.patientMRN = mrn
+        try await ctx.waitBehindHeld(hospitalID: hospital.id!, mrn: mrn)
         guard let known = try await Patient.query(on: ctx.db).filter(\.$hospitalID == hospital.id!).filter(\.$mrn == mrn).first() else {
             switch ctx.channel.settings.unknownPatient {
             case .create: return try await upsertPatient(&ctx, hospital: hospital, refresh: false)
@@ -49,6 +50,8 @@ enum ADTMapper {
 
     static func upsertPatient(_ ctx: inout MappingContext, hospital: Hospital, refresh: Bool = true) async throws -> Patient {
         let mrn = try ctx.medicalRecordNumber()
+        ctx.patientMRN = mrn
+        try await ctx.waitBehindHeld(hospitalID: hospital.id!, mrn: mrn)
         if !refresh, let known = try await Patient.query(on: ctx.db).filter(\.$hospitalID == hospital.id!).filter(\.$mrn == mrn).first() {
             ctx.patientMRN = mrn
             ctx.patientID = known.id

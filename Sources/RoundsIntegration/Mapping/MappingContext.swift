@@ -49,6 +49,8 @@ struct MappingContext {
     let peer: String?
     /// The sending system's channel: its codes, its policies for what Rounds does not know.
     var channel: ResolvedChannel = .none
+    /// The held message this one replays (its release), if it is one.
+    var replayOf: String?
     /// Filled in by mappers for the message store (patient search).
     var patientID: String?
     var patientMRN: String?
@@ -107,6 +109,19 @@ struct MappingContext {
             return hospitals[0]
         }
         throw MappingError("unknown facility '\(facility)': set it as the HL7 facility of a hospital", code: "103")
+    }
+
+    /// Keeps one patient's messages in order: while an earlier message for the patient waits for
+    /// a ward or staff mapping, a later one waits behind it (in the same group, so mapping
+    /// applies both, in order). Waiting for the patient's own admission does not count: the
+    /// admission is what ends that wait.
+    func waitBehindHeld(hospitalID: String, mrn: String) async throws {
+        let query = HL7MessageRecord.query(on: db).filter(\.$status == "held").filter(\.$hospitalID == hospitalID)
+            .filter(\.$patientMRN == mrn).filter(\.$direction == "in")
+        if let replayOf { query.filter(\.$id < replayOf) }
+        guard let earlier = try await query.sort(\.$id).first(), let key = earlier.waitingFor, !key.hasPrefix("patient|") else { return }
+        throw HeldForReview(text: "waiting behind an earlier \(earlier.messageType) for patient \(mrn), held (\(earlier.error ?? key))",
+                            code: "206", key: key, mrn: mrn, hospitalID: hospitalID)
     }
 
     /// PID-3: the repetition typed MR (medical record number), else the first.

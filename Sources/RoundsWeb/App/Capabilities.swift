@@ -129,7 +129,7 @@ struct IntegrationCapability: Capability {
         let outbound = services.outbound
         return [BackgroundWork("outbound HL7", every: .seconds(1)) { db in while try await outbound.runOnce(on: db) > 0 {} }]
     }
-    func registerPages(_ signedIn: any RoutesBuilder, public: any RoutesBuilder) { IntegrationPages().register(signedIn) }
+    func registerPages(_ signedIn: any RoutesBuilder, public: any RoutesBuilder) { IntegrationPages().register(signedIn); ChannelPages().register(signedIn) }
     func registerAPI(_ api: APIBuilder, app: Application) { IntegrationRoutes(api: api).register() }
 }
 
@@ -145,6 +145,8 @@ struct TablesCapability: Capability {
 
 extension RoundsServices {
     public var tables: TablesService { service() }
+    /// HL7 channels and the mapping queue (a view over the pipeline, its channel cache shared).
+    public var channels: ChannelService { ChannelService(pipeline: hl7, audit: audit, ids: configuration.ids, clock: configuration.clock) }
 }
 
 /// The audit log's pages (its API is the directory's).

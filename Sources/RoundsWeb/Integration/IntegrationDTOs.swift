@@ -110,3 +110,177 @@ struct EnqueueOutboundBody: APISchema {
     var message: String
     static let sample = EnqueueOutboundBody(host: "his.example", port: 2575, message: "MSH|^~\\&|ROUNDS|…")
 }
+
+extension ChannelSettings.Unknown: APIEnumeration {}
+extension ChannelSettings.AttendingSource: APIEnumeration {}
+
+/// A sending system's channel as the API reads and writes it.
+struct ChannelDTO: APISchema {
+    var id: String
+    var name: String
+    /// MSH-3 matched ("" any).
+    var application: String
+    /// MSH-4 matched ("" any).
+    var facility: String
+    var hospitalId: String?
+    var enabled: Bool
+    var settings: ChannelSettings
+    var version: Int
+    var updatedAt: Date
+    var updatedBy: String?
+
+    init(_ c: HL7Channel) {
+        id = c.id ?? ""; name = c.name; application = c.application; facility = c.facility; hospitalId = c.hospitalID
+        enabled = c.enabled; settings = c.settings; version = c.version; updatedAt = c.updatedAt; updatedBy = c.updatedBy
+    }
+
+    static let sampleSettings: ChannelSettings = {
+        var s = ChannelSettings()
+        s.wardCodes = ["5N": "LUNG"]
+        s.messageTypes = ["ADT", "ORU^R01"]
+        return s
+    }()
+
+    static let sample: ChannelDTO = {
+        let c = HL7Channel()
+        c.id = "…"; c.name = "检验科 LIS"; c.application = "LIS"; c.facility = "ARION"; c.hospitalID = "…"; c.enabled = true
+        c.settings = sampleSettings; c.version = 3; c.updatedAt = Date(timeIntervalSince1970: 0); c.updatedBy = "胡斌"
+        return ChannelDTO(c)
+    }()
+}
+
+struct ChannelBody: APISchema {
+    var name: String
+    var application: String
+    var facility: String
+    var hospitalId: String?
+    var enabled: Bool?
+    var settings: ChannelSettings?
+    /// The version the edit started from; a stale one is refused with 409.
+    var version: Int?
+
+    var draft: ChannelService.Draft {
+        .init(name: name, application: application, facility: facility, hospitalID: hospitalId, enabled: enabled ?? true,
+              settings: settings ?? ChannelSettings(), version: version)
+    }
+
+    static let sample = ChannelBody(name: "检验科 LIS", application: "LIS", facility: "ARION", hospitalId: "…", enabled: true,
+                                    settings: ChannelDTO.sampleSettings, version: 3)
+}
+
+struct ChannelVersionDTO: APISchema {
+    var version: Int
+    var name: String
+    var application: String
+    var facility: String
+    var hospitalId: String?
+    var enabled: Bool
+    var settings: ChannelSettings
+    var savedAt: Date
+    var savedBy: String?
+
+    init(_ v: HL7ChannelVersion) {
+        version = v.version; name = v.name; application = v.application; facility = v.facility; hospitalId = v.hospitalID
+        enabled = v.enabled
+        settings = (try? JSONDecoder().decode(ChannelSettings.self, from: Data(v.settingsJSON.utf8))) ?? ChannelSettings()
+        savedAt = v.savedAt; savedBy = v.savedBy
+    }
+
+    static let sample: ChannelVersionDTO = {
+        let v = HL7ChannelVersion()
+        v.version = 2; v.name = "检验科 LIS"; v.application = "LIS"; v.facility = "ARION"; v.hospitalID = "…"; v.enabled = true
+        v.settingsJSON = String(decoding: try! JSONEncoder().encode(ChannelDTO.sampleSettings), as: UTF8.self)
+        v.savedAt = Date(timeIntervalSince1970: 0); v.savedBy = "胡斌"
+        return ChannelVersionDTO(v)
+    }()
+}
+
+/// A message to try: its text, or a stored message's id; through a saved channel, a draft, or
+/// the channel it would match.
+struct ChannelTestBody: APISchema {
+    var message: String?
+    var messageId: String?
+    var channelId: String?
+    var channel: ChannelBody?
+    static let sample = ChannelTestBody(message: "MSH|^~\\&|LIS|ARION|…", messageId: nil, channelId: "…", channel: nil)
+}
+
+struct DryRunDTO: APISchema {
+    static let enums = ["outcome": ["accepted", "held", "error", "rejected"]]
+    var outcome: String
+    var reason: String?
+    var messageType: String
+    var channel: String?
+    var hospitalId: String?
+    var patientMrn: String?
+    var patientName: String?
+    var patientKnown: Bool?
+    var waitingFor: String?
+    var events: [InboundPipeline.DryRun.Event]
+    /// Always false: nothing was written.
+    var written: Bool
+
+    init(_ r: InboundPipeline.DryRun) {
+        outcome = r.outcome; reason = r.reason; messageType = r.messageType; channel = r.channel; hospitalId = r.hospitalID
+        patientMrn = r.patientMRN; patientName = r.patientName; patientKnown = r.patientKnown; waitingFor = r.waitingFor
+        events = r.events; written = false
+    }
+
+    static let sample = DryRunDTO(InboundPipeline.DryRun(
+        outcome: "accepted", reason: "…", messageType: "ORU^R01", channel: "检验科 LIS", hospitalID: "…", patientMRN: "MRN10001",
+        patientName: "王建国", patientKnown: true, waitingFor: "…",
+        events: [.init(kind: "observation.result", summary: "Potassium 6.9 mmol/L", critical: true)]))
+}
+
+/// One group of the mapping queue.
+struct WaitingDTO: APISchema {
+    static let enums = ["kind": ["ward", "staff", "patient", "other"]]
+    var key: String
+    var kind: String
+    var sender: String
+    var hospitalId: String?
+    var code: String
+    var count: Int
+    var oldest: Date
+    var newest: Date
+
+    init(_ w: ChannelService.Waiting) {
+        key = w.key; kind = w.kind; sender = w.sender; hospitalId = w.hospitalID; code = w.code; count = w.count
+        oldest = w.oldest; newest = w.newest
+    }
+
+    static let sample = WaitingDTO(ChannelService.Waiting(key: "ward|HIS@ARION|…|5N", kind: "ward", sender: "HIS@ARION", hospitalID: "…",
+                                                          code: "5N", count: 37, oldest: Date(timeIntervalSince1970: 0),
+                                                          newest: Date(timeIntervalSince1970: 0)))
+}
+
+struct MapWardBody: APISchema {
+    var key: String
+    var wardId: String
+    static let sample = MapWardBody(key: "ward|HIS@ARION|…|5N", wardId: "…")
+}
+
+struct ReleaseBody: APISchema {
+    var key: String
+    static let sample = ReleaseBody(key: "ward|HIS@ARION|…|5N")
+}
+
+/// What releasing a group did: how many messages were applied, and those that still wait or failed.
+struct ReleaseDTO: APISchema {
+    var applied: Int
+    var stillWaiting: Int
+    var failed: Int
+    var receipts: [ReceiptDTO]
+
+    init(_ receipts: [Receipt]) {
+        applied = receipts.filter { $0.outcome == .accepted }.count
+        stillWaiting = receipts.filter { $0.outcome == .held }.count
+        failed = receipts.count - applied - stillWaiting
+        self.receipts = receipts.map(ReceiptDTO.init)
+    }
+
+    static let sample = ReleaseDTO(applied: 36, stillWaiting: 1, failed: 0, receipts: [ReceiptDTO.sample])
+    init(applied: Int, stillWaiting: Int, failed: Int, receipts: [ReceiptDTO]) {
+        self.applied = applied; self.stillWaiting = stillWaiting; self.failed = failed; self.receipts = receipts
+    }
+}

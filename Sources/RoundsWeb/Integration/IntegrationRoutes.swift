@@ -68,6 +68,7 @@ struct IntegrationRoutes {
             response.headers.replaceOrAdd(name: .contentType, value: "application/hl7-v2")
             return response
         }
+        registerChannels()
         api.on(.GET, "hl7", "outbound", summary: "Messages queued for sending", tag: "hl7", returns: OutboundDTO.self, array: true) { req in
             try await req.rounds.messages.outbound(context: req.context(), on: req.db).map(OutboundDTO.init)
         }
@@ -103,5 +104,68 @@ struct IntegrationRoutes {
         let audit = try AuditFilterQuery.parse(req)  // same date and limit rules as the audit log
         return MessageStore.Filter(messageType: text("type"), status: text("status"), sender: text("sender"), mrn: text("mrn"),
                                    direction: text("direction"), from: audit.from, to: audit.to, limit: audit.limit, beforeID: text("before"))
+    }
+
+    /// Channels (one per sending system), trying a message against one, and the mapping queue.
+    func registerChannels() {
+        api.on(.GET, "hl7", "channels", summary: "The sending systems' channels", tag: "hl7", returns: ChannelDTO.self, array: true) { req in
+            try await req.rounds.channels.list(context: req.context(), on: req.db).map(ChannelDTO.init)
+        }
+        api.on(.POST, "hl7", "channels", summary: "Describe a sending system (matched on MSH-3/MSH-4)", tag: "hl7",
+               body: ChannelBody.self, returns: ChannelDTO.self, status: 201) { req in
+            let body = try req.content.decode(ChannelBody.self)
+            return try await ChannelDTO(try await req.rounds.channels.create(body.draft, context: req.context(), on: req.db))
+                .encodeResponse(status: .created, for: req)
+        }
+        api.on(.GET, "hl7", "channels", ":channelId", summary: "One channel", tag: "hl7", returns: ChannelDTO.self) { req in
+            ChannelDTO(try await req.rounds.channels.channel(id: req.parameters.require("channelId"), context: req.context(), on: req.db))
+        }
+        api.on(.PUT, "hl7", "channels", ":channelId", summary: "Change a channel (a new version; a stale version is a 409)", tag: "hl7",
+               body: ChannelBody.self, returns: ChannelDTO.self) { req in
+            let body = try req.content.decode(ChannelBody.self)
+            return ChannelDTO(try await req.rounds.channels.update(id: req.parameters.require("channelId"), body.draft,
+                                                                 context: req.context(), on: req.db))
+        }
+        api.on(.GET, "hl7", "channels", ":channelId", "versions", summary: "Every saved version of a channel, newest first", tag: "hl7",
+               returns: ChannelVersionDTO.self, array: true) { req in
+            try await req.rounds.channels.versions(id: req.parameters.require("channelId"), context: req.context(), on: req.db)
+                .map(ChannelVersionDTO.init)
+        }
+        api.on(.POST, "hl7", "channels", "test", summary: "What a message would do through a channel; nothing is written", tag: "hl7",
+               body: ChannelTestBody.self, returns: DryRunDTO.self) { req in
+            let body = try req.content.decode(ChannelTestBody.self)
+            let context = try req.context()
+            return DryRunDTO(try await Self.test(body, context: context, req: req))
+        }
+        api.on(.GET, "hl7", "mapping-queue", summary: "Held messages grouped by what they wait for (a ward code, a staff id, a patient)",
+               tag: "hl7", returns: WaitingDTO.self, array: true) { req in
+            try await req.rounds.channels.queue(context: req.context(), on: req.db).map(WaitingDTO.init)
+        }
+        api.on(.POST, "hl7", "mapping-queue", "map-ward", summary: "Map a sender's ward code to a ward, then apply what waited for it, in order",
+               tag: "hl7", body: MapWardBody.self, returns: ReleaseDTO.self) { req in
+            let body = try req.content.decode(MapWardBody.self)
+            return ReleaseDTO(try await req.rounds.channels.mapWard(key: body.key, wardID: body.wardId, context: req.context(), on: req.db))
+        }
+        api.on(.POST, "hl7", "mapping-queue", "release", summary: "Apply a group's waiting messages again, in order", tag: "hl7",
+               body: ReleaseBody.self, returns: ReleaseDTO.self) { req in
+            let body = try req.content.decode(ReleaseBody.self)
+            return ReleaseDTO(try await req.rounds.channels.release(key: body.key, context: req.context(), on: req.db))
+        }
+    }
+
+    /// The message of a test: pasted text, or a stored message (read as the store reads it: audited, scoped).
+    static func test(_ body: ChannelTestBody, context: RequestContext, req: Request) async throws -> InboundPipeline.DryRun {
+        let bytes: [UInt8]
+        if let id = body.messageId, !id.isEmpty {
+            bytes = Array(try await req.rounds.messages.message(id: id, context: context, on: req.db).raw)
+        } else if let text = body.message, !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            // Pasted text: newlines as typed in a browser become HL7's segment separator.
+            bytes = Array(text.replacingOccurrences(of: "\r\n", with: "\r").replacingOccurrences(of: "\n", with: "\r").utf8)
+        } else {
+            throw RoundsError.validation("give the message to try (its text or a stored message's id)")
+        }
+        guard bytes.count <= 10 * 1024 * 1024 else { throw RoundsError.validation("the message is larger than 10 MiB") }
+        return try await req.rounds.channels.test(message: bytes, draft: body.channel?.draft, channelID: body.channelId,
+                                                  context: context, on: req.db)
     }
 }

@@ -1,0 +1,277 @@
+import Fluent
+import Foundation
+import RoundsCore
+import RoundsDirectory
+import RoundsIntegration
+import RoundsStore
+import Vapor
+
+/// Channels and the mapping queue for IT: describe a sending system without code, try a message
+/// against it, map what the waiting messages need and let them through.
+struct ChannelPages {
+    func register(_ routes: any RoutesBuilder) {
+        routes.get("integration", "channels", use: list)
+        routes.post("integration", "channels", use: create)
+        routes.get("integration", "channels", ":id", use: edit)
+        routes.post("integration", "channels", ":id", use: update)
+        routes.post("integration", "channels", ":id", "test", use: test)
+        routes.get("integration", "mapping", use: queue)
+        routes.post("integration", "mapping", "ward", use: mapWard)
+        routes.post("integration", "mapping", "release", use: release)
+    }
+
+    struct Option: Encodable { var value: String; var label: String; var selected: Bool }
+    struct ChannelRow: Encodable {
+        var id: String; var name: String; var match: String; var hospital: String; var enabled: Bool; var version: Int
+        var updated: String; var wardCodes: Int
+    }
+    struct ListData: Encodable { var channels: [ChannelRow]; var hospitals: [Option]; var canCreate: Bool }
+
+    struct Form: Content {
+        var name: String
+        var application: String?
+        var facility: String?
+        var hospitalId: String?
+        var enabled: String?
+        var wardComponent: Int?
+        var bedComponents: String?
+        var wardCodes: String?
+        var attendingSource: String?
+        var attendingRoleCodes: String?
+        var nurseRoleCodes: String?
+        var criticalFlags: String?
+        var messageTypes: String?
+        var unknownWard: String?
+        var unknownStaff: String?
+        var unknownPatient: String?
+        var version: Int?
+
+        static func list(_ text: String?) -> [String] {
+            (text ?? "").split(whereSeparator: { $0 == "," || $0 == "，" || $0 == " " || $0 == "\n" || $0 == "、" })
+                .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+        }
+
+        /// "5N=LUNG" (or "5N → LUNG", "5N LUNG") per line.
+        static func codes(_ text: String?) throws -> [String: String] {
+            var out: [String: String] = [:]
+            for line in (text ?? "").split(whereSeparator: \.isNewline) {
+                let trimmed = line.trimmingCharacters(in: .whitespaces)
+                guard !trimmed.isEmpty else { continue }
+                let parts = trimmed.replacingOccurrences(of: "→", with: "=").replacingOccurrences(of: "＝", with: "=")
+                    .split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                    throw RoundsError.validation("ward code line '\(trimmed)': write it as SENDER=ROUNDS, e.g. 5N=LUNG")
+                }
+                out[parts[0]] = parts[1]
+            }
+            return out
+        }
+
+        func draft() throws -> ChannelService.Draft {
+            var s = ChannelSettings()
+            if let v = wardComponent { s.wardComponent = v }
+            let beds = Self.list(bedComponents)
+            if !beds.isEmpty {
+                s.bedComponents = try beds.map { guard let n = Int($0) else { throw RoundsError.validation("bed components are numbers, e.g. 2, 3") }; return n }
+            }
+            s.wardCodes = try Self.codes(wardCodes)
+            if let v = attendingSource { s.attendingSource = ChannelSettings.AttendingSource(rawValue: v) ?? s.attendingSource }
+            if attendingRoleCodes != nil { s.attendingRoleCodes = Self.list(attendingRoleCodes) }
+            if nurseRoleCodes != nil { s.nurseRoleCodes = Self.list(nurseRoleCodes) }
+            if criticalFlags != nil { s.criticalFlags = Self.list(criticalFlags) }
+            s.messageTypes = Self.list(messageTypes)
+            if let v = unknownWard { s.unknownWard = ChannelSettings.Unknown(rawValue: v) ?? s.unknownWard }
+            if let v = unknownStaff { s.unknownStaff = ChannelSettings.Unknown(rawValue: v) ?? s.unknownStaff }
+            if let v = unknownPatient { s.unknownPatient = ChannelSettings.Unknown(rawValue: v) ?? s.unknownPatient }
+            return .init(name: name, application: application ?? "", facility: facility ?? "",
+                         hospitalID: (hospitalId ?? "").isEmpty ? nil : hospitalId, enabled: enabled != nil, settings: s, version: version)
+        }
+    }
+
+    func hospitals(_ req: Request, selected: String?) async throws -> [Option] {
+        let t = req.rounds.catalogue.table(req.locale)
+        let scope = try req.context().principal.integrationHospitalIDs
+        var options = try await Hospital.query(on: req.db).sort(\.$code).all()
+            .filter { scope?.contains($0.id!) ?? true }
+            .map { Option(value: $0.id!, label: $0.name, selected: $0.id == selected) }
+        if scope == nil { options.insert(Option(value: "", label: t["channel_hospital_by_facility"] ?? "", selected: selected == nil), at: 0) }
+        return options
+    }
+
+    @Sendable func list(req: Request) async throws -> Response {
+        let context = try req.context()
+        let channels = try await req.rounds.channels.list(context: context, on: req.db)
+        let names = Dictionary(uniqueKeysWithValues: try await Hospital.query(on: req.db).all().map { ($0.id!, $0.name) })
+        let t = req.rounds.catalogue.table(req.locale)
+        let rows = channels.map { c in
+            ChannelRow(id: c.id!, name: c.name, match: [c.application.isEmpty ? "*" : c.application, c.facility.isEmpty ? "*" : c.facility].joined(separator: "@"),
+                       hospital: c.hospitalID.flatMap { names[$0] } ?? (t["channel_hospital_by_facility"] ?? ""), enabled: c.enabled,
+                       version: c.version, updated: Formatting.dateTime(c.updatedAt), wardCodes: c.settings.wardCodes.count)
+        }
+        return try await req.page("integration_channels", title: "channels_title",
+                                  data: ListData(channels: rows, hospitals: try await hospitals(req, selected: nil), canCreate: context.principal.canUseIntegration),
+                                  flash: req.query[String.self, at: "ok"], error: req.query[String.self, at: "error"])
+    }
+
+    @Sendable func create(req: Request) async throws -> Response {
+        do {
+            let form = try req.content.decode(Form.self)
+            var draft = try form.draft()
+            draft.enabled = true
+            let channel = try await req.rounds.channels.create(draft, context: req.context(), on: req.db)
+            return req.redirect(to: "/integration/channels/\(channel.id!)?ok=" + Self.encode(req.rounds.catalogue.table(req.locale)["channel_saved"] ?? "saved"))
+        } catch let error as RoundsError {
+            return req.redirect(to: "/integration/channels?error=" + Self.encode(Self.text(error, req)))
+        }
+    }
+
+    struct EditData: Encodable {
+        var id: String; var name: String; var application: String; var facility: String; var enabled: Bool; var version: Int
+        var hospitals: [Option]; var wardComponents: [Option]; var bedComponents: String; var wardCodes: String
+        var attendingSources: [Option]; var attendingRoleCodes: String; var nurseRoleCodes: String; var criticalFlags: String
+        var messageTypes: String; var unknownWard: [Option]; var unknownStaff: [Option]; var unknownPatient: [Option]
+        var versions: [VersionRow]; var sample: String; var result: TestResult?
+    }
+    struct VersionRow: Encodable { var version: Int; var savedAt: String; var savedBy: String }
+    struct TestResult: Encodable {
+        var outcome: String; var outcomeCode: String; var reason: String?; var messageType: String; var patient: String
+        var events: [EventRow]; var waitingFor: String?
+    }
+    struct EventRow: Encodable { var kind: String; var summary: String; var critical: Bool }
+
+    func editData(_ req: Request, channel: HL7Channel, sample: String = "", result: InboundPipeline.DryRun? = nil) async throws -> EditData {
+        let t = req.rounds.catalogue.table(req.locale)
+        let s = channel.settings
+        func unknown(_ current: ChannelSettings.Unknown, allowCreate: Bool = true) -> [Option] {
+            ChannelSettings.Unknown.allCases.filter { allowCreate || $0 != .create }
+                .map { Option(value: $0.rawValue, label: t["channel_unknown_\($0.rawValue)"] ?? $0.rawValue, selected: $0 == current) }
+        }
+        let versions = try await req.rounds.channels.versions(id: channel.id!, context: req.context(), on: req.db)
+        return EditData(
+            id: channel.id!, name: channel.name, application: channel.application, facility: channel.facility, enabled: channel.enabled,
+            version: channel.version, hospitals: try await hospitals(req, selected: channel.hospitalID),
+            wardComponents: (1...9).map { Option(value: "\($0)", label: "PL-\($0)" + (t["channel_pl_\($0)"].map { "（\($0)）" } ?? ""), selected: $0 == s.wardComponent) },
+            bedComponents: s.bedComponents.map(String.init).joined(separator: ", "),
+            wardCodes: s.wardCodes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n"),
+            attendingSources: ChannelSettings.AttendingSource.allCases.map {
+                Option(value: $0.rawValue, label: t["channel_attending_\($0 == .pv1 ? "pv1" : "rol")"] ?? $0.rawValue, selected: $0 == s.attendingSource)
+            },
+            attendingRoleCodes: s.attendingRoleCodes.joined(separator: ", "), nurseRoleCodes: s.nurseRoleCodes.joined(separator: ", "),
+            criticalFlags: s.criticalFlags.joined(separator: ", "), messageTypes: s.messageTypes.joined(separator: ", "),
+            unknownWard: unknown(s.unknownWard, allowCreate: false), unknownStaff: unknown(s.unknownStaff), unknownPatient: unknown(s.unknownPatient),
+            versions: versions.map { VersionRow(version: $0.version, savedAt: Formatting.dateTime($0.savedAt), savedBy: $0.savedBy ?? "") },
+            sample: sample,
+            result: result.map { r in
+                TestResult(outcome: t["channel_test_\(r.outcome)"] ?? r.outcome, outcomeCode: r.outcome, reason: r.reason, messageType: r.messageType,
+                           patient: [r.patientName, r.patientMRN].compactMap { $0 }.joined(separator: " · ")
+                               + (r.patientKnown == false ? "（\(t["channel_test_new_patient"] ?? "")）" : ""),
+                           events: r.events.map { EventRow(kind: t["event_\($0.kind)"] ?? $0.kind, summary: $0.summary, critical: $0.critical) },
+                           waitingFor: r.waitingFor.map { Self.describe(key: $0, t) })
+            })
+    }
+
+    @Sendable func edit(req: Request) async throws -> Response {
+        let channel = try await req.rounds.channels.channel(id: req.parameters.require("id"), context: req.context(), on: req.db)
+        return try await req.page("integration_channel", title: "channel_title", data: try await editData(req, channel: channel),
+                                  flash: req.query[String.self, at: "ok"], error: req.query[String.self, at: "error"])
+    }
+
+    @Sendable func update(req: Request) async throws -> Response {
+        let id = try req.parameters.require("id")
+        do {
+            let form = try req.content.decode(Form.self)
+            _ = try await req.rounds.channels.update(id: id, try form.draft(), context: req.context(), on: req.db)
+            return req.redirect(to: "/integration/channels/\(id)?ok=" + Self.encode(req.rounds.catalogue.table(req.locale)["channel_saved"] ?? "saved"))
+        } catch let error as RoundsError {
+            return req.redirect(to: "/integration/channels/\(id)?error=" + Self.encode(Self.text(error, req)))
+        }
+    }
+
+    /// Tries the pasted message against the form as it stands (saved or not): the page comes back
+    /// with what it would do, and nothing written.
+    @Sendable func test(req: Request) async throws -> Response {
+        let id = try req.parameters.require("id")
+        let context = try req.context()
+        let channel = try await req.rounds.channels.channel(id: id, context: context, on: req.db)
+        struct TestForm: Content { var message: String? }
+        let sample = (try? req.content.decode(TestForm.self))?.message ?? ""
+        do {
+            let form = try req.content.decode(Form.self)
+            let result = try await IntegrationRoutes.test(ChannelTestBody(message: sample, messageId: nil, channelId: id,
+                                                                          channel: ChannelBody(name: form.name, application: form.application ?? "",
+                                                                                               facility: form.facility ?? "", hospitalId: form.hospitalId,
+                                                                                               enabled: form.enabled != nil,
+                                                                                               settings: try form.draft().settings, version: nil)),
+                                                          context: context, req: req)
+            return try await req.page("integration_channel", title: "channel_title", data: try await editData(req, channel: channel, sample: sample, result: result))
+        } catch let error as RoundsError {
+            return try await req.page("integration_channel", title: "channel_title", data: try await editData(req, channel: channel, sample: sample),
+                                      error: Self.text(error, req))
+        }
+    }
+
+    // MARK: The mapping queue
+
+    struct GroupRow: Encodable {
+        var key: String; var kind: String; var title: String; var sender: String; var hospital: String; var count: Int
+        var oldest: String; var wards: [Option]
+    }
+    struct QueueData: Encodable { var groups: [GroupRow] }
+
+    static func describe(key: String, _ t: [String: String]) -> String {
+        let p = ChannelService.parse(key: key)
+        return (t["mapping_kind_\(p.kind)"] ?? p.kind) + " " + p.code
+    }
+
+    @Sendable func queue(req: Request) async throws -> Response {
+        let context = try req.context()
+        let groups = try await req.rounds.channels.queue(context: context, on: req.db)
+        let t = req.rounds.catalogue.table(req.locale)
+        let hospitals = Dictionary(uniqueKeysWithValues: try await Hospital.query(on: req.db).all().map { ($0.id!, $0.name) })
+        let wards = try await Department.query(on: req.db).filter(\.$kind == .ward).sort(\.$code).all()
+        let rows = groups.map { g in
+            GroupRow(key: g.key, kind: g.kind, title: Self.describe(key: g.key, t), sender: g.sender,
+                     hospital: g.hospitalID.flatMap { hospitals[$0] } ?? "", count: g.count, oldest: Formatting.dateTime(g.oldest),
+                     wards: g.kind == "ward" ? wards.filter { $0.hospitalID == g.hospitalID }.map { Option(value: $0.id!, label: "\($0.name)（\($0.code)）", selected: false) } : [])
+        }
+        return try await req.page("integration_mapping", title: "mapping_title", data: QueueData(groups: rows),
+                                  flash: req.query[String.self, at: "ok"], error: req.query[String.self, at: "error"])
+    }
+
+    @Sendable func mapWard(req: Request) async throws -> Response {
+        struct MapForm: Content { var key: String; var wardId: String }
+        do {
+            let form = try req.content.decode(MapForm.self)
+            let receipts = try await req.rounds.channels.mapWard(key: form.key, wardID: form.wardId, context: req.context(), on: req.db)
+            return req.redirect(to: "/integration/mapping?ok=" + Self.encode(Self.summary(receipts, req)))
+        } catch let error as RoundsError {
+            return req.redirect(to: "/integration/mapping?error=" + Self.encode(Self.text(error, req)))
+        }
+    }
+
+    @Sendable func release(req: Request) async throws -> Response {
+        struct ReleaseForm: Content { var key: String }
+        do {
+            let form = try req.content.decode(ReleaseForm.self)
+            let receipts = try await req.rounds.channels.release(key: form.key, context: req.context(), on: req.db)
+            return req.redirect(to: "/integration/mapping?ok=" + Self.encode(Self.summary(receipts, req)))
+        } catch let error as RoundsError {
+            return req.redirect(to: "/integration/mapping?error=" + Self.encode(Self.text(error, req)))
+        }
+    }
+
+    static func summary(_ receipts: [Receipt], _ req: Request) -> String {
+        let t = req.rounds.catalogue.table(req.locale)
+        let applied = receipts.filter { $0.outcome == .accepted }.count
+        let waiting = receipts.filter { $0.outcome == .held }.count
+        return (t["mapping_done"] ?? "%1$d of %2$d applied; %3$d still waiting")
+            .replacingOccurrences(of: "%1$d", with: "\(applied)").replacingOccurrences(of: "%2$d", with: "\(receipts.count)")
+            .replacingOccurrences(of: "%3$d", with: "\(waiting)")
+    }
+
+    static func text(_ error: RoundsError, _ req: Request) -> String {
+        error.message(locale: req.locale) + (error.detail.map { ": \($0)" } ?? "")
+    }
+
+    static func encode(_ text: String) -> String { text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "" }
+}
