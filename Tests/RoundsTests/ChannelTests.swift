@@ -252,6 +252,8 @@ import Vapor
             let made = try await it.form("/integration/channels", ["name": "急诊 HIS", "application": "EDHIS", "facility": "", "hospitalId": main.id!])
             #expect(made.status == .seeOther || made.status == .found)
             let channel = try #require(try await HL7Channel.query(on: app.db).filter(\.$application == "EDHIS").first())
+            let listPage = try await it.page("/integration/channels")
+            #expect(listPage.status == .ok && listPage.body.string.contains("/integration/channels/\(channel.id!)"), "\(listPage.body.string.suffix(2000))")
             let page = try await it.page("/integration/channels/\(channel.id!)")
             #expect(page.status == .ok && page.body.string.contains("急诊 HIS") && page.body.string.contains("v1"))
             // Try a message with an unsaved code map: the page says what would happen; nothing is saved.

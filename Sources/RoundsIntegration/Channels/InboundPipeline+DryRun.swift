@@ -120,7 +120,7 @@ extension InboundPipeline {
         switch event.kind {
         case .patientAdmitted, .patientTransferred, .patientDischarged, .patientUpdated, .admissionCancelled, .transferCancelled, .dischargeCancelled:
             if let p = try? decoder.decode(ClinicalEvent.PatientMoved.self, from: data) {
-                summary = "\(p.name) \(p.mrn): \(p.event) " + [p.wardCode, p.bed].compactMap { $0 }.joined(separator: " ")
+                summary = "\(p.name) \(p.mrn) → " + [p.wardCode, p.bed].compactMap { $0 }.joined(separator: " ")
             }
         case .orderCreated, .orderChanged, .orderCancelled, .orderDiscontinued:
             if let o = try? decoder.decode(ClinicalEvent.OrderChanged.self, from: data) {
