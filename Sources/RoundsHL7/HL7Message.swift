@@ -83,6 +83,9 @@ public struct HL7Message: Sendable, Equatable {
         return HL7Escaping.unescape(raw, delimiters)
     }
 
+    /// Whether `path` is a terser path this reader understands (`MSH-5`, `PID-3(2)-1`).
+    public static func isValidPath(_ path: String) -> Bool { (try? HL7Path(path)) != nil }
+
     /// Like `value`, but for when a missing or malformed path is simply "no value".
     public subscript(path: String) -> String? {
         (try? value(path)) ?? nil

@@ -30,15 +30,19 @@ extension HL7MessageRecord {
     public var properties: [any AnyProperty] { [$id, $direction, $sender, $controlID, $messageType, $version, $charset, $raw, $size, $status, $ackCode, $error, $patientMRN, $patientID, $hospitalID, $peer, $submittedBy, $replayOf, $duplicateCount, $notice, $waitingFor, $receivedAt] }
 }
 
+extension HL7OutboundChannel {
+    public var properties: [any AnyProperty] { [$id, $name, $host, $port, $hospitalID, $enabled, $settingsJSON, $version, $updatedAt, $updatedBy] }
+}
+
 extension Observation {
     public var properties: [any AnyProperty] { [$id, $patientID, $encounterID, $orderNumber, $code, $name, $value, $valueText, $comment, $unit, $referenceRange, $abnormalFlag, $isCritical, $observedAt, $sourceMessageID, $createdAt] }
 }
 
 extension OutboundMessage {
-    public var properties: [any AnyProperty] { [$id, $host, $port, $raw, $controlID, $messageType, $status, $attempts, $nextAttemptAt, $claimedUntil, $lastError, $ackCode, $createdAt, $sentAt] }
+    public var properties: [any AnyProperty] { [$id, $host, $port, $channelID, $raw, $controlID, $messageType, $status, $attempts, $nextAttemptAt, $claimedUntil, $lastError, $ackCode, $createdAt, $sentAt] }
 }
 
 /// The models of RoundsIntegration with a listed `properties`, for ModelPropertiesTests.
 public enum RoundsIntegrationModels {
-    public static let all: [any Model.Type] = [ClinicalOrder.self, ClinicalReport.self, CriticalValueRule.self, HL7Channel.self, HL7ChannelVersion.self, HL7ControlID.self, HL7MessageRecord.self, Observation.self, OutboundMessage.self]
+    public static let all: [any Model.Type] = [ClinicalOrder.self, ClinicalReport.self, CriticalValueRule.self, HL7Channel.self, HL7ChannelVersion.self, HL7ControlID.self, HL7MessageRecord.self, HL7OutboundChannel.self, Observation.self, OutboundMessage.self]
 }

@@ -32,11 +32,13 @@ public struct OutboundQueue: Sendable {
     }
 
     @discardableResult
-    public func enqueue(_ message: HL7Message, charset: HL7Charset = .utf8, host: String, port: Int, on db: any Database) async throws -> OutboundMessage {
+    public func enqueue(_ message: HL7Message, charset: HL7Charset = .utf8, host: String, port: Int, channelID: String? = nil,
+                        on db: any Database) async throws -> OutboundMessage {
         let row = OutboundMessage()
         row.id = ids.next()
         row.host = host
         row.port = port
+        row.channelID = channelID
         row.raw = Data(try charset.encode(message.encode()))
         row.controlID = message.controlID
         row.messageType = [message.messageType, message.triggerEvent].filter { !$0.isEmpty }.joined(separator: "^")
@@ -71,14 +73,31 @@ public struct OutboundQueue: Sendable {
     @discardableResult
     public func runOnce(limit: Int = 50, on db: any Database) async throws -> Int {
         let due = try await claimDue(limit: limit, on: db)
+        let channelIDs = Set(due.compactMap(\.channelID))
+        let policies = channelIDs.isEmpty ? [:] : Dictionary(uniqueKeysWithValues: try await HL7OutboundChannel.query(on: db)
+            .filter(\.$id ~~ Array(channelIDs)).all().map { ($0.id!, $0.settings) })
         let byDestination = Dictionary(grouping: due) { "\($0.host):\($0.port)" }
         for (_, messages) in byDestination {
-            await send(messages, on: db)
+            await send(messages, policies: policies, on: db)
         }
         return due.count
     }
 
-    private func send(_ messages: [OutboundMessage], on db: any Database) async {
+    /// Queues `message` for each enabled outbound channel that carries its type (for its
+    /// hospital, or for any), changed as each destination wants it. Returns the queued rows.
+    @discardableResult
+    public func route(_ message: HL7Message, hospitalID: String?, on db: any Database) async throws -> [OutboundMessage] {
+        let type = [message.messageType, message.triggerEvent].filter { !$0.isEmpty }.joined(separator: "^")
+        var rows: [OutboundMessage] = []
+        for channel in try await HL7OutboundChannel.query(on: db).filter(\.$enabled == true).sort(\.$name).all()
+        where (channel.hospitalID == nil || channel.hospitalID == hospitalID) && channel.settings.carries(type) {
+            rows.append(try await enqueue(try channel.settings.transformed(message), host: channel.host, port: channel.port,
+                                          channelID: channel.id, on: db))
+        }
+        return rows
+    }
+
+    private func send(_ messages: [OutboundMessage], policies: [String: OutboundSettings] = [:], on db: any Database) async {
         guard let first = messages.first else { return }
         var remaining = messages[...]
         do {
@@ -86,19 +105,19 @@ public struct OutboundQueue: Sendable {
                 while let message = remaining.first {
                     let ack = try await session.send(Array(message.raw))
                     remaining = remaining.dropFirst()
-                    await record(ack: ack, for: message, on: db)
+                    await record(ack: ack, for: message, policy: message.channelID.flatMap { policies[$0] }, on: db)
                 }
             }
         } catch {
             for message in remaining {
-                await fail(message, reason: "\(error)", permanently: false, on: db)
+                await fail(message, reason: "\(error)", permanently: false, policy: message.channelID.flatMap { policies[$0] }, on: db)
             }
         }
     }
 
-    private func record(ack bytes: [UInt8], for message: OutboundMessage, on db: any Database) async {
+    private func record(ack bytes: [UInt8], for message: OutboundMessage, policy: OutboundSettings?, on db: any Database) async {
         guard let (ack, _) = try? HL7Message.parse(bytes: bytes), let code = ack["MSA-1"] else {
-            await fail(message, reason: "the answer was not an HL7 acknowledgement", permanently: false, on: db)
+            await fail(message, reason: "the answer was not an HL7 acknowledgement", permanently: false, policy: policy, on: db)
             return
         }
         message.ackCode = code
@@ -111,21 +130,22 @@ public struct OutboundQueue: Sendable {
             message.lastError = nil
             do { try await message.save(on: db) } catch { logger.error("could not mark outbound message sent: \(error)") }
         case "AR", "CR":
-            await fail(message, reason: "rejected: " + (ack["ERR-8"] ?? ack["MSA-3"] ?? code), permanently: true, on: db)
+            await fail(message, reason: "rejected: " + (ack["ERR-8"] ?? ack["MSA-3"] ?? code), permanently: true, policy: policy, on: db)
         default:
-            await fail(message, reason: "error: " + (ack["ERR-8"] ?? ack["MSA-3"] ?? code), permanently: false, on: db)
+            await fail(message, reason: "error: " + (ack["ERR-8"] ?? ack["MSA-3"] ?? code), permanently: false, policy: policy, on: db)
         }
     }
 
-    private func fail(_ message: OutboundMessage, reason: String, permanently: Bool, on db: any Database) async {
+    /// `policy`: the message's channel's retry policy; the queue's own without one.
+    private func fail(_ message: OutboundMessage, reason: String, permanently: Bool, policy: OutboundSettings? = nil, on db: any Database) async {
         message.attempts += 1
         message.lastError = String(reason.prefix(500))
         message.claimedUntil = nil
-        if permanently || message.attempts >= maximumAttempts {
+        if permanently || message.attempts >= (policy?.maximumAttempts ?? maximumAttempts) {
             message.status = "dead"
             logger.error("outbound HL7 message is dead", metadata: ["id": .string(message.id ?? ""), "reason": .string(reason)])
         } else {
-            message.nextAttemptAt = clock.now().addingTimeInterval(backoff(afterAttempts: message.attempts))
+            message.nextAttemptAt = clock.now().addingTimeInterval(policy?.backoff(afterAttempts: message.attempts) ?? backoff(afterAttempts: message.attempts))
         }
         do { try await message.save(on: db) } catch { logger.error("could not record outbound failure: \(error)") }
     }

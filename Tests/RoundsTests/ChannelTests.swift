@@ -293,6 +293,65 @@ import Vapor
             #expect(try await it.page("/integration/mapping").body.string.contains("没有等待映射的消息"))
         }
     }
+
+    @Test(arguments: Backend.all)
+    func outboundChannelsRouteTransformAndRetryTheirOwnWay(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, clock in
+            let admin = Client(app)
+            try await admin.login("admin")
+            let peer = try await FakeHL7Peer.start(answering: ["AA"])
+            var settings = OutboundSettings()
+            settings.messageTypes = ["MDM^T02"]
+            settings.transforms = [.init(path: "msh-5", value: "EMR"), .init(path: "MSH-6", value: "ARION")]
+            settings.maximumAttempts = 2
+            settings.backoffSeconds = 5
+            let made = try await admin.json(.POST, "/api/v1/hl7/outbound-channels",
+                                            OutboundChannelBody(name: "EMR 病历", host: "127.0.0.1", port: peer.port, hospitalId: nil, enabled: true, settings: settings, version: nil))
+            #expect(made.status == .created)
+            let channel = try made.decode(OutboundChannelDTO.self)
+            #expect(channel.settings.transforms.first?.path == "MSH-5")
+
+            // Refusals: a host off the allow-list, a transform of the control id, IT staff (not the group administrator).
+            var bad = settings
+            bad.transforms = [.init(path: "MSH-10", value: "X")]
+            let cases: [(OutboundChannelBody, HTTPStatus)] = [
+                (OutboundChannelBody(name: "x", host: "evil.example", port: 2575, hospitalId: nil, enabled: true, settings: settings, version: nil), .unprocessableEntity),
+                (OutboundChannelBody(name: "x", host: "127.0.0.1", port: 2575, hospitalId: nil, enabled: true, settings: bad, version: nil), .unprocessableEntity),
+                (OutboundChannelBody(name: "x", host: "127.0.0.1", port: 0, hospitalId: nil, enabled: true, settings: settings, version: nil), .unprocessableEntity),
+            ]
+            for (body, status) in cases { #expect(try await admin.json(.POST, "/api/v1/hl7/outbound-channels", body).status == status, "\(body.host) \(body.port)") }
+            let it = Client(app)
+            try await it.login("hu.bin")
+            #expect(try await it.get("/api/v1/hl7/outbound-channels").status == .forbidden)
+            #expect(try await HL7OutboundChannel.query(on: app.db).count() == 1)
+
+            // Routed: only the types it carries, changed as the destination wants, sent and acknowledged.
+            let mdm = "MSH|^~\\&|ROUNDS|ARION|HIS|ARION|20261121100000||MDM^T02|OUT-MDM-1|P|2.5\rPID|1||MRN10001^^^ARION^MR||王^建国\rTXA|1|PN|TX"
+            let routed = try await admin.json(.POST, "/api/v1/hl7/outbound/route", RouteOutboundBody(message: mdm, hospitalId: nil))
+            #expect(routed.status == .created)
+            let rows = try routed.decode([OutboundDTO].self)
+            #expect(rows.count == 1 && rows[0].channelId == channel.id && rows[0].controlId == "OUT-MDM-1")
+            let stored = try #require(try await OutboundMessage.find(rows[0].id, on: app.db))
+            let sent = try HL7Message.parse(bytes: Array(stored.raw)).0
+            #expect(sent["MSH-5"] == "EMR" && sent["MSH-6"] == "ARION" && sent["MSH-10"] == "OUT-MDM-1")
+            let adt = mdm.replacingOccurrences(of: "MDM^T02", with: "ADT^A08")
+            #expect(try await admin.json(.POST, "/api/v1/hl7/outbound/route", RouteOutboundBody(message: adt, hospitalId: nil)).status == .unprocessableEntity)
+            #expect(try await app.rounds.outbound.runOnce(on: app.db) == 1)
+            #expect(try await OutboundMessage.find(rows[0].id, on: app.db)?.status == "sent")
+            await peer.stop()
+
+            // Its retry policy, not the queue's: 5 s before the second attempt, dead after two.
+            let again = try await app.rounds.outbound.route(try HL7Message.parse(mdm.replacingOccurrences(of: "OUT-MDM-1", with: "OUT-MDM-2")),
+                                                            hospitalID: nil, on: app.db)
+            #expect(try await app.rounds.outbound.runOnce(on: app.db) == 1)
+            let first = try #require(try await OutboundMessage.find(again[0].id, on: app.db))
+            #expect(first.status == "pending" && abs(first.nextAttemptAt.timeIntervalSince(clock.now()) - 5) < 0.5)
+            clock.advance(by: 6)
+            #expect(try await app.rounds.outbound.runOnce(on: app.db) == 1)
+            #expect(try await OutboundMessage.find(again[0].id, on: app.db)?.status == "dead")
+            #expect(try await Demo.audit("hl7.outbound_channel.create", app).filter { $0.outcome == "success" }.count == 1)
+        }
+    }
 }
 
 extension Optional {

@@ -4,6 +4,6 @@ import FluentKit
 /// rules, the outbound queue (after the directory's, whose tables they refer to).
 public enum IntegrationMigrations {
     public static var all: [any Migration] {
-        [CreateIntegration(), SeedCriticalValueRules(), AddHL7Submitter(), AddMessageDetails(), CreateHL7Channels()]
+        [CreateIntegration(), SeedCriticalValueRules(), AddHL7Submitter(), AddMessageDetails(), CreateHL7Channels(), CreateHL7OutboundChannels()]
     }
 }

@@ -184,6 +184,8 @@ public final class OutboundMessage: Model, @unchecked Sendable {
     @ID(custom: "id", generatedBy: .user) public var id: String?
     @Field(key: "host") public var host: String
     @Field(key: "port") public var port: Int
+    /// The outbound channel it goes through (its retry policy); nil: sent as addressed.
+    @OptionalField(key: "channel_id") public var channelID: String?
     @Field(key: "raw") public var raw: Data
     @OptionalField(key: "control_id") public var controlID: String?
     @Field(key: "message_type") public var messageType: String

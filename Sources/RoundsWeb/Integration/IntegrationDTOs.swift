@@ -88,9 +88,12 @@ struct OutboundDTO: APISchema {
     var ackCode: String?
     var createdAt: Date
     var sentAt: Date?
+    /// The outbound channel it goes through, if it was routed.
+    var channelId: String?
 
     init(_ m: OutboundMessage) {
         id = m.id ?? ""; host = m.host; port = m.port; controlId = m.controlID; messageType = m.messageType; status = m.status
+        channelId = m.channelID
         attempts = m.attempts; nextAttemptAt = m.nextAttemptAt; lastError = m.lastError; ackCode = m.ackCode
         createdAt = m.createdAt; sentAt = m.sentAt
     }
@@ -98,7 +101,7 @@ struct OutboundDTO: APISchema {
         let m = OutboundMessage()
         m.id = "…"; m.host = "his.example"; m.port = 2575; m.controlID = "R0001"; m.messageType = "ORR^O02"; m.status = "pending"
         m.attempts = 1; m.nextAttemptAt = Date(timeIntervalSince1970: 0); m.lastError = "…"; m.ackCode = "AE"
-        m.createdAt = Date(timeIntervalSince1970: 0); m.sentAt = Date(timeIntervalSince1970: 0)
+        m.createdAt = Date(timeIntervalSince1970: 0); m.sentAt = Date(timeIntervalSince1970: 0); m.channelID = "…"
         return OutboundDTO(m)
     }()
 }
@@ -283,4 +286,61 @@ struct ReleaseDTO: APISchema {
     init(applied: Int, stillWaiting: Int, failed: Int, receipts: [ReceiptDTO]) {
         self.applied = applied; self.stillWaiting = stillWaiting; self.failed = failed; self.receipts = receipts
     }
+}
+
+struct OutboundChannelDTO: APISchema {
+    var id: String
+    var name: String
+    var host: String
+    var port: Int
+    var hospitalId: String?
+    var enabled: Bool
+    var settings: OutboundSettings
+    var version: Int
+    var updatedAt: Date
+    var updatedBy: String?
+
+    init(_ c: HL7OutboundChannel) {
+        id = c.id ?? ""; name = c.name; host = c.host; port = c.port; hospitalId = c.hospitalID; enabled = c.enabled
+        settings = c.settings; version = c.version; updatedAt = c.updatedAt; updatedBy = c.updatedBy
+    }
+
+    static let sampleSettings: OutboundSettings = {
+        var s = OutboundSettings()
+        s.messageTypes = ["MDM^T02"]
+        s.transforms = [.init(path: "MSH-5", value: "HIS")]
+        return s
+    }()
+
+    static let sample: OutboundChannelDTO = {
+        let c = HL7OutboundChannel()
+        c.id = "…"; c.name = "HIS 病历接收"; c.host = "his.example"; c.port = 2575; c.hospitalID = "…"; c.enabled = true
+        c.settings = sampleSettings; c.version = 1; c.updatedAt = Date(timeIntervalSince1970: 0); c.updatedBy = "管理员"
+        return OutboundChannelDTO(c)
+    }()
+}
+
+struct OutboundChannelBody: APISchema {
+    var name: String
+    var host: String
+    var port: Int
+    var hospitalId: String?
+    var enabled: Bool?
+    var settings: OutboundSettings?
+    var version: Int?
+
+    var draft: ChannelService.OutboundDraft {
+        .init(name: name, host: host, port: port, hospitalID: hospitalId, enabled: enabled ?? true, settings: settings ?? OutboundSettings(), version: version)
+    }
+
+    static let sample = OutboundChannelBody(name: "HIS 病历接收", host: "his.example", port: 2575, hospitalId: "…", enabled: true,
+                                            settings: OutboundChannelDTO.sampleSettings, version: 1)
+}
+
+struct RouteOutboundBody: APISchema {
+    /// The message text (segments separated by CR or newlines).
+    var message: String
+    /// The hospital it concerns: channels for that hospital and channels for any.
+    var hospitalId: String?
+    static let sample = RouteOutboundBody(message: "MSH|^~\\&|ROUNDS|…", hospitalId: "…")
 }

@@ -94,6 +94,22 @@ struct IntegrationRoutes {
                                               detail: "\(row.messageType) → \(body.host):\(body.port)", context: context, on: req.db)
             return try await OutboundDTO(row).encodeResponse(status: .created, for: req)
         }
+        api.on(.POST, "hl7", "outbound", "route", summary: "Queue a message for every outbound channel that carries its type", tag: "hl7",
+               body: RouteOutboundBody.self, returns: OutboundDTO.self, array: true, status: 201) { req in
+            let context = try req.context()
+            try await req.rounds.messages.requireOutboundAccess(context, action: "hl7.outbound.route", on: req.db)
+            let body = try req.content.decode(RouteOutboundBody.self)
+            let message: HL7Message
+            do { message = try HL7Message.parse(body.message) } catch let error as HL7Error {
+                throw RoundsError.validation("message: \(error.description)")
+            }
+            let rows = try await req.rounds.outbound.route(message, hospitalID: body.hospitalId, on: req.db)
+            guard !rows.isEmpty else { throw RoundsError.validation("no enabled outbound channel carries \(message.messageType)^\(message.triggerEvent)") }
+            try await req.rounds.audit.record("hl7.outbound.route", entityType: "hl7_outbound", entityID: rows.first?.id,
+                                              detail: rows.map { "\($0.messageType) → \($0.host):\($0.port)" }.joined(separator: ", "),
+                                              context: context, on: req.db)
+            return try await rows.map(OutboundDTO.init).encodeResponse(status: .created, for: req)
+        }
     }
 
     static func filter(_ req: Request) throws -> MessageStore.Filter {
@@ -136,6 +152,24 @@ struct IntegrationRoutes {
             let body = try req.content.decode(ChannelTestBody.self)
             let context = try req.context()
             return DryRunDTO(try await Self.test(body, context: context, req: req))
+        }
+        api.on(.GET, "hl7", "outbound-channels", summary: "Destinations Rounds sends HL7 to, with their types, transforms and retry policy",
+               tag: "hl7", returns: OutboundChannelDTO.self, array: true) { req in
+            try await req.rounds.channels.outboundChannels(context: req.context(), on: req.db).map(OutboundChannelDTO.init)
+        }
+        api.on(.POST, "hl7", "outbound-channels", summary: "Add a destination (its host must be on the installation's allow-list)", tag: "hl7",
+               body: OutboundChannelBody.self, returns: OutboundChannelDTO.self, status: 201) { req in
+            let body = try req.content.decode(OutboundChannelBody.self)
+            return try await OutboundChannelDTO(try await req.rounds.channels.saveOutbound(
+                id: nil, body.draft, allowed: req.rounds.configuration.allowedDestinations, context: req.context(), on: req.db))
+                .encodeResponse(status: .created, for: req)
+        }
+        api.on(.PUT, "hl7", "outbound-channels", ":channelId", summary: "Change a destination (a stale version is a 409)", tag: "hl7",
+               body: OutboundChannelBody.self, returns: OutboundChannelDTO.self) { req in
+            let body = try req.content.decode(OutboundChannelBody.self)
+            return OutboundChannelDTO(try await req.rounds.channels.saveOutbound(
+                id: req.parameters.require("channelId"), body.draft, allowed: req.rounds.configuration.allowedDestinations,
+                context: req.context(), on: req.db))
         }
         api.on(.GET, "hl7", "mapping-queue", summary: "Held messages grouped by what they wait for (a ward code, a staff id, a patient)",
                tag: "hl7", returns: WaitingDTO.self, array: true) { req in
