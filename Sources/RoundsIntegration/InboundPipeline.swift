@@ -53,6 +53,8 @@ public struct InboundPipeline: Sendable {
     let ruleCache = RuleCache()
     /// The configured channels, read through a short-lived cache.
     public let channels = ChannelDirectory()
+    /// Hospitals and staff by HIS id, read through a short-lived cache.
+    public let lookups = LookupCache()
 
     public init(clock: any RoundsClock, ids: IDGenerator, logger: Logger = Logger(label: "rounds.hl7"), outbox: OutboxWriter, audit: AuditLog) {
         self.clock = clock
@@ -168,6 +170,7 @@ public struct InboundPipeline: Sendable {
                                              rules: rules, actor: "hl7:\(sender)", submitter: submitter, peer: peer)
                     ctx.channel = channel
                     ctx.replayOf = replayOf
+                    ctx.lookups = lookups
                     try await Self.map(&ctx)
                     record.patientID = ctx.patientID
                     record.patientMRN = ctx.patientMRN
@@ -194,6 +197,7 @@ public struct InboundPipeline: Sendable {
                 return Receipt(outcome: .accepted, acknowledgement: encode(ack, charset), messageID: record.id,
                                detail: record.notice ?? "\(eventCount) events")
             } catch let held as HeldForReview {
+                lookups.invalidate()
                 do {
                     if let replayOf, let original = try await HL7MessageRecord.find(replayOf, on: db), original.status == Receipt.Outcome.held.rawValue {
                         // Released but waiting for something else now: it moves to that group of the queue.
@@ -210,12 +214,15 @@ public struct InboundPipeline: Sendable {
                     if attempt < 4 { try? await Task.sleep(for: .milliseconds(20 * attempt)) }
                 }
             } catch let error as MappingError {
+                lookups.invalidate()
                 return await storeRefusal(bytes, message: parsed, charset: charset, status: .error, ack: .error, reason: error.text,
                                           errorCode: error.code, peer: peer, submitter: submitter, replayOf: replayOf, now: now, on: db)
             } catch let error as UnsupportedMessage {
                 return await storeRefusal(bytes, message: parsed, charset: charset, status: .rejected, ack: .reject, reason: error.text,
                                           errorCode: error.code, peer: peer, submitter: submitter, replayOf: replayOf, now: now, on: db)
             } catch {
+                // What was read inside the rolled-back transaction may not exist: read it afresh.
+                lookups.invalidate()
                 // Write conflicts (SQLite busy, PostgreSQL serialisation) are expected under load.
                 logger.log(level: attempt < 4 ? .debug : .warning, "storing HL7 message failed (attempt \(attempt))", metadata: ["control_id": .string(controlID), "error": .string(String(reflecting: error))])
                 lastError = error
@@ -332,7 +339,7 @@ public struct InboundPipeline: Sendable {
         let peek = message == nil ? HL7HeaderPeek(bytes) : nil
         if let peek { label(record, with: peek) }
         do {
-            if let message { record.hospitalID = try await Self.hospitalID(of: message, on: db) }
+            if let message { record.hospitalID = try await hospitalID(of: message, on: db) }
             try await record.create(on: db)
         } catch {
             logger.error("could not store a refused HL7 message", metadata: ["error": .string(String(reflecting: error))])
@@ -345,16 +352,10 @@ public struct InboundPipeline: Sendable {
 
     /// The hospital a refused message came for (PV1-3-4, else MSH-6 or MSH-4), so that hospital's
     /// IT staff can see and fix it; nil when no hospital has that HL7 facility or code.
-    static func hospitalID(of message: HL7Message, on db: any Database) async throws -> String? {
+    func hospitalID(of message: HL7Message, on db: any Database) async throws -> String? {
         let names = [message["PV1-3-4"], message["MSH-6"], message["MSH-4"]].compactMap { $0 }.filter { !$0.isEmpty }
         guard !names.isEmpty else { return nil }
-        let hospitals = try await Hospital.query(on: db).all()
-        for name in names {
-            if let match = hospitals.first(where: { $0.hl7Facility?.caseInsensitiveCompare(name) == .orderedSame || $0.code.caseInsensitiveCompare(name) == .orderedSame }) {
-                return match.id
-            }
-        }
-        return nil
+        return try await lookups.hospitalID(facility: names, soleHospital: false, on: db)
     }
 
     private func makeRecord(_ bytes: [UInt8], message: HL7Message?, charset: HL7Charset, sender: String, status: Receipt.Outcome,

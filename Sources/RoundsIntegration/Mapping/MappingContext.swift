@@ -42,6 +42,8 @@ struct MappingContext {
     let ids: IDGenerator
     let audit: AuditLog
     let rules: [CriticalValueRule]
+    /// Hospitals and staff ids as read a moment ago (see `LookupCache`).
+    var lookups = LookupCache(lifetime: .zero)
     /// "hl7:HIS@ARION", the actor of audit rows.
     let actor: String
     /// The person or token that handed the message in over HTTP: the rows are theirs.
@@ -98,15 +100,16 @@ struct MappingContext {
         }
         // PL-4 is the facility, unless the channel reads the ward from it.
         let facility = (channel.settings.wardComponent == 4 ? nil : value("PV1-3-4")) ?? value("MSH-4") ?? ""
-        let hospitals = try await Hospital.query(on: db).all()
-        if let match = hospitals.first(where: { $0.hl7Facility?.caseInsensitiveCompare(facility) == .orderedSame })
-            ?? hospitals.first(where: { $0.code.caseInsensitiveCompare(facility) == .orderedSame }) {
-            hospitalID = match.id
-            return match
-        }
-        if hospitals.count == 1 {
-            hospitalID = hospitals[0].id
-            return hospitals[0]
+        if let id = try await lookups.hospitalID(facility: [facility], soleHospital: true, on: db) {
+            hospitalID = id
+            // Only the id and code are read by the mappers: no query for the rest.
+            let row = try await lookups.hospitalRows(on: db).first { $0.id == id }
+            let hospital = Hospital()
+            hospital.id = id
+            hospital.code = row?.code ?? ""
+            hospital.name = row?.name ?? ""
+            hospital.$id.exists = true
+            return hospital
         }
         throw MappingError("unknown facility '\(facility)': set it as the HL7 facility of a hospital", code: "103")
     }
@@ -183,7 +186,14 @@ struct MappingContext {
     /// when the HIS names someone Rounds does not know yet, so the care team is never lost.
     func staff(xcn path: String) async throws -> Staff? {
         guard let hisID = value("\(path)-1") else { return nil }
-        if let known = try await Staff.query(on: db).filter(\.$hl7ID == hisID).first() { return known }
+        let cached = try await lookups.id("staff|\(hisID)") { try await Staff.query(on: db).filter(\.$hl7ID == hisID).first()?.id }
+        if let cached {
+            // The mappers read only the id of the staff they name.
+            let known = Staff()
+            known.id = cached
+            known.$id.exists = true
+            return known
+        }
         switch channel.settings.unknownStaff {
         case .create: break
         case .refuse:

@@ -119,7 +119,8 @@ enum ResultMapper {
                 observations[i].comment = observation.comment
             }
         }
-        for observation in pending { try await observation.create(on: ctx.db) }
+        // One INSERT for the message's results.
+        if !pending.isEmpty { try await pending.create(on: ctx.db) }
         if !observations.isEmpty {
             try await ctx.audit("observation.create", entityType: "observation", entityID: observations.first?.observationID,
                                 patientID: patient.id, detail: "\(observations.count) results")

@@ -21,7 +21,8 @@ public struct OutboxWriter: Sendable {
     public func emit(_ events: [PendingEvent], in tx: any Database) async throws {
         guard !events.isEmpty else { return }
         let now = clock.now()
-        for event in events { try await OutboxEvent(event, id: ids.next(), at: now).create(on: tx) }
+        // One INSERT for all of them, in order (ids grow with the position).
+        try await events.map { OutboxEvent($0, id: ids.next(), at: now) }.create(on: tx)
         try await notifier.signal(Wake.forEvents(events.map(\.kind)), on: tx)
     }
 
