@@ -6,7 +6,9 @@ public struct Card: Codable, Sendable, Equatable {
     public struct Field: Codable, Sendable, Equatable {
         public var label: String
         public var value: String
-        public init(_ label: String, _ value: String) { self.label = label; self.value = value }
+        /// The sending system's own words (a lab comment), shown as written, not Rounds' text.
+        public var verbatim: Bool?
+        public init(_ label: String, _ value: String, verbatim: Bool? = nil) { self.label = label; self.value = value; self.verbatim = verbatim }
     }
 
     public struct Button: Codable, Sendable, Equatable {

@@ -8,8 +8,18 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from rounds_process import binary
+import pytest
+
+from rounds_process import Rounds, binary
 from test_sign_in import sign_in
+
+
+@pytest.fixture(scope="module")
+def rounds_server():
+    # Its own server: the admission it maps takes a bed the other tests count.
+    rounds = Rounds().start()
+    yield rounds
+    rounds.remove()
 
 
 def send_waiting(server, tmp_path):

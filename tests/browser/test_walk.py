@@ -43,7 +43,7 @@ for (const el of document.querySelectorAll('a[href], button, input:not([type=hid
 }
 if (document.documentElement.scrollWidth > window.innerWidth + 1) problems.push('horizontal scroll: ' + document.documentElement.scrollWidth + ' > ' + window.innerWidth);
 const main = document.querySelector('main').cloneNode(true);
-main.querySelectorAll('pre, code, .raw, td.pos, script, .hl7-text').forEach(e => e.remove());
+main.querySelectorAll('pre, code, .raw, .verbatim, td.pos, script, .hl7-text').forEach(e => e.remove());
 return [problems, main.innerText, Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'))];
 """
 

@@ -212,9 +212,9 @@ public struct ChatService: Sendable {
     }
 
     static func resultCard(_ results: ClinicalEvent.ResultsReported, patientID: String?) -> Card {
-        let fields = results.observations.map { o in
-            Card.Field(o.name, [o.shownValue, o.unit].compactMap { $0 }.joined(separator: " ") + (AbnormalFlag.inWords(o.flag) ?? "")
-                       + (o.comment.map { "；备注：\(String($0.prefix(200)))" } ?? ""))
+        let fields = results.observations.flatMap { o in
+            [Card.Field(o.name, [o.shownValue, o.unit].compactMap { $0 }.joined(separator: " ") + (AbnormalFlag.inWords(o.flag) ?? ""))]
+                + (o.comment.map { [Card.Field("备注", String($0.prefix(200)), verbatim: true)] } ?? [])
         }
         let critical = results.observations.contains(where: \.critical)
         let abnormal = results.observations.contains { ($0.flag ?? "N") != "N" && !($0.flag ?? "").isEmpty }
@@ -232,7 +232,7 @@ public struct ChatService: Sendable {
         if let patientID { buttons.append(.init(label: "查看报告", url: "/patients/\(patientID)#reports")) }
         return Card(title: "报告 · \(report.title)", severity: .info,
                     fields: [.init("报告号", report.documentNumber), .init("内容", String(report.text.prefix(300)))]
-                        + (report.comment.map { [Card.Field("备注", String($0.prefix(300)))] } ?? [])
+                        + (report.comment.map { [Card.Field("备注", String($0.prefix(300)), verbatim: true)] } ?? [])
                         + (report.author.map { [Card.Field("报告医生", $0)] } ?? []),
                     buttons: buttons)
     }

@@ -70,7 +70,7 @@
       title.appendChild(icon); title.appendChild(document.createTextNode(m.card.title));
       card.appendChild(title);
       var dl = el('dl');
-      (m.card.fields || []).forEach(function (f) { dl.appendChild(el('dt', null, f.label)); dl.appendChild(el('dd', null, f.value)); });
+      (m.card.fields || []).forEach(function (f) { dl.appendChild(el('dt', null, f.label)); dl.appendChild(el('dd', f.verbatim ? 'verbatim' : null, f.value)); });
       card.appendChild(dl);
       var p = el('p');
       (m.card.buttons || []).forEach(function (b) {
