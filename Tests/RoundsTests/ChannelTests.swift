@@ -352,6 +352,38 @@ import Vapor
             #expect(try await Demo.audit("hl7.outbound_channel.create", app).filter { $0.outcome == "success" }.count == 1)
         }
     }
+
+    @Test(arguments: Backend.all)
+    func aStaffIDWaitingInTheQueueIsGivenToAMemberOfStaff(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            let main = try await Demo.hospital("HK01", app)
+            let admin = try await TablesTests.context("admin", app)
+            var settings = ChannelSettings()
+            settings.unknownStaff = .queue
+            _ = try await app.rounds.channels.create(.init(name: "HIS", application: "HIS", facility: "ARION", hospitalID: main.id!, settings: settings),
+                                                     context: admin, on: app.db)
+            let held = try await Self.receive(app, ["MSH|^~\\&|HIS|ARION|ROUNDS|ARION|20261121083000||ADT^A01|S1|P|2.5", "EVN|A01|20261121083000",
+                                                    "PID|1||Z-1^^^ARION^MR||郑^八||19600101|M", "PV1|1|I|LUNG^6^^ARION||||D777^新^医生|||||||||||IP|V-Z1"])
+            #expect(held.outcome == .held && held.detail?.contains("D777") == true)
+            #expect(try await Staff.query(on: app.db).filter(\.$hl7ID == "D777").count() == 0)
+            let it = Client(app)
+            try await it.login("hu.bin")
+            let group = try #require(try await it.get("/api/v1/hl7/mapping-queue").decode([WaitingDTO].self).first)
+            #expect(group.kind == "staff" && group.code == "D777" && group.count == 1)
+            #expect(try await it.page("/integration/mapping").body.string.contains("人员工号 D777"))
+            // Someone who has a HIS id already is refused; the id goes to a doctor without one.
+            let doctor = try await Demo.staff("li.ming", app)
+            #expect(try await it.json(.POST, "/api/v1/hl7/mapping-queue/map-staff", MapStaffBody(key: group.key, staffId: doctor.id!)).status == .conflict)
+            let mainStaff = Set(try await StaffRole.query(on: app.db).filter(\.$hospitalID == main.id!).all().map(\.staffID))
+            let free = try #require(try await Staff.query(on: app.db).all().first { mainStaff.contains($0.id!) && ($0.hl7ID ?? "").isEmpty && $0.isActive })
+            let mapped = try await it.json(.POST, "/api/v1/hl7/mapping-queue/map-staff", MapStaffBody(key: group.key, staffId: free.id!))
+            #expect(try mapped.status == .ok && mapped.decode(ReleaseDTO.self).applied == 1)
+            #expect(try await Staff.find(free.id, on: app.db)?.hl7ID == "D777")
+            let patient = try #require(try await Patient.query(on: app.db).filter(\.$mrn == "Z-1").first())
+            #expect(try await Encounter.query(on: app.db).filter(\.$patientID == patient.id!).first()?.attendingID == free.id)
+            #expect(try await Demo.audit("staff.update", app).contains { $0.entityID == free.id && $0.detail?.contains("D777") == true })
+        }
+    }
 }
 
 extension Optional {

@@ -293,6 +293,34 @@ public struct ChannelService: Sendable {
         return try await release(key: key, context: context, on: db)
     }
 
+    /// Gives a member of staff of the messages' hospital the HIS id the sender used (the id Rounds
+    /// did not know), then applies every message that waited for it, oldest first.
+    public func mapStaff(key: String, staffID: String, context: RequestContext, on db: any Database) async throws -> [Receipt] {
+        let p = Self.parse(key: key)
+        guard p.kind == "staff", let hospitalID = p.hospitalID else { throw RoundsError.validation("'\(key)' is not a staff id waiting in the queue") }
+        try await requireManage(hospitalID, context, action: "hl7.mapping_queue.map", entityID: nil, on: db)
+        guard let staff = try await Staff.find(staffID, on: db),
+              try await StaffRole.query(on: db).filter(\.$staffID == staffID).filter(\.$hospitalID == hospitalID).count() > 0 else {
+            throw RoundsError.validation("choose a member of staff of the hospital the messages are for")
+        }
+        if let existing = staff.hl7ID, !existing.isEmpty, existing != p.code {
+            throw RoundsError.conflict("\(staff.displayName) already has the HIS id \(existing)")
+        }
+        if let other = try await Staff.query(on: db).filter(\.$hl7ID == p.code).first(), other.id != staff.id {
+            throw RoundsError.conflict("the HIS id \(p.code) already belongs to \(other.displayName)")
+        }
+        staff.hl7ID = p.code
+        try await db.transaction { tx in
+            try await staff.save(on: tx)
+            try await audit.record("staff.update", entityType: "staff", entityID: staff.id, hospitalID: hospitalID,
+                                   detail: "HIS id \(p.code) (mapping queue)", context: context, on: tx)
+            try await audit.record("hl7.mapping_queue.map", entityType: "staff", entityID: staff.id, hospitalID: hospitalID,
+                                   detail: "\(p.sender) staff \(p.code) → \(staff.displayName)", context: context, on: tx)
+        }
+        pipeline.lookups.invalidate()
+        return try await release(key: key, context: context, on: db)
+    }
+
     /// Applies the messages waiting for `key` again (after the ward, staff member or patient was
     /// added by other means).
     public func release(key: String, context: RequestContext, on db: any Database) async throws -> [Receipt] {

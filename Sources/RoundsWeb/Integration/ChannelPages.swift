@@ -17,6 +17,7 @@ struct ChannelPages {
         routes.post("integration", "channels", ":id", "test", use: test)
         routes.get("integration", "mapping", use: queue)
         routes.post("integration", "mapping", "ward", use: mapWard)
+        routes.post("integration", "mapping", "staff", use: mapStaff)
         routes.post("integration", "mapping", "release", use: release)
     }
 
@@ -214,7 +215,7 @@ struct ChannelPages {
 
     struct GroupRow: Encodable {
         var key: String; var kind: String; var title: String; var sender: String; var hospital: String; var count: Int
-        var oldest: String; var wards: [Option]
+        var oldest: String; var wards: [Option]; var staff: [Option]
     }
     struct QueueData: Encodable { var groups: [GroupRow] }
 
@@ -229,10 +230,23 @@ struct ChannelPages {
         let t = req.rounds.catalogue.table(req.locale)
         let hospitals = Dictionary(uniqueKeysWithValues: try await Hospital.query(on: req.db).all().map { ($0.id!, $0.name) })
         let wards = try await Department.query(on: req.db).filter(\.$kind == .ward).sort(\.$code).all()
+        // Staff without a HIS id yet, per hospital, for the staff-id groups.
+        var staffByHospital: [String: [Option]] = [:]
+        if groups.contains(where: { $0.kind == "staff" }) {
+            let roles = try await StaffRole.query(on: req.db).all()
+            let people = Dictionary(uniqueKeysWithValues: try await Staff.query(on: req.db).filter(\.$isActive == true).all().map { ($0.id!, $0) })
+            for (hospital, rows) in Dictionary(grouping: roles, by: \.hospitalID) {
+                let ids = Set(rows.map(\.staffID))
+                staffByHospital[hospital] = ids.compactMap { people[$0] }.filter { ($0.hl7ID ?? "").isEmpty }
+                    .sorted { $0.displayName < $1.displayName }.prefix(500)
+                    .map { Option(value: $0.id!, label: "\($0.displayName)（\($0.username)）", selected: false) }
+            }
+        }
         let rows = groups.map { g in
             GroupRow(key: g.key, kind: g.kind, title: Self.describe(key: g.key, t), sender: g.sender,
                      hospital: g.hospitalID.flatMap { hospitals[$0] } ?? "", count: g.count, oldest: Formatting.dateTime(g.oldest),
-                     wards: g.kind == "ward" ? wards.filter { $0.hospitalID == g.hospitalID }.map { Option(value: $0.id!, label: "\($0.name)（\($0.code)）", selected: false) } : [])
+                     wards: g.kind == "ward" ? wards.filter { $0.hospitalID == g.hospitalID }.map { Option(value: $0.id!, label: "\($0.name)（\($0.code)）", selected: false) } : [],
+                     staff: g.kind == "staff" ? g.hospitalID.flatMap { staffByHospital[$0] } ?? [] : [])
         }
         return try await req.page("integration_mapping", title: "mapping_title", data: QueueData(groups: rows),
                                   flash: req.query[String.self, at: "ok"], error: req.query[String.self, at: "error"])
@@ -243,6 +257,17 @@ struct ChannelPages {
         do {
             let form = try req.content.decode(MapForm.self)
             let receipts = try await req.rounds.channels.mapWard(key: form.key, wardID: form.wardId, context: req.context(), on: req.db)
+            return req.redirect(to: "/integration/mapping?ok=" + Self.encode(Self.summary(receipts, req)))
+        } catch let error as RoundsError {
+            return req.redirect(to: "/integration/mapping?error=" + Self.encode(Self.text(error, req)))
+        }
+    }
+
+    @Sendable func mapStaff(req: Request) async throws -> Response {
+        struct MapForm: Content { var key: String; var staffId: String }
+        do {
+            let form = try req.content.decode(MapForm.self)
+            let receipts = try await req.rounds.channels.mapStaff(key: form.key, staffID: form.staffId, context: req.context(), on: req.db)
             return req.redirect(to: "/integration/mapping?ok=" + Self.encode(Self.summary(receipts, req)))
         } catch let error as RoundsError {
             return req.redirect(to: "/integration/mapping?error=" + Self.encode(Self.text(error, req)))

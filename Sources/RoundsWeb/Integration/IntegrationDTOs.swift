@@ -263,6 +263,12 @@ struct MapWardBody: APISchema {
     static let sample = MapWardBody(key: "ward|HIS@ARION|…|5N", wardId: "…")
 }
 
+struct MapStaffBody: APISchema {
+    var key: String
+    var staffId: String
+    static let sample = MapStaffBody(key: "staff|HIS@ARION|…|D777", staffId: "…")
+}
+
 struct ReleaseBody: APISchema {
     var key: String
     static let sample = ReleaseBody(key: "ward|HIS@ARION|…|5N")

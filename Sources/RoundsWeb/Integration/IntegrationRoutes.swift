@@ -180,6 +180,11 @@ struct IntegrationRoutes {
             let body = try req.content.decode(MapWardBody.self)
             return ReleaseDTO(try await req.rounds.channels.mapWard(key: body.key, wardID: body.wardId, context: req.context(), on: req.db))
         }
+        api.on(.POST, "hl7", "mapping-queue", "map-staff", summary: "Give a member of staff the HIS id the sender used, then apply what waited for it",
+               tag: "hl7", body: MapStaffBody.self, returns: ReleaseDTO.self) { req in
+            let body = try req.content.decode(MapStaffBody.self)
+            return ReleaseDTO(try await req.rounds.channels.mapStaff(key: body.key, staffID: body.staffId, context: req.context(), on: req.db))
+        }
         api.on(.POST, "hl7", "mapping-queue", "release", summary: "Apply a group's waiting messages again, in order", tag: "hl7",
                body: ReleaseBody.self, returns: ReleaseDTO.self) { req in
             let body = try req.content.decode(ReleaseBody.self)
