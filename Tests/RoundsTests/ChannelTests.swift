@@ -384,6 +384,34 @@ import Vapor
             #expect(try await Demo.audit("staff.update", app).contains { $0.entityID == free.id && $0.detail?.contains("D777") == true })
         }
     }
+
+    @Test func theGroupAdministratorKeepsOutboundChannelsOnAPage() async throws {
+        try await TestApp.with(.sqlite) { app, _ in
+            let admin = Client(app)
+            try await admin.login("admin")
+            #expect(try await admin.page("/integration/channels").body.string.contains("/integration/outbound-channels"))
+            let fields = ["name": "HIS 病历", "host": "127.0.0.1", "port": "2575", "hospitalId": "", "messageTypes": "MDM^T02",
+                          "transforms": "MSH-5=HIS\nMSH-8=", "maximumAttempts": "3", "backoffSeconds": "10", "maximumBackoffSeconds": "60"]
+            let made = try await admin.form("/integration/outbound-channels", fields)
+            #expect(made.headers.first(name: .location)?.contains("ok=") == true, "\(made.headers)")
+            let channel = try #require(try await HL7OutboundChannel.query(on: app.db).first())
+            #expect(channel.settings.transforms == [.init(path: "MSH-5", value: "HIS"), .init(path: "MSH-8", value: "")])
+            #expect(channel.settings.maximumAttempts == 3 && channel.settings.backoff(afterAttempts: 1) == 10 && channel.settings.backoff(afterAttempts: 9) == 60)
+            let page = try await admin.page("/integration/outbound-channels/\(channel.id!)")
+            #expect(page.status == .ok && page.body.string.contains("HIS 病历") && page.body.string.contains("最多 3 次"))
+            // A host off the allow-list is explained, and nothing changes.
+            var bad = fields
+            bad["host"] = "evil.example"
+            bad["version"] = "1"
+            let refused = try await admin.form("/integration/outbound-channels/\(channel.id!)", bad)
+            #expect(refused.headers.first(name: .location)?.contains("error=") == true)
+            #expect(try await HL7OutboundChannel.find(channel.id, on: app.db)?.host == "127.0.0.1")
+            // IT staff of one hospital do not reach it.
+            let it = Client(app)
+            try await it.login("hu.bin")
+            #expect(try await it.page("/integration/outbound-channels").status == .forbidden)
+        }
+    }
 }
 
 extension Optional {

@@ -15,6 +15,10 @@ struct ChannelPages {
         routes.get("integration", "channels", ":id", use: edit)
         routes.post("integration", "channels", ":id", use: update)
         routes.post("integration", "channels", ":id", "test", use: test)
+        routes.get("integration", "outbound-channels", use: outboundList)
+        routes.post("integration", "outbound-channels", use: outboundSave)
+        routes.get("integration", "outbound-channels", ":id", use: outboundEdit)
+        routes.post("integration", "outbound-channels", ":id", use: outboundSave)
         routes.get("integration", "mapping", use: queue)
         routes.post("integration", "mapping", "ward", use: mapWard)
         routes.post("integration", "mapping", "staff", use: mapStaff)
@@ -26,7 +30,7 @@ struct ChannelPages {
         var id: String; var name: String; var match: String; var hospital: String; var enabled: Bool; var version: Int
         var updated: String; var wardCodes: Int
     }
-    struct ListData: Encodable { var channels: [ChannelRow]; var hospitals: [Option]; var canCreate: Bool }
+    struct ListData: Encodable { var channels: [ChannelRow]; var hospitals: [Option]; var canCreate: Bool; var outbound: Bool }
 
     struct Form: Content {
         var name: String
@@ -110,7 +114,8 @@ struct ChannelPages {
                        version: c.version, updated: Formatting.dateTime(c.updatedAt), wardCodes: c.settings.wardCodes.count)
         }
         return try await req.page("integration_channels", title: "channels_title",
-                                  data: ListData(channels: rows, hospitals: try await hospitals(req, selected: nil), canCreate: context.principal.canUseIntegration),
+                                  data: ListData(channels: rows, hospitals: try await hospitals(req, selected: nil), canCreate: context.principal.canUseIntegration,
+                                                 outbound: context.principal.managesOutboundHL7),
                                   flash: req.query[String.self, at: "ok"], error: req.query[String.self, at: "error"])
     }
 
@@ -208,6 +213,95 @@ struct ChannelPages {
         } catch let error as RoundsError {
             return try await req.page("integration_channel", title: "channel_title", data: try await editData(req, channel: channel, sample: sample),
                                       error: Self.text(error, req))
+        }
+    }
+
+    // MARK: Outbound channels
+
+    struct OutboundRow: Encodable {
+        var id: String; var name: String; var destination: String; var types: String; var transforms: String; var policy: String
+        var enabled: Bool; var version: Int
+    }
+    struct OutboundForm: Encodable {
+        var id: String?; var name: String; var host: String; var port: String; var hospitals: [Option]; var enabled: Bool
+        var messageTypes: String; var transforms: String; var maximumAttempts: Int; var backoffSeconds: Int; var maximumBackoffSeconds: Int
+        var version: Int?
+    }
+    struct OutboundData: Encodable { var channels: [OutboundRow]; var form: OutboundForm }
+
+    struct OutboundFormBody: Content {
+        var name: String; var host: String; var port: Int?; var hospitalId: String?; var enabled: String?
+        var messageTypes: String?; var transforms: String?; var maximumAttempts: Int?; var backoffSeconds: Int?
+        var maximumBackoffSeconds: Int?; var version: Int?
+
+        func draft() throws -> ChannelService.OutboundDraft {
+            var s = OutboundSettings()
+            s.messageTypes = Form.list(messageTypes)
+            // "MSH-5=HIS" per line, in the order written; "MSH-8=" clears the field.
+            s.transforms = try (transforms ?? "").split(whereSeparator: \.isNewline).compactMap { line in
+                let trimmed = line.trimmingCharacters(in: .whitespaces)
+                guard !trimmed.isEmpty else { return nil }
+                let parts = trimmed.replacingOccurrences(of: "＝", with: "=").split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                guard parts.count == 2, !parts[0].trimmingCharacters(in: .whitespaces).isEmpty else {
+                    throw RoundsError.validation("field change '\(trimmed)': write it as FIELD=value, e.g. MSH-5=HIS")
+                }
+                return .init(path: parts[0].trimmingCharacters(in: .whitespaces), value: String(parts[1]).trimmingCharacters(in: .whitespaces))
+            }
+            if let v = maximumAttempts { s.maximumAttempts = v }
+            if let v = backoffSeconds { s.backoffSeconds = v }
+            if let v = maximumBackoffSeconds { s.maximumBackoffSeconds = v }
+            return .init(name: name, host: host, port: port ?? 0, hospitalID: (hospitalId ?? "").isEmpty ? nil : hospitalId,
+                         enabled: enabled != nil, settings: s, version: version)
+        }
+    }
+
+    func outboundData(_ req: Request, editing: HL7OutboundChannel?) async throws -> OutboundData {
+        let t = req.rounds.catalogue.table(req.locale)
+        let channels = try await req.rounds.channels.outboundChannels(context: req.context(), on: req.db)
+        let rows = channels.map { c in
+            OutboundRow(id: c.id!, name: c.name, destination: "\(c.host):\(c.port)",
+                        types: c.settings.messageTypes.isEmpty ? (t["outbound_all_types"] ?? "") : c.settings.messageTypes.joined(separator: ", "),
+                        transforms: c.settings.transforms.map { "\($0.path)=\($0.value)" }.joined(separator: "；"),
+                        policy: (t["outbound_policy"] ?? "%1$d/%2$d/%3$d").replacingOccurrences(of: "%1$d", with: "\(c.settings.maximumAttempts)")
+                            .replacingOccurrences(of: "%2$d", with: "\(c.settings.backoffSeconds)")
+                            .replacingOccurrences(of: "%3$d", with: "\(c.settings.maximumBackoffSeconds)"),
+                        enabled: c.enabled, version: c.version)
+        }
+        let s = editing?.settings ?? OutboundSettings()
+        var hospitalOptions = try await Hospital.query(on: req.db).sort(\.$code).all().map { Option(value: $0.id!, label: $0.name, selected: $0.id == editing?.hospitalID) }
+        hospitalOptions.insert(Option(value: "", label: t["outbound_any_hospital"] ?? "", selected: editing?.hospitalID == nil), at: 0)
+        return OutboundData(channels: rows, form: OutboundForm(
+            id: editing?.id, name: editing?.name ?? "", host: editing?.host ?? "", port: editing.map { "\($0.port)" } ?? "2575",
+            hospitals: hospitalOptions, enabled: editing?.enabled ?? true, messageTypes: s.messageTypes.joined(separator: ", "),
+            transforms: s.transforms.map { "\($0.path)=\($0.value)" }.joined(separator: "\n"), maximumAttempts: s.maximumAttempts,
+            backoffSeconds: s.backoffSeconds, maximumBackoffSeconds: s.maximumBackoffSeconds, version: editing?.version))
+    }
+
+    @Sendable func outboundList(req: Request) async throws -> Response {
+        try await req.page("integration_outbound", title: "outbound_channels_title", data: try await outboundData(req, editing: nil),
+                           flash: req.query[String.self, at: "ok"], error: req.query[String.self, at: "error"])
+    }
+
+    @Sendable func outboundEdit(req: Request) async throws -> Response {
+        let id = try req.parameters.require("id")
+        let channels = try await req.rounds.channels.outboundChannels(context: req.context(), on: req.db)
+        guard let channel = channels.first(where: { $0.id == id }) else { throw RoundsError.notFound("outbound channel", id: id) }
+        return try await req.page("integration_outbound", title: "outbound_channels_title", data: try await outboundData(req, editing: channel),
+                                  flash: req.query[String.self, at: "ok"], error: req.query[String.self, at: "error"])
+    }
+
+    @Sendable func outboundSave(req: Request) async throws -> Response {
+        let id = req.parameters.get("id")
+        let back = id.map { "/integration/outbound-channels/\($0)" } ?? "/integration/outbound-channels"
+        do {
+            let form = try req.content.decode(OutboundFormBody.self)
+            var draft = try form.draft()
+            if id == nil { draft.enabled = true }
+            let saved = try await req.rounds.channels.saveOutbound(id: id, draft, allowed: req.rounds.configuration.allowedDestinations,
+                                                                   context: req.context(), on: req.db)
+            return req.redirect(to: "/integration/outbound-channels/\(saved.id!)?ok=" + Self.encode(req.rounds.catalogue.table(req.locale)["channel_saved"] ?? "saved"))
+        } catch let error as RoundsError {
+            return req.redirect(to: back + "?error=" + Self.encode(Self.text(error, req)))
         }
     }
 
