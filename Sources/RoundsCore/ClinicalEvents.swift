@@ -78,8 +78,11 @@ public enum ClinicalEvent {
         }
 
         /// What a person reads: a coded result by its text, with the code beside it.
-        public var shownValue: String {
-            guard let text = valueText, !text.isEmpty, text != value else { return value }
+        public var shownValue: String { Self.shown(value: value, text: valueText) }
+
+        /// "阳性（POS）" for a coded value with its text; the value alone otherwise.
+        public static func shown(value: String, text: String?) -> String {
+            guard let text, !text.isEmpty, text != value else { return value }
             return "\(text)（\(value)）"
         }
     }

@@ -37,6 +37,9 @@ public struct Receipt: Sendable {
     public var acknowledgement: [UInt8]
     public var messageID: String?
     public var detail: String?
+    /// The patient and hospital an applied message was about (what waits for them can go).
+    var patientMRN: String? = nil
+    var hospitalID: String? = nil
 }
 
 /// Inbound HL7, the whole way: read → store the raw bytes → apply to patients, orders, results
@@ -118,12 +121,10 @@ public struct InboundPipeline: Sendable {
             await apply(bytes, parsed, charset: charset, sender: sender, rules: rules, channel: channel, peer: peer, replayOf: replayOf,
                         submitter: submitter, now: now, on: db)
         }
-        if let receipt, receipt.outcome == .accepted, parsed.messageType == "ADT", let id = receipt.messageID {
+        if let receipt, receipt.outcome == .accepted, parsed.messageType == "ADT", let mrn = receipt.patientMRN, let hospitalID = receipt.hospitalID {
             // The orders and results that waited for this patient go now, in the order they came.
-            if let admission = try? await HL7MessageRecord.find(id, on: db), let mrn = admission.patientMRN, let hospitalID = admission.hospitalID {
-                _ = try? await release(waitingFor: "patient|\(hospitalID)|\(mrn)",
-                                       by: "released after \(admission.messageType) \(admission.controlID ?? "")", on: db)
-            }
+            _ = try? await release(waitingFor: "patient|\(hospitalID)|\(mrn)",
+                                   by: "released after \(parsed.messageType)^\(parsed.triggerEvent) \(parsed.controlID)", on: db)
         }
         return receipt
     }
@@ -177,13 +178,7 @@ public struct InboundPipeline: Sendable {
                     record.hospitalID = ctx.hospitalID
                     record.ackCode = HL7AckCode.accept.rawValue
                     try await record.create(on: tx)
-                    switch (replayOf, seen) {
-                    case (nil, .first):
-                        try await HL7ControlID(sender: sender, controlID: controlID, messageID: record.id!).create(on: tx)
-                    case (nil, .reused):
-                        try await HL7ControlID(sender: sender, controlID: controlID, content: bytes, messageID: record.id!).create(on: tx)
-                    default: break
-                    }
+                    if replayOf == nil { try await claim(seen, of: bytes, sender: sender, controlID: controlID, for: record.id!, on: tx) }
                     try await outbox.emit(ctx.events, in: tx)
                     // A held message applied by its replay is released (resends of it are then duplicates).
                     if let replayOf, let original = try await HL7MessageRecord.find(replayOf, on: tx), original.status == Receipt.Outcome.held.rawValue {
@@ -195,7 +190,7 @@ public struct InboundPipeline: Sendable {
                 let ack = HL7Builder.ack(for: parsed, code: .accept, text: record.notice.map { _ in "stored as a new message: control id used before" },
                                          controlID: ids.next(), at: now)
                 return Receipt(outcome: .accepted, acknowledgement: encode(ack, charset), messageID: record.id,
-                               detail: record.notice ?? "\(eventCount) events")
+                               detail: record.notice ?? "\(eventCount) events", patientMRN: record.patientMRN, hospitalID: record.hospitalID)
             } catch let held as HeldForReview {
                 lookups.invalidate()
                 do {
@@ -284,6 +279,17 @@ public struct InboundPipeline: Sendable {
         return .reused(first.messageID)
     }
 
+    /// Records that `messageID` holds this sender's control id (keyed by content too when the id
+    /// was used before for other content), so a resend is found as its duplicate.
+    private func claim(_ delivery: Delivery, of bytes: [UInt8], sender: String, controlID: String, for messageID: String,
+                       on tx: any Database) async throws {
+        switch delivery {
+        case .first: try await HL7ControlID(sender: sender, controlID: controlID, messageID: messageID).create(on: tx)
+        case .reused: try await HL7ControlID(sender: sender, controlID: controlID, content: bytes, messageID: messageID).create(on: tx)
+        case .duplicate: break
+        }
+    }
+
     /// Stores a valid message that is not applied yet, with its control id (so a resend is a
     /// duplicate of it), and answers AE with the reason.
     private func hold(_ bytes: [UInt8], _ parsed: HL7Message, charset: HL7Charset, sender: String, delivery: Delivery, reason: HeldForReview,
@@ -297,11 +303,7 @@ public struct InboundPipeline: Sendable {
         record.hospitalID = reason.hospitalID
         try await db.transaction { tx in
             try await record.create(on: tx)
-            switch delivery {
-            case .first: try await HL7ControlID(sender: sender, controlID: parsed.controlID, messageID: record.id!).create(on: tx)
-            case .reused: try await HL7ControlID(sender: sender, controlID: parsed.controlID, content: bytes, messageID: record.id!).create(on: tx)
-            case .duplicate: break
-            }
+            try await claim(delivery, of: bytes, sender: sender, controlID: parsed.controlID, for: record.id!, on: tx)
         }
         logger.notice("HL7 message held", metadata: ["reason": .string(reason.text), "sender": .string(sender)])
         let ack = HL7Builder.ack(for: parsed, code: .error, text: reason.text, errorCode: reason.code, controlID: ids.next(), at: now)
@@ -355,7 +357,7 @@ public struct InboundPipeline: Sendable {
     func hospitalID(of message: HL7Message, on db: any Database) async throws -> String? {
         let names = [message["PV1-3-4"], message["MSH-6"], message["MSH-4"]].compactMap { $0 }.filter { !$0.isEmpty }
         guard !names.isEmpty else { return nil }
-        return try await lookups.hospitalID(facility: names, soleHospital: false, on: db)
+        return try await lookups.hospital(facility: names, soleHospital: false, on: db)?.id
     }
 
     private func makeRecord(_ bytes: [UInt8], message: HL7Message?, charset: HL7Charset, sender: String, status: Receipt.Outcome,

@@ -142,12 +142,16 @@ public struct ChannelService: Sendable {
         return channel
     }
 
-    private func ensureUnique(_ d: Draft, except id: String?, on db: any Database) async throws {
-        let same = try await HL7Channel.query(on: db).all().first {
-            $0.id != id && $0.application.caseInsensitiveCompare(d.application) == .orderedSame
-                && $0.facility.caseInsensitiveCompare(d.facility) == .orderedSame
+    /// The channel whose match is exactly this MSH-3/MSH-4 (without case), other than `id`.
+    private func channel(matching application: String, facility: String, except id: String? = nil, on db: any Database) async throws -> HL7Channel? {
+        try await HL7Channel.query(on: db).all().first {
+            $0.id != id && $0.application.caseInsensitiveCompare(application) == .orderedSame
+                && $0.facility.caseInsensitiveCompare(facility) == .orderedSame
         }
-        if let same { throw RoundsError.conflict("channel '\(same.name)' already matches MSH-3 '\(d.application)' and MSH-4 '\(d.facility)'") }
+    }
+
+    private func ensureUnique(_ d: Draft, except id: String?, on db: any Database) async throws {
+        if let same = try await channel(matching: d.application, facility: d.facility, except: id, on: db) { throw RoundsError.conflict("channel '\(same.name)' already matches MSH-3 '\(d.application)' and MSH-4 '\(d.facility)'") }
     }
 
     private func save(_ channel: HL7Channel, _ d: Draft, action: String, context: RequestContext, on db: any Database) async throws {
@@ -273,10 +277,7 @@ public struct ChannelService: Sendable {
             throw RoundsError.validation("choose a ward of the hospital the messages are for")
         }
         let (application, facility) = Self.split(sender: p.sender)
-        let existing = try await HL7Channel.query(on: db).all().first {
-            $0.application.caseInsensitiveCompare(application) == .orderedSame && $0.facility.caseInsensitiveCompare(facility) == .orderedSame
-        }
-        if let channel = existing {
+        if let channel = try await channel(matching: application, facility: facility, on: db) {
             var settings = channel.settings
             settings.wardCodes[p.code.uppercased()] = ward.code.uppercased()
             _ = try await update(id: channel.id!, Draft(name: channel.name, application: channel.application, facility: channel.facility,

@@ -25,12 +25,8 @@ public final class HL7Channel: Model, @unchecked Sendable {
     public init() {}
 
     public var settings: ChannelSettings {
-        get { (try? JSONDecoder().decode(ChannelSettings.self, from: Data(settingsJSON.utf8))) ?? ChannelSettings() }
-        set {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            settingsJSON = String(decoding: (try? encoder.encode(newValue)) ?? Data("{}".utf8), as: UTF8.self)
-        }
+        get { SettingsColumn.read(settingsJSON) }
+        set { settingsJSON = SettingsColumn.write(newValue) }
     }
 }
 
@@ -50,7 +46,31 @@ public final class HL7ChannelVersion: Model, @unchecked Sendable {
     @OptionalField(key: "saved_by") public var savedBy: String?
 
     public init() {}
+
+    public var settings: ChannelSettings {
+        get { SettingsColumn.read(settingsJSON) }
+        set { settingsJSON = SettingsColumn.write(newValue) }
+    }
 }
+
+/// A channel's settings as their column holds them: JSON with sorted keys (a stable text to
+/// compare versions by); a text that does not read gives the defaults.
+enum SettingsColumn {
+    static func read<T: Decodable & DefaultConstructible>(_ json: String) -> T {
+        (try? JSONDecoder().decode(T.self, from: Data(json.utf8))) ?? T()
+    }
+
+    static func write(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? encoder.encode(value)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+}
+
+/// Settings with defaults for every field.
+protocol DefaultConstructible { init() }
+extension ChannelSettings: DefaultConstructible {}
+extension OutboundSettings: DefaultConstructible {}
 
 struct CreateHL7Channels: AsyncMigration {
     func prepare(on database: any Database) async throws {

@@ -87,12 +87,8 @@ public final class HL7OutboundChannel: Model, @unchecked Sendable {
     public init() {}
 
     public var settings: OutboundSettings {
-        get { (try? JSONDecoder().decode(OutboundSettings.self, from: Data(settingsJSON.utf8))) ?? OutboundSettings() }
-        set {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            settingsJSON = String(decoding: (try? encoder.encode(newValue)) ?? Data("{}".utf8), as: UTF8.self)
-        }
+        get { SettingsColumn.read(settingsJSON) }
+        set { settingsJSON = SettingsColumn.write(newValue) }
     }
 }
 

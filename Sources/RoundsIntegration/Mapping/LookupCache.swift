@@ -31,7 +31,7 @@ public final class LookupCache: Sendable {
         entries.withLockedValue { $0 = [:] }
     }
 
-    func hospitalRows(on db: any Database, fresh: Bool = false) async throws -> [HospitalRow] {
+    private func hospitalRows(on db: any Database, fresh: Bool = false) async throws -> [HospitalRow] {
         let now = ContinuousClock.now
         if !fresh, let s = hospitals.withLockedValue({ $0 }), now - s.loaded < lifetime { return s.hospitals }
         let rows = try await Hospital.query(on: db).all().map { HospitalRow(id: $0.id!, code: $0.code, name: $0.name, hl7Facility: $0.hl7Facility) }
@@ -42,16 +42,16 @@ public final class LookupCache: Sendable {
     /// The hospital a facility name means (its HL7 facility, else its code; the only hospital when
     /// there is one). A miss reads the hospitals again before it is a miss: a facility just set
     /// by IT is seen at once.
-    func hospitalID(facility names: [String], soleHospital: Bool, on db: any Database) async throws -> String? {
+    func hospital(facility names: [String], soleHospital: Bool, on db: any Database) async throws -> HospitalRow? {
         for fresh in [false, true] {
             let rows = try await hospitalRows(on: db, fresh: fresh)
             for name in names {
                 if let m = rows.first(where: { $0.hl7Facility?.caseInsensitiveCompare(name) == .orderedSame })
                     ?? rows.first(where: { $0.code.caseInsensitiveCompare(name) == .orderedSame }) {
-                    return m.id
+                    return m
                 }
             }
-            if soleHospital, rows.count == 1 { return rows[0].id }
+            if soleHospital, rows.count == 1 { return rows[0] }
         }
         return nil
     }

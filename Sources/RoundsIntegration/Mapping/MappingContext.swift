@@ -100,14 +100,13 @@ struct MappingContext {
         }
         // PL-4 is the facility, unless the channel reads the ward from it.
         let facility = (channel.settings.wardComponent == 4 ? nil : value("PV1-3-4")) ?? value("MSH-4") ?? ""
-        if let id = try await lookups.hospitalID(facility: [facility], soleHospital: true, on: db) {
-            hospitalID = id
-            // Only the id and code are read by the mappers: no query for the rest.
-            let row = try await lookups.hospitalRows(on: db).first { $0.id == id }
+        if let row = try await lookups.hospital(facility: [facility], soleHospital: true, on: db) {
+            hospitalID = row.id
+            // Only the id, code and name are read by the mappers: no query for the rest.
             let hospital = Hospital()
-            hospital.id = id
-            hospital.code = row?.code ?? ""
-            hospital.name = row?.name ?? ""
+            hospital.id = row.id
+            hospital.code = row.code
+            hospital.name = row.name
             hospital.$id.exists = true
             return hospital
         }

@@ -175,7 +175,7 @@ struct ClinicalPages {
             },
             results: results.map { r in
                 // A coded result reads by its words, with the lab's code beside them.
-                let shown = r.valueText.flatMap { $0.isEmpty || $0 == r.value ? nil : "\($0)（\(r.value)）" } ?? r.value
+                let shown = ClinicalEvent.ObservationResult.shown(value: r.value, text: r.valueText)
                 return ResultRow(name: r.name, value: [shown, r.unit].compactMap { $0 }.joined(separator: " "), range: r.referenceRange ?? "",
                                  flag: Formatting.flag(r.abnormalFlag, t), critical: r.isCritical, at: Formatting.dateTime(r.observedAt ?? r.createdAt),
                                  comment: r.comment)

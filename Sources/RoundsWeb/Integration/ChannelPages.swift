@@ -58,18 +58,23 @@ struct ChannelPages {
 
         /// "5N=LUNG" (or "5N → LUNG", "5N LUNG") per line.
         static func codes(_ text: String?) throws -> [String: String] {
-            var out: [String: String] = [:]
-            for line in (text ?? "").split(whereSeparator: \.isNewline) {
+            let pairs = try Self.pairs(text, arrow: true, emptyValue: false) { "ward code line '\($0)': write it as SENDER=ROUNDS, e.g. 5N=LUNG" }
+            return Dictionary(pairs, uniquingKeysWith: { _, last in last })
+        }
+
+        /// "LEFT=right" per line, in the order written (blank lines skipped); `arrow` reads "→" as
+        /// "="; `emptyValue` allows "LEFT=" (a value to clear).
+        static func pairs(_ text: String?, arrow: Bool, emptyValue: Bool, problem: (String) -> String) throws -> [(String, String)] {
+            try (text ?? "").split(whereSeparator: \.isNewline).compactMap { line in
                 let trimmed = line.trimmingCharacters(in: .whitespaces)
-                guard !trimmed.isEmpty else { continue }
-                let parts = trimmed.replacingOccurrences(of: "→", with: "=").replacingOccurrences(of: "＝", with: "=")
-                    .split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                    throw RoundsError.validation("ward code line '\(trimmed)': write it as SENDER=ROUNDS, e.g. 5N=LUNG")
-                }
-                out[parts[0]] = parts[1]
+                guard !trimmed.isEmpty else { return nil }
+                var normalised = trimmed.replacingOccurrences(of: "＝", with: "=")
+                if arrow { normalised = normalised.replacingOccurrences(of: "→", with: "=") }
+                let parts = normalised.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                    .map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, !parts[0].isEmpty, emptyValue || !parts[1].isEmpty else { throw RoundsError.validation(problem(trimmed)) }
+                return (parts[0], parts[1])
             }
-            return out
         }
 
         func draft() throws -> ChannelService.Draft {
@@ -238,15 +243,8 @@ struct ChannelPages {
             var s = OutboundSettings()
             s.messageTypes = Form.list(messageTypes)
             // "MSH-5=HIS" per line, in the order written; "MSH-8=" clears the field.
-            s.transforms = try (transforms ?? "").split(whereSeparator: \.isNewline).compactMap { line in
-                let trimmed = line.trimmingCharacters(in: .whitespaces)
-                guard !trimmed.isEmpty else { return nil }
-                let parts = trimmed.replacingOccurrences(of: "＝", with: "=").split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                guard parts.count == 2, !parts[0].trimmingCharacters(in: .whitespaces).isEmpty else {
-                    throw RoundsError.validation("field change '\(trimmed)': write it as FIELD=value, e.g. MSH-5=HIS")
-                }
-                return .init(path: parts[0].trimmingCharacters(in: .whitespaces), value: String(parts[1]).trimmingCharacters(in: .whitespaces))
-            }
+            s.transforms = try Form.pairs(transforms, arrow: false, emptyValue: true) { "field change '\($0)': write it as FIELD=value, e.g. MSH-5=HIS" }
+                .map { .init(path: $0.0, value: $0.1) }
             if let v = maximumAttempts { s.maximumAttempts = v }
             if let v = backoffSeconds { s.backoffSeconds = v }
             if let v = maximumBackoffSeconds { s.maximumBackoffSeconds = v }
@@ -346,33 +344,30 @@ struct ChannelPages {
                                   flash: req.query[String.self, at: "ok"], error: req.query[String.self, at: "error"])
     }
 
+    struct QueueForm: Content { var key: String; var wardId: String?; var staffId: String? }
+
     @Sendable func mapWard(req: Request) async throws -> Response {
-        struct MapForm: Content { var key: String; var wardId: String }
-        do {
-            let form = try req.content.decode(MapForm.self)
-            let receipts = try await req.rounds.channels.mapWard(key: form.key, wardID: form.wardId, context: req.context(), on: req.db)
-            return req.redirect(to: "/integration/mapping?ok=" + Self.encode(Self.summary(receipts, req)))
-        } catch let error as RoundsError {
-            return req.redirect(to: "/integration/mapping?error=" + Self.encode(Self.text(error, req)))
+        try await queueAction(req) { form in
+            guard let ward = form.wardId else { throw Abort(.badRequest, reason: "wardId is required") }
+            return try await req.rounds.channels.mapWard(key: form.key, wardID: ward, context: req.context(), on: req.db)
         }
     }
 
     @Sendable func mapStaff(req: Request) async throws -> Response {
-        struct MapForm: Content { var key: String; var staffId: String }
-        do {
-            let form = try req.content.decode(MapForm.self)
-            let receipts = try await req.rounds.channels.mapStaff(key: form.key, staffID: form.staffId, context: req.context(), on: req.db)
-            return req.redirect(to: "/integration/mapping?ok=" + Self.encode(Self.summary(receipts, req)))
-        } catch let error as RoundsError {
-            return req.redirect(to: "/integration/mapping?error=" + Self.encode(Self.text(error, req)))
+        try await queueAction(req) { form in
+            guard let staff = form.staffId else { throw Abort(.badRequest, reason: "staffId is required") }
+            return try await req.rounds.channels.mapStaff(key: form.key, staffID: staff, context: req.context(), on: req.db)
         }
     }
 
     @Sendable func release(req: Request) async throws -> Response {
-        struct ReleaseForm: Content { var key: String }
+        try await queueAction(req) { form in try await req.rounds.channels.release(key: form.key, context: req.context(), on: req.db) }
+    }
+
+    /// A queue form's answer: back to the queue with what was applied, or with the reason.
+    func queueAction(_ req: Request, _ act: (QueueForm) async throws -> [Receipt]) async throws -> Response {
         do {
-            let form = try req.content.decode(ReleaseForm.self)
-            let receipts = try await req.rounds.channels.release(key: form.key, context: req.context(), on: req.db)
+            let receipts = try await act(try req.content.decode(QueueForm.self))
             return req.redirect(to: "/integration/mapping?ok=" + Self.encode(Self.summary(receipts, req)))
         } catch let error as RoundsError {
             return req.redirect(to: "/integration/mapping?error=" + Self.encode(Self.text(error, req)))

@@ -185,14 +185,14 @@ struct ChannelVersionDTO: APISchema {
     init(_ v: HL7ChannelVersion) {
         version = v.version; name = v.name; application = v.application; facility = v.facility; hospitalId = v.hospitalID
         enabled = v.enabled
-        settings = (try? JSONDecoder().decode(ChannelSettings.self, from: Data(v.settingsJSON.utf8))) ?? ChannelSettings()
+        settings = v.settings
         savedAt = v.savedAt; savedBy = v.savedBy
     }
 
     static let sample: ChannelVersionDTO = {
         let v = HL7ChannelVersion()
         v.version = 2; v.name = "检验科 LIS"; v.application = "LIS"; v.facility = "ARION"; v.hospitalID = "…"; v.enabled = true
-        v.settingsJSON = String(decoding: try! JSONEncoder().encode(ChannelDTO.sampleSettings), as: UTF8.self)
+        v.settings = ChannelDTO.sampleSettings
         v.savedAt = Date(timeIntervalSince1970: 0); v.savedBy = "胡斌"
         return ChannelVersionDTO(v)
     }()
