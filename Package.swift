@@ -130,6 +130,16 @@ let package = Package(
             ],
             resources: [.copy("Instruments/Shipped")]
         ),
+        // Ward-round notes: dictation → transcript (the hospital's recogniser) → sections (its
+        // model, or Rounds' rules) → signed versions; the HIS message and the card follow from the event.
+        .target(
+            name: "RoundsRoundNotes",
+            dependencies: [
+                "RoundsCore", "RoundsStore", "RoundsDirectory", "RoundsConnectors",
+                .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "SQLKit", package: "sql-kit"),
+            ]
+        ),
         // Tables: bases, tables as real SQL tables, fields, records with versions and cell history,
         // filters/sorts/pages in SQL, and the formula language (parser, checker, evaluator, library).
         .target(
@@ -170,7 +180,7 @@ let package = Package(
             name: "RoundsWeb",
             dependencies: [
                 "RoundsCore", "RoundsStore", "RoundsHL7", "RoundsIntegration", "RoundsChat", "RoundsAlerts", "RoundsConnectors",
-                "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo", "RoundsDirectory", "RoundsTables",
+                "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo", "RoundsDirectory", "RoundsTables", "RoundsRoundNotes",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),
@@ -197,7 +207,7 @@ let package = Package(
             name: "RoundsTests",
             dependencies: [
                 "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7", "RoundsIntegration", "RoundsChat", "RoundsAlerts",
-                "RoundsConnectors", "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo", "RoundsDirectory", "RoundsTables",
+                "RoundsConnectors", "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo", "RoundsDirectory", "RoundsTables", "RoundsRoundNotes",
                 .product(name: "VaporTesting", package: "vapor"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -138,6 +138,39 @@ public enum ClinicalEvent {
     }
 }
 
+extension ClinicalEvent {
+    /// `round_note.signed`: a doctor signed a ward-round note (or a correction of one). Carries
+    /// the note as signed, so the HIS message and the group's card need no read of the note.
+    public struct RoundNoteSigned: Codable, Sendable {
+        public struct Section: Codable, Sendable, Equatable {
+            /// complaint, examination, investigations, diagnosis, plan.
+            public var code: String
+            public var title: String
+            public var text: String
+            public init(code: String, title: String, text: String) { self.code = code; self.title = title; self.text = text }
+        }
+        public var noteID: String
+        public var version: Int
+        /// The document number the HIS knows this version by (TXA-12), and the one it replaces.
+        public var documentNumber: String
+        public var replacesDocumentNumber: String?
+        /// MSH-10 of the message to the HIS: the note page finds the HIS's answer by it.
+        public var controlID: String
+        public var title: String
+        public var authorName: String
+        public var authorHISID: String?
+        public var signedAt: Date
+        public var sections: [Section]
+
+        public init(noteID: String, version: Int, documentNumber: String, replacesDocumentNumber: String?, controlID: String, title: String,
+                    authorName: String, authorHISID: String?, signedAt: Date, sections: [Section]) {
+            self.noteID = noteID; self.version = version; self.documentNumber = documentNumber; self.replacesDocumentNumber = replacesDocumentNumber
+            self.controlID = controlID; self.title = title; self.authorName = authorName; self.authorHISID = authorHISID
+            self.signedAt = signedAt; self.sections = sections
+        }
+    }
+}
+
 /// HL7 abnormal flags (OBX-8) as cards say them: cards are written in Chinese, the working
 /// language of the hospital's groups; pages use the locale's catalogue (`flag_*`).
 public enum AbnormalFlag {

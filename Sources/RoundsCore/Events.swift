@@ -23,6 +23,8 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case reportReceived = "report.received"            // ClinicalEvent.ReportReceived
     // Bedside nursing.
     case assessmentHighRisk = "assessment.high_risk"   // ClinicalEvent.AssessmentRecorded
+    // Ward-round notes: a version signed (payload `ClinicalEvent.RoundNoteSigned`).
+    case roundNoteSigned = "round_note.signed"
     // Tables: a record created, changed, deleted or restored (payload `TableEvent.RecordChanged`).
     case tableRecordCreated = "table.record_created"
     case tableRecordUpdated = "table.record_updated"

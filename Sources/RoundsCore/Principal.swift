@@ -247,6 +247,16 @@ public struct Principal: Sendable, Equatable {
         }
     }
 
+    // MARK: Ward-round notes
+
+    /// Writing and signing ward-round notes: the doctors (and consultants) of the ward or its
+    /// department. Nurses and head nurses read them through `canViewPatients`.
+    public func canWriteRoundNotes(in ward: WardRef) -> Bool {
+        kind == .staff && assignments.contains { a in
+            (a.role == .doctor || a.role == .consultant) && (a.departmentID == ward.id || a.departmentID == ward.parentDepartmentID)
+        }
+    }
+
     // MARK: Critical values
 
     /// Reporting a critical value by hand or over the API: laboratory/imaging staff and group

@@ -30,7 +30,7 @@ public struct ChatService: Sendable {
 
     /// The kinds the patient groups act on.
     public static let handledKinds = Set<EventKind>([.patientAdmitted, .patientTransferred, .patientDischarged, .admissionCancelled,
-                                                     .observationResult, .reportReceived, .assessmentHighRisk]).union(EventKind.orderKinds)
+                                                     .observationResult, .reportReceived, .assessmentHighRisk, .roundNoteSigned]).union(EventKind.orderKinds)
 
     /// Acts on one outbox event (inside the dispatcher's transaction). Unknown kinds are ignored.
     public func handle(_ event: OutboxEvent, on db: any Database) async throws {
@@ -54,6 +54,8 @@ public struct ChatService: Sendable {
         case .assessmentHighRisk:
             let assessment = try event.decode(ClinicalEvent.AssessmentRecorded.self)
             try await postCard(Self.assessmentCard(assessment, patientID: event.patientID), for: event, on: db)
+        case .roundNoteSigned:
+            try await postCard(Self.roundNoteCard(try event.decode(ClinicalEvent.RoundNoteSigned.self)), for: event, on: db)
         default:
             return
         }
@@ -242,6 +244,20 @@ public struct ChatService: Sendable {
              fields: [.init("评估人", a.assessor), .init("时间", format(a.at))]
                 + (a.interventions.isEmpty ? [] : [Card.Field("护理措施", a.interventions.joined(separator: "；"))]),
              buttons: patientID.map { [Card.Button(label: "查看评估", url: "/patients/\($0)/nursing")] } ?? [])
+    }
+
+    /// A signed ward-round note: who, which version, and the diagnosis and plan the team acts on.
+    static func roundNoteCard(_ note: ClinicalEvent.RoundNoteSigned) -> Card {
+        func excerpt(_ code: String) -> String? {
+            guard let text = note.sections.first(where: { $0.code == code })?.text, !text.isEmpty else { return nil }
+            return text.count > 200 ? String(text.prefix(200)) + "…" : text
+        }
+        let title = note.version == 1 ? "\(note.title)已签名" : "\(note.title)已更正（第 \(note.version) 版）"
+        return Card(title: title, severity: .info,
+                    fields: [.init("医生", note.authorName), .init("签名时间", format(note.signedAt))]
+                        + (excerpt("diagnosis").map { [Card.Field("诊断", $0)] } ?? [])
+                        + (excerpt("plan").map { [Card.Field("诊疗计划", $0)] } ?? []),
+                    buttons: [Card.Button(label: "查看查房记录", url: "/round-notes/\(note.noteID)")])
     }
 
     static func format(_ date: Date) -> String {

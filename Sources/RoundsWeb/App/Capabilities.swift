@@ -5,6 +5,7 @@ import RoundsClinical
 import RoundsConnectors
 import RoundsDirectory
 import RoundsIntegration
+import RoundsRoundNotes
 import RoundsTables
 import RoundsStore
 import Vapor
@@ -43,8 +44,8 @@ enum RoundsCapabilities {
     /// integration engine's next, the patient groups before the critical values (an admission
     /// opens the group the alert card goes to).
     static let all: [any Capability] = [
-        DirectoryCapability(), IntegrationCapability(), ChatCapability(), AlertsCapability(), NursingCapability(), TablesCapability(),
-        AuditCapability(),
+        DirectoryCapability(), IntegrationCapability(), ChatCapability(), AlertsCapability(), NursingCapability(), RoundNotesCapability(),
+        TablesCapability(), AuditCapability(),
     ]
 }
 
@@ -118,12 +119,34 @@ struct NursingCapability: Capability {
 
 extension RoundsServices {
     public var nursing: NursingService { service() }
+    public var roundNotes: RoundNoteService { service() }
+}
+
+/// Ward-round notes by voice or typed: drafts, signed versions, the hospital's recogniser and
+/// model; recordings deleted when the hospital's retention period is over.
+struct RoundNotesCapability: Capability {
+    var migrations: [any Migration] { RoundNotesMigrations.all }
+    func makeServices(_ shared: SharedServices) throws -> [any Sendable] {
+        [RoundNoteService(clock: shared.clock, ids: shared.ids, audit: shared.audit, events: shared.events)]
+    }
+    func backgroundWork(_ services: RoundsServices) -> [BackgroundWork] {
+        let notes = services.roundNotes
+        return [BackgroundWork("round-note recordings retention", every: .seconds(60)) { db in
+            while try await notes.deleteExpiredAudio(on: db) > 0 {}
+        }]
+    }
+    func registerPages(_ signedIn: any RoutesBuilder, public: any RoutesBuilder) { RoundNotePages().register(signedIn) }
+    func registerAPI(_ api: APIBuilder, app: Application) { RoundNoteRoutes(api: api).register() }
 }
 
 /// The integration engine: its pages and API, and the outbound HL7 queue (messages back to the
 /// HIS/LIS, in order per destination). The MLLP listener is the runtime's `listener`.
 struct IntegrationCapability: Capability {
     var migrations: [any Migration] { IntegrationMigrations.all }
+    /// A signed ward-round note goes to the HIS as MDM through the outbound channels that carry it.
+    func eventHandlers(_ services: RoundsServices) -> [any EventHandler] {
+        [RoundNoteDocument.handler(outbound: services.outbound, timeZone: Formatting.hospitalTimeZone)]
+    }
     func backgroundWork(_ services: RoundsServices) -> [BackgroundWork] {
         guard services.configuration.runOutboundQueue else { return [] }
         let outbound = services.outbound
