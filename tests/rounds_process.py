@@ -242,6 +242,13 @@ class Session:
             return r.status, json.loads(r.read())
 
 
+def patient_on_ward(session, hospital_code, ward_code):
+    """(hospital, the first admitted patient of the ward), through the API."""
+    hospital = [h for h in session.get("/api/v1/hospitals") if h["code"] == hospital_code][0]
+    ward = [d for d in session.get(f"/api/v1/hospitals/{hospital['id']}/departments") if d["code"] == ward_code][0]
+    return hospital, session.get(f"/api/v1/wards/{ward['id']}/patients")[0]["patient"]
+
+
 def start_bench_postgres():
     """A throw-away PostgreSQL cluster with default durability (fsync on), for benchmarks.
     Returns (url of its maintenance database, environment to stop it with)."""

@@ -98,6 +98,8 @@ import Testing
         let result = RuleStructurer().structure("体温三十八度五，血压一百三十比八十，血钾六点九，血氧饱和度百分之九十二")
         #expect(result.findings.map { "\($0.name) \($0.value) \($0.unit)" } == ["体温 38.5 ℃", "血压 130/80 mmHg", "血钾 6.9 mmol/L", "血氧饱和度 92 %"])
         #expect(result.findings.map(\.section) == [.examination, .examination, .investigations, .investigations])
+        #expect(RuleStructurer().structure("Potassium is 6.9, temperature was 38.2 degrees.").findings.map { "\($0.name) \($0.value) \($0.unit)" }
+                == ["Potassium 6.9 mmol/L", "temperature 38.2 ℃"])
         // Words that look like numbers stay words.
         #expect(RuleStructurer().structure("一般情况可，一过性头晕").sections.complaint == "一般情况可，一过性头晕。")
     }

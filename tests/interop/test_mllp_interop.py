@@ -4,19 +4,17 @@
 - our sender (`rounds send-hl7`) and our outbound queue deliver to an asyncio MLLP server built
   with that package's `start_hl7_server`.
 """
-import asyncio
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 import hl7
 import hl7.client
 import pytest
-from hl7.mllp import start_hl7_server
 
+from hl7_peer import PythonHL7Server
 from rounds_process import SAMPLES, Rounds, Session, binary
 
 EXPECTED = {
@@ -90,51 +88,6 @@ def test_the_python_client_sends_many_messages_on_one_connection(rounds):
     control_id = str(hl7.parse(messages[0]).segment("MSH")[10])
     [record] = [m for m in admin.get("/api/v1/hl7/messages?limit=500") if m["controlId"] == control_id]
     assert record["duplicateCount"] == 1
-
-
-class PythonHL7Server:
-    """An MLLP server made with the `hl7` package, in its own thread and event loop. It
-    answers with `Message.create_ack`, using the scripted codes first, then AA."""
-
-    def __init__(self, codes=()):
-        self.codes = list(codes)
-        self.received = []
-        self.port = None
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        assert self.ready.wait(10)
-
-    def _run(self):
-        asyncio.set_event_loop(self.loop)
-
-        async def handle(reader, writer):
-            try:
-                while not writer.is_closing():
-                    message = await reader.readmessage()
-                    self.received.append(message)
-                    code = self.codes.pop(0) if self.codes else "AA"
-                    writer.writemessage(message.create_ack(ack_code=code))
-                    await writer.drain()
-            except asyncio.IncompleteReadError:
-                pass
-            finally:
-                writer.close()
-
-        async def main():
-            self.server = await start_hl7_server(handle, "127.0.0.1", 0, encoding="utf-8")
-            self.port = self.server.sockets[0].getsockname()[1]
-            self.ready.set()
-            await self.server.serve_forever()
-
-        try:
-            self.loop.run_until_complete(main())
-        except asyncio.CancelledError:
-            pass
-
-    def close(self):
-        self.loop.call_soon_threadsafe(self.server.close)
 
 
 def test_our_sender_delivers_to_the_python_server(tmp_path):

@@ -235,7 +235,7 @@ public struct RoundNoteService: Sendable {
                 do {
                     transcript = try await OpenAITranscriber(http: http(settings.timeoutSeconds)).transcribe(
                         audio, contentType: contentType, base: base, model: settings.asrModel, language: settings.asrLanguage,
-                        prompt: vocabulary.isEmpty ? "" : "查房记录。" + vocabulary.joined(separator: "、"), key: keys?.asrKey)
+                        prompt: Self.prompt(vocabulary, language: settings.asrLanguage), key: keys?.asrKey)
                 } catch {
                     transcriptionError = "\(error)"
                 }
@@ -302,6 +302,13 @@ public struct RoundNoteService: Sendable {
                                    detail: detail, context: context, on: tx)
         }
         return note
+    }
+
+    /// The recogniser's prompt: the words it should expect, in the dictation's language.
+    static func prompt(_ vocabulary: [String], language: String) -> String {
+        guard !vocabulary.isEmpty else { return "" }
+        return language.hasPrefix("zh") || language.isEmpty ? "查房记录。" + vocabulary.joined(separator: "、")
+            : "Ward round note. " + vocabulary.joined(separator: ", ")
     }
 
     static func searchText(_ sections: NoteSections, _ transcript: String?) -> String {

@@ -14,7 +14,7 @@ enum Measurements {
     /// A number as spoken or written.
     static let number = "(?:[0-9]+(?:[.．][0-9]+)?|[零〇一二两三四五六七八九十百千点幺]+)"
     static let chineseNumber = "[零〇一二两三四五六七八九十百千点幺]+?"
-    static let filler = "\\s*(?:是|为|：|:|约|大概|在)?\\s*"
+    static let filler = "\\s*(?:是|为|：|:|约|大概|在|is|was|of|at)?\\s*"
 
     struct Kind {
         var names: String
