@@ -140,6 +140,17 @@ let package = Package(
                 .product(name: "SQLKit", package: "sql-kit"),
             ]
         ),
+        // MDT consultations: cases, experts (staff and guests by link and one-time code), opinions,
+        // the case's discussion, the signed report (to the HIS and the group through its event), statistics.
+        .target(
+            name: "RoundsMDT",
+            dependencies: [
+                "RoundsCore", "RoundsStore", "RoundsDirectory",
+                .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // Tables: bases, tables as real SQL tables, fields, records with versions and cell history,
         // filters/sorts/pages in SQL, and the formula language (parser, checker, evaluator, library).
         .target(
@@ -180,7 +191,7 @@ let package = Package(
             name: "RoundsWeb",
             dependencies: [
                 "RoundsCore", "RoundsStore", "RoundsHL7", "RoundsIntegration", "RoundsChat", "RoundsAlerts", "RoundsConnectors",
-                "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo", "RoundsDirectory", "RoundsTables", "RoundsRoundNotes",
+                "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo", "RoundsDirectory", "RoundsTables", "RoundsRoundNotes", "RoundsMDT",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),
@@ -207,7 +218,7 @@ let package = Package(
             name: "RoundsTests",
             dependencies: [
                 "RoundsCore", "RoundsStore", "RoundsWeb", "RoundsHL7", "RoundsIntegration", "RoundsChat", "RoundsAlerts",
-                "RoundsConnectors", "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo", "RoundsDirectory", "RoundsTables", "RoundsRoundNotes",
+                "RoundsConnectors", "RoundsClinical", "RoundsFHIR", "RoundsRuntime", "RoundsDemo", "RoundsDirectory", "RoundsTables", "RoundsRoundNotes", "RoundsMDT",
                 .product(name: "VaporTesting", package: "vapor"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

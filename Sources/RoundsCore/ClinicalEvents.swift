@@ -139,9 +139,10 @@ public enum ClinicalEvent {
 }
 
 extension ClinicalEvent {
-    /// `round_note.signed`: a doctor signed a ward-round note (or a correction of one). Carries
-    /// the note as signed, so the HIS message and the group's card need no read of the note.
-    public struct RoundNoteSigned: Codable, Sendable {
+    /// `round_note.signed` and `mdt.report_signed`: a doctor signed a clinical document (a
+    /// ward-round note or an MDT report, or a correction of one). Carries the document as signed,
+    /// so the HIS message and the group's card need no read of it.
+    public struct DocumentSigned: Codable, Sendable {
         public struct Section: Codable, Sendable, Equatable {
             /// complaint, examination, investigations, diagnosis, plan.
             public var code: String
@@ -161,12 +162,19 @@ extension ClinicalEvent {
         public var authorHISID: String?
         public var signedAt: Date
         public var sections: [Section]
+        /// TXA-2's code: RN (ward-round note), MDT (MDT report). Absent in events written before it: RN.
+        public var documentType: String?
+        /// Where Rounds shows it ("/round-notes/…").
+        public var link: String?
+
+        public var type: String { documentType ?? "RN" }
+        public var path: String { link ?? "/round-notes/\(noteID)" }
 
         public init(noteID: String, version: Int, documentNumber: String, replacesDocumentNumber: String?, controlID: String, title: String,
-                    authorName: String, authorHISID: String?, signedAt: Date, sections: [Section]) {
+                    authorName: String, authorHISID: String?, signedAt: Date, sections: [Section], documentType: String? = nil, link: String? = nil) {
             self.noteID = noteID; self.version = version; self.documentNumber = documentNumber; self.replacesDocumentNumber = replacesDocumentNumber
             self.controlID = controlID; self.title = title; self.authorName = authorName; self.authorHISID = authorHISID
-            self.signedAt = signedAt; self.sections = sections
+            self.signedAt = signedAt; self.sections = sections; self.documentType = documentType; self.link = link
         }
     }
 }

@@ -23,8 +23,10 @@ public enum EventKind: String, Codable, Sendable, CaseIterable {
     case reportReceived = "report.received"            // ClinicalEvent.ReportReceived
     // Bedside nursing.
     case assessmentHighRisk = "assessment.high_risk"   // ClinicalEvent.AssessmentRecorded
-    // Ward-round notes: a version signed (payload `ClinicalEvent.RoundNoteSigned`).
+    // Ward-round notes: a version signed (payload `ClinicalEvent.DocumentSigned`).
     case roundNoteSigned = "round_note.signed"
+    // MDT: the report signed (payload `ClinicalEvent.DocumentSigned`, type MDT).
+    case mdtReportSigned = "mdt.report_signed"
     // Tables: a record created, changed, deleted or restored (payload `TableEvent.RecordChanged`).
     case tableRecordCreated = "table.record_created"
     case tableRecordUpdated = "table.record_updated"

@@ -4,6 +4,7 @@ import RoundsChat
 import RoundsClinical
 import RoundsDirectory
 import RoundsIntegration
+import RoundsMDT
 import RoundsRoundNotes
 import RoundsTables
 import RoundsStore
@@ -13,7 +14,7 @@ import Testing
 /// fields that reflection finds, in the same order: a field missing from a list would silently
 /// not be stored or loaded.
 @Suite struct ModelPropertiesTests {
-    static let models: [any Model.Type] = RoundsStoreModels.all + RoundsDirectoryModels.all + RoundsIntegrationModels.all + RoundsTablesModels.all + RoundsAlertsModels.all + RoundsChatModels.all + RoundsClinicalModels.all + RoundsRoundNotesModels.all
+    static let models: [any Model.Type] = RoundsStoreModels.all + RoundsDirectoryModels.all + RoundsIntegrationModels.all + RoundsTablesModels.all + RoundsAlertsModels.all + RoundsChatModels.all + RoundsClinicalModels.all + RoundsRoundNotesModels.all + RoundsMDTModels.all
 
     static func reflectedKeys(_ model: any Model) -> [[FieldKey]] {
         Mirror(reflecting: model).children.compactMap { ($0.value as? any AnyDatabaseProperty)?.keys }

@@ -243,10 +243,10 @@ import VaporTesting
     @Test func theMDMMessageCarriesThePatientTheAuthorAndEachSection() throws {
         let patient = Patient()
         patient.id = "p"; patient.mrn = "MRN|1"; patient.name = "张三"; patient.birthDate = "1956-03-12"; patient.gender = .male; patient.hospitalID = "h"
-        let note = ClinicalEvent.RoundNoteSigned(noteID: "n", version: 1, documentNumber: "RN1-1", replacesDocumentNumber: nil, controlID: "RNC1",
+        let note = ClinicalEvent.DocumentSigned(noteID: "n", version: 1, documentNumber: "RN1-1", replacesDocumentNumber: nil, controlID: "RNC1",
                                                  title: "查房记录", authorName: "李明", authorHISID: "D001", signedAt: Date(timeIntervalSince1970: 1_765_000_000),
                                                  sections: [.init(code: "plan", title: "诊疗计划/医嘱建议", text: "继续抗感染\n复查血常规")])
-        let message = RoundNoteDocument.message(note, patient: patient, encounter: nil, wardCode: "LUNG", bed: "12", hospitalCode: "HK01",
+        let message = ClinicalDocument.message(note, patient: patient, encounter: nil, wardCode: "LUNG", bed: "12", hospitalCode: "HK01",
                                                 timeZone: TimeZone(identifier: "Asia/Shanghai")!)
         let parsed = try HL7Message.parse(message.encode())
         #expect(parsed["PID-3-1"] == "MRN|1" && parsed["PID-7"] == "19560312" && parsed["PV1-3-3"] == "12" && parsed["TXA-5-1"] == "D001")

@@ -30,7 +30,7 @@ public struct ChatService: Sendable {
 
     /// The kinds the patient groups act on.
     public static let handledKinds = Set<EventKind>([.patientAdmitted, .patientTransferred, .patientDischarged, .admissionCancelled,
-                                                     .observationResult, .reportReceived, .assessmentHighRisk, .roundNoteSigned]).union(EventKind.orderKinds)
+                                                     .observationResult, .reportReceived, .assessmentHighRisk, .roundNoteSigned, .mdtReportSigned]).union(EventKind.orderKinds)
 
     /// Acts on one outbox event (inside the dispatcher's transaction). Unknown kinds are ignored.
     public func handle(_ event: OutboxEvent, on db: any Database) async throws {
@@ -54,8 +54,8 @@ public struct ChatService: Sendable {
         case .assessmentHighRisk:
             let assessment = try event.decode(ClinicalEvent.AssessmentRecorded.self)
             try await postCard(Self.assessmentCard(assessment, patientID: event.patientID), for: event, on: db)
-        case .roundNoteSigned:
-            try await postCard(Self.roundNoteCard(try event.decode(ClinicalEvent.RoundNoteSigned.self)), for: event, on: db)
+        case .roundNoteSigned, .mdtReportSigned:
+            try await postCard(Self.roundNoteCard(try event.decode(ClinicalEvent.DocumentSigned.self)), for: event, on: db)
         default:
             return
         }
@@ -246,8 +246,9 @@ public struct ChatService: Sendable {
              buttons: patientID.map { [Card.Button(label: "查看评估", url: "/patients/\($0)/nursing")] } ?? [])
     }
 
-    /// A signed ward-round note: who, which version, and the diagnosis and plan the team acts on.
-    static func roundNoteCard(_ note: ClinicalEvent.RoundNoteSigned) -> Card {
+    /// A signed ward-round note or MDT report: who, which version, and the diagnosis and plan (or
+    /// the MDT's recommendation) the team acts on.
+    static func roundNoteCard(_ note: ClinicalEvent.DocumentSigned) -> Card {
         func excerpt(_ code: String) -> String? {
             guard let text = note.sections.first(where: { $0.code == code })?.text, !text.isEmpty else { return nil }
             return text.count > 200 ? String(text.prefix(200)) + "…" : text
@@ -256,8 +257,9 @@ public struct ChatService: Sendable {
         return Card(title: title, severity: .info,
                     fields: [.init("医生", note.authorName), .init("签名时间", format(note.signedAt))]
                         + (excerpt("diagnosis").map { [Card.Field("诊断", $0)] } ?? [])
-                        + (excerpt("plan").map { [Card.Field("诊疗计划", $0)] } ?? []),
-                    buttons: [Card.Button(label: "查看查房记录", url: "/round-notes/\(note.noteID)")])
+                        + (excerpt("plan").map { [Card.Field("诊疗计划", $0)] } ?? [])
+                        + (excerpt("recommendation").map { [Card.Field("MDT 意见", $0)] } ?? []),
+                    buttons: [Card.Button(label: "查看\(note.title)", url: note.path)])
     }
 
     static func format(_ date: Date) -> String {

@@ -388,7 +388,7 @@ public struct RoundNoteService: Sendable {
             note.updatedAt = version.signedAt
             try await note.save(on: tx)
             let signer = try await Staff.find(context.principal.id, on: tx)
-            let payload = ClinicalEvent.RoundNoteSigned(
+            let payload = ClinicalEvent.DocumentSigned(
                 noteID: noteID, version: version.version, documentNumber: version.documentNumber, replacesDocumentNumber: previous?.documentNumber,
                 controlID: version.controlID, title: "查房记录", authorName: version.signedByName, authorHISID: signer?.hl7ID,
                 signedAt: version.signedAt,

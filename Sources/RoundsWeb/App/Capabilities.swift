@@ -5,6 +5,7 @@ import RoundsClinical
 import RoundsConnectors
 import RoundsDirectory
 import RoundsIntegration
+import RoundsMDT
 import RoundsRoundNotes
 import RoundsTables
 import RoundsStore
@@ -44,7 +45,7 @@ enum RoundsCapabilities {
     /// integration engine's next, the patient groups before the critical values (an admission
     /// opens the group the alert card goes to).
     static let all: [any Capability] = [
-        DirectoryCapability(), IntegrationCapability(), ChatCapability(), AlertsCapability(), NursingCapability(), RoundNotesCapability(),
+        DirectoryCapability(), IntegrationCapability(), ChatCapability(), AlertsCapability(), NursingCapability(), RoundNotesCapability(), MDTCapability(),
         TablesCapability(), AuditCapability(),
     ]
 }
@@ -120,6 +121,21 @@ struct NursingCapability: Capability {
 extension RoundsServices {
     public var nursing: NursingService { service() }
     public var roundNotes: RoundNoteService { service() }
+    public var mdt: MDTService { service() }
+}
+
+/// MDT consultations: cases, experts and guests, opinions, the report; guests' pages are public
+/// routes with their own session (they never reach a staff page).
+struct MDTCapability: Capability {
+    var migrations: [any Migration] { MDTMigrations.all }
+    func makeServices(_ shared: SharedServices) throws -> [any Sendable] {
+        [MDTService(clock: shared.clock, ids: shared.ids, audit: shared.audit, events: shared.events)]
+    }
+    func registerPages(_ signedIn: any RoutesBuilder, public: any RoutesBuilder) {
+        MDTPages().register(signedIn)
+        MDTGuestPages().register(`public`)
+    }
+    func registerAPI(_ api: APIBuilder, app: Application) { MDTRoutes(api: api).register() }
 }
 
 /// Ward-round notes by voice or typed: drafts, signed versions, the hospital's recogniser and
@@ -145,7 +161,7 @@ struct IntegrationCapability: Capability {
     var migrations: [any Migration] { IntegrationMigrations.all }
     /// A signed ward-round note goes to the HIS as MDM through the outbound channels that carry it.
     func eventHandlers(_ services: RoundsServices) -> [any EventHandler] {
-        [RoundNoteDocument.handler(outbound: services.outbound, timeZone: Formatting.hospitalTimeZone)]
+        [ClinicalDocument.handler(outbound: services.outbound, timeZone: Formatting.hospitalTimeZone)]
     }
     func backgroundWork(_ services: RoundsServices) -> [BackgroundWork] {
         guard services.configuration.runOutboundQueue else { return [] }

@@ -5,7 +5,7 @@ import RoundsDirectory
 import RoundsHL7
 import RoundsStore
 
-/// A signed ward-round note as the HIS receives it: MDM^T02 (original document with its
+/// A signed clinical document (ward-round note, type RN; MDT report, type MDT) as the HIS receives it: MDM^T02 (original document with its
 /// content) for a note's first version, MDM^T10 (replacement) for each correction, with the
 /// replaced version's number in TXA-13. One OBX per section, coded `RN-<section>^<title>^ROUNDS`:
 ///
@@ -17,8 +17,8 @@ import RoundsStore
 ///     OBX|1|TX|RN-complaint^主诉/病情变化^ROUNDS||咳嗽较前减轻…||||||F
 ///
 /// It goes out through the outbound channels that carry MDM (queued, retried, each answer kept).
-public enum RoundNoteDocument {
-    public static func message(_ note: ClinicalEvent.RoundNoteSigned, patient: Patient, encounter: Encounter?, wardCode: String, bed: String?,
+public enum ClinicalDocument {
+    public static func message(_ note: ClinicalEvent.DocumentSigned, patient: Patient, encounter: Encounter?, wardCode: String, bed: String?,
                                hospitalCode: String, timeZone: TimeZone) -> HL7Message {
         let d = HL7Delimiters.standard
         let e = { (s: String) in HL7Escaping.escape(s, d) }
@@ -40,22 +40,22 @@ public enum RoundNoteDocument {
         pv1[18] = e(encounter?.visitNumber ?? "")
         segments.append(HL7Segment.build("PV1", pv1, delimiters: d))
         var txa = Array(repeating: "", count: 22)
-        txa[0] = "1"; txa[1] = "RN\(c)\(e(note.title))\(c)ROUNDS"; txa[2] = "TX"; txa[3] = ts; txa[4] = author; txa[5] = ts
+        txa[0] = "1"; txa[1] = "\(e(note.type))\(c)\(e(note.title))\(c)ROUNDS"; txa[2] = "TX"; txa[3] = ts; txa[4] = author; txa[5] = ts
         txa[8] = author; txa[11] = e(note.documentNumber); txa[12] = e(note.replacesDocumentNumber ?? "")
         txa[16] = "AU"; txa[18] = "AV"; txa[20] = note.replacesDocumentNumber == nil ? "" : "更正"
         txa[21] = author
         segments.append(HL7Segment.build("TXA", txa, delimiters: d))
         for (i, section) in note.sections.enumerated() {
-            segments.append(HL7Segment.build("OBX", [String(i + 1), "TX", "RN-\(e(section.code))\(c)\(e(section.title))\(c)ROUNDS", "",
+            segments.append(HL7Segment.build("OBX", [String(i + 1), "TX", "\(e(note.type))-\(e(section.code))\(c)\(e(section.title))\(c)ROUNDS", "",
                                                      e(section.text), "", "", "", "", "", "F"], delimiters: d))
         }
         return HL7Message(delimiters: d, segments: segments, segmentSeparator: "\r", trailingSeparator: true)
     }
 
-    /// `round_note.signed` → the note's MDM message, queued for every channel that carries it.
+    /// `round_note.signed`, `mdt.report_signed` → the document's MDM message, queued for every channel that carries it.
     public static func handler(outbound: OutboundQueue, timeZone: TimeZone) -> some EventHandler {
-        EventHandlerFunction("integration.round_note_document", kinds: [.roundNoteSigned]) { event, tx in
-            let note = try event.decode(ClinicalEvent.RoundNoteSigned.self)
+        EventHandlerFunction("integration.clinical_document", kinds: [.roundNoteSigned, .mdtReportSigned]) { event, tx in
+            let note = try event.decode(ClinicalEvent.DocumentSigned.self)
             guard let patientID = event.patientID, let patient = try await Patient.find(patientID, on: tx) else { return }
             let encounter = try await event.encounterID.asyncMap { try await Encounter.find($0, on: tx) } ?? nil
             let ward = try await encounter.asyncMap { try await Department.find($0.wardID, on: tx) } ?? nil
