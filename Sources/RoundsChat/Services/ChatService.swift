@@ -259,7 +259,7 @@ public struct ChatService: Sendable {
                         + (excerpt("diagnosis").map { [Card.Field("诊断", $0)] } ?? [])
                         + (excerpt("plan").map { [Card.Field("诊疗计划", $0)] } ?? [])
                         + (excerpt("recommendation").map { [Card.Field("MDT 意见", $0)] } ?? []),
-                    buttons: [Card.Button(label: "查看\(note.title)", url: note.path)])
+                    buttons: [Card.Button(label: "查看" + (note.title.first?.isASCII == true ? " " : "") + note.title, url: note.path)])
     }
 
     static func format(_ date: Date) -> String {

@@ -279,7 +279,7 @@ public struct MDTService: Sendable {
             case .guest(let g, _): opinion.guestID = g.id
             }
             var department = input.department.trimmingCharacters(in: .whitespaces)
-            if department.isEmpty, case .guest(let g, _) = viewer { department = g.institution + " " + g.department }
+            if department.isEmpty, case .guest(let g, _) = viewer { department = g.department }
             opinion.authorName = viewer.name; opinion.department = department; opinion.recommendation = recommendation
             opinion.evidence = input.evidence.trimmingCharacters(in: .whitespacesAndNewlines); opinion.text = input.text.trimmingCharacters(in: .whitespacesAndNewlines)
             opinion.createdAt = clock.now()
