@@ -131,3 +131,34 @@ def test_dictate_check_edit_sign_and_the_group_sees_it(world):
         shot(driver, "round-notes-ward-768x1024.png")
     finally:
         driver.quit()
+
+
+def test_a_recording_made_offline_is_uploaded_once_the_network_returns(world):
+    base, patient = world["server"].base, world["patient"]
+    driver = ipad_with_microphone(world["wav"], 768, 1024)
+    try:
+        wait = WebDriverWait(driver, 60)
+        sign_in(driver, base, "li.ming")
+        driver.get(f"{base}/patients/{patient['id']}/round-notes")
+        before = len(driver.find_elements(By.CSS_SELECTOR, "#note-list li"))
+        wait.until(EC.element_to_be_clickable((By.ID, "record-start"))).click()
+        wait.until(EC.visibility_of_element_located((By.ID, "record-stop")))
+        time.sleep(2)
+        driver.set_network_conditions(offline=True, latency=0, download_throughput=0, upload_throughput=0)
+        driver.find_element(By.ID, "record-stop").click()
+        wait.until(lambda d: "网络已断开" in d.find_element(By.ID, "record-status").text)
+        shot(driver, "round-note-offline-768x1024.png")
+        assert driver.execute_async_script("""
+            var done = arguments[0];
+            var open = indexedDB.open('rounds-recordings', 1);
+            open.onsuccess = function () {
+              var count = open.result.transaction('pending').objectStore('pending').count();
+              count.onsuccess = function () { done(count.result); };
+            };""") == 1
+        driver.set_network_conditions(offline=False, latency=0, download_throughput=-1, upload_throughput=-1)
+        # Sent when the network returns, once: the new note opens.
+        wait.until(EC.presence_of_element_located((By.ID, "note-editor")))
+        driver.get(f"{base}/patients/{patient['id']}/round-notes")
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#note-list li")) == before + 1
+    finally:
+        driver.quit()

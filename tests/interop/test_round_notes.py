@@ -150,3 +150,27 @@ def test_the_signed_note_reaches_the_his_as_mdm_and_its_ack_shows(world):
         assert texts["RN-examination"] == "体温37.2℃。" and texts["RN-plan"] == "明日拔除引流管。"
     finally:
         peer.close()
+
+
+def test_the_signed_versions_are_fhir_document_references(world):
+    from fhir.resources.R4B.bundle import Bundle
+    from fhir.resources.R4B.documentreference import DocumentReference
+    import base64
+    rounds = world["rounds"]
+    doctor = Session(rounds.base, "li.ming")
+    _, patient = lung_patient(doctor)
+    status, note = doctor.post(f"/api/v1/patients/{patient['id']}/round-notes",
+                               {"idempotencyKey": str(uuid.uuid4()), "transcript": "诊断肺癌术后。计划明日拔除引流管。"})
+    _, v1 = doctor.post(f"/api/v1/round-notes/{note['id']}/sign", {"revision": note["revision"]})
+    sections = dict(v1["sections"], plan="明日拔除引流管，复查胸片。")
+    _, draft = doctor.put(f"/api/v1/round-notes/{note['id']}", {"sections": sections, "revision": v1["revision"]})
+    doctor.post(f"/api/v1/round-notes/{note['id']}/sign", {"revision": draft["revision"]})
+    request = urllib.request.Request(f"{rounds.base}/api/v1/round-notes/{note['id']}/document-references", headers={"Accept": "application/fhir+json"})
+    with doctor.opener.open(request) as r:
+        assert r.headers.get_content_type() == "application/fhir+json"
+        body = json.loads(r.read())
+    bundle = Bundle.model_validate(body)
+    docs = [DocumentReference.model_validate(e["resource"]) for e in body["entry"]]
+    assert bundle.total == 2 and [d.status for d in docs] == ["current", "superseded"] and docs[0].docStatus == "amended"
+    assert docs[0].relatesTo[0].code == "replaces" and docs[0].relatesTo[0].target.reference.endswith("-1")
+    assert "复查胸片" in base64.b64decode(body["entry"][0]["resource"]["content"][0]["attachment"]["data"]).decode()

@@ -2,6 +2,7 @@ import Fluent
 import Foundation
 import RoundsCore
 import RoundsDirectory
+import RoundsFHIR
 import RoundsIntegration
 import RoundsRoundNotes
 import RoundsStore
@@ -153,6 +154,40 @@ enum RoundNoteViews {
         }
     }
 
+    struct Bundle: Encodable {
+        struct Entry: Encodable { var fullUrl: String; var resource: FHIR.DocumentReference }
+        var resourceType = "Bundle"
+        var type = "searchset"
+        var total: Int
+        var entry: [Entry]
+    }
+
+    /// Each signed version as a DocumentReference (LOINC 11506-3 progress note), its text inline.
+    static func documentReferences(_ d: RoundNoteService.Detail) -> Bundle {
+        let iso = ISO8601DateFormatter()
+        iso.timeZone = Formatting.hospitalTimeZone
+        iso.formatOptions = [.withInternetDateTime]
+        let newest = d.versions.first?.version
+        let entries = d.versions.map { v -> Bundle.Entry in
+            let text = NoteSection.allCases.filter { !v.sections[$0].isEmpty }.map { "\($0.titleZH)：\(v.sections[$0])" }.joined(separator: "\n")
+            let previous = d.versions.first { $0.version == v.version - 1 }
+            let id = "\(d.note.id!)-\(v.version)"
+            let author = FHIR.Reference(reference: nil, display: v.signedByName)
+            let resource = FHIR.DocumentReference(
+                id: id, masterIdentifier: .init(system: "urn:rounds:round-note", value: v.documentNumber),
+                status: v.version == newest ? "current" : "superseded", docStatus: v.version == 1 ? "final" : "amended",
+                type: .init(coding: [.init(system: "http://loinc.org", code: "11506-3", display: "Progress note")], text: "查房记录"),
+                subject: .init(reference: nil, display: "\(d.stay.patient.name) \(d.stay.patient.mrn)"),
+                date: iso.string(from: v.signedAt), author: [author], authenticator: author,
+                relatesTo: previous.map { [.init(code: "replaces", target: .init(reference: "DocumentReference/\(d.note.id!)-\($0.version)"))] },
+                description: "查房记录 第 \(v.version) 版",
+                content: [.init(attachment: .init(contentType: "text/plain; charset=utf-8", language: "zh-CN", data: Data(text.utf8).base64EncodedString(),
+                                                  title: "查房记录", creation: iso.string(from: v.signedAt)))])
+            return .init(fullUrl: "urn:uuid:\(id)", resource: resource)
+        }
+        return Bundle(total: entries.count, entry: entries)
+    }
+
     /// A recording's body and type from a raw upload.
     static func recording(_ req: Request) -> (Data, String) {
         (req.body.data.map { Data(buffer: $0) } ?? Data(), req.headers.contentType.map { "\($0.type)/\($0.subType)" } ?? "")
@@ -209,6 +244,12 @@ struct RoundNoteRoutes {
             _ = try await req.rounds.roundNotes.sign(id, sections: body.sections, revision: body.revision, context: req.context(), on: req.db)
             let detail = try await req.rounds.roundNotes.detail(id, context: req.context(), on: req.db)
             return RoundNoteDTO(detail.note, versions: try await RoundNoteViews.versions(detail, on: req.db))
+        }
+        api.on(.GET, "round-notes", ":noteId", "document-references",
+               summary: "The signed versions as FHIR R4 DocumentReferences (a Bundle, newest first; earlier versions superseded)",
+               tag: "round-notes", contentType: "application/fhir+json") { req in
+            let detail = try await req.rounds.roundNotes.detail(req.parameters.require("noteId"), context: req.context(), on: req.db)
+            return try FHIRJSON(RoundNoteViews.documentReferences(detail))
         }
         api.on(.GET, "wards", ":wardId", "round-notes", summary: "A ward's notes of one day (?day=YYYY-MM-DD, hospital time; today by default)",
                tag: "round-notes", returns: RoundNoteDTO.self, array: true, query: ["day"]) { req in

@@ -82,6 +82,8 @@
       });
     }
     window.addEventListener('online', retryPending);
+    // The online event is not reliable on every tablet: look again now and then.
+    setInterval(function () { if (!uploading && navigator.onLine !== false) retryPending(); }, 10000);
     retryPending();
 
     start.addEventListener('click', function () {
