@@ -28,12 +28,7 @@ import VaporTesting
         try await TestApp.with(backend) { app, clock in
             _ = try await app.rounds.chat.openGroupsForActiveStays(on: app.db)
             let his = try await FakeHL7Peer.start(answering: ["AA"])
-            let channel = HL7OutboundChannel()
-            channel.id = "his-docs"; channel.name = "HIS 病历文书"; channel.host = "127.0.0.1"; channel.port = his.port; channel.enabled = true
-            var routing = OutboundSettings(); routing.messageTypes = ["MDM"]
-            channel.settingsJSON = String(decoding: try JSONEncoder().encode(routing), as: UTF8.self)
-            channel.version = 1; channel.updatedAt = clock.now()
-            try await channel.create(on: app.db)
+            try await RoundNoteTests.hisDocumentChannel(app, port: his.port, at: clock.now())
             let patient = try await Demo.patient(onWard: "LUNG", app)
             let other = try await Demo.patient(onWard: "BREAST", app)
             let breast = try await Demo.department("BREAST", app)

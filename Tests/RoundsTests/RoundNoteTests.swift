@@ -33,6 +33,16 @@ import VaporTesting
                                  headers: ["Content-Type": type, "X-CSRF-Token": doctor.csrf ?? ""], body: ByteBuffer(bytes: Array(audio)))
     }
 
+    /// An outbound channel to the HIS that carries clinical documents (MDM).
+    static func hisDocumentChannel(_ app: Application, port: Int, at now: Date) async throws {
+        let channel = HL7OutboundChannel()
+        channel.id = "his-docs"; channel.name = "HIS 病历文书"; channel.host = "127.0.0.1"; channel.port = port; channel.enabled = true
+        var routing = OutboundSettings(); routing.messageTypes = ["MDM"]
+        channel.settingsJSON = String(decoding: try JSONEncoder().encode(routing), as: UTF8.self)
+        channel.version = 1; channel.updatedAt = now
+        try await channel.create(on: app.db)
+    }
+
     @Test(arguments: Backend.all)
     func aDictationIsTranscribedSectionedAndTheDoctorCanAlwaysType(_ backend: Backend) async throws {
         try await TestApp.with(backend) { app, _ in
@@ -122,12 +132,7 @@ import VaporTesting
         try await TestApp.with(backend) { app, clock in
             _ = try await app.rounds.chat.openGroupsForActiveStays(on: app.db)
             let his = try await FakeHL7Peer.start(answering: ["AA", "AA"])
-            let channel = HL7OutboundChannel()
-            channel.id = "his-docs"; channel.name = "HIS 病历文书"; channel.host = "127.0.0.1"; channel.port = his.port; channel.enabled = true
-            var routing = OutboundSettings(); routing.messageTypes = ["MDM"]
-            channel.settingsJSON = String(decoding: try JSONEncoder().encode(routing), as: UTF8.self)
-            channel.version = 1; channel.updatedAt = clock.now()
-            try await channel.create(on: app.db)
+            try await Self.hisDocumentChannel(app, port: his.port, at: clock.now())
             let patient = try await Demo.patient(onWard: "LUNG", app)
             let doctor = Client(app), nurse = Client(app), other = Client(app), headNurse = Client(app)
             try await doctor.login("li.ming")

@@ -4,6 +4,17 @@ import NIOPosix
 @testable import RoundsConnectors
 import Vapor
 
+/// Starts a fake's routes on a free loopback port; returns the port.
+enum LocalHTTP {
+    static func serve(_ app: Application) async throws -> Int {
+        app.logger.logLevel = .critical
+        try await app.asyncBoot()
+        try await app.server.start(address: .hostname("127.0.0.1", port: 0))
+        guard let port = app.http.server.shared.localAddress?.port else { throw Abort(.internalServerError) }
+        return port
+    }
+}
+
 /// A local HTTP server that speaks the documented protocols of the outside services the
 /// connectors call: Feishu's custom bot webhook (checks the signature with its secret), WeCom's
 /// group robot (checks the key), and the SMS gateway of docs/CONNECTORS.md (checks the bearer
@@ -33,15 +44,11 @@ final class FakeWebhookServer: @unchecked Sendable {
 
     static func start() async throws -> FakeWebhookServer {
         let app = try await Application.make(.testing)
-        app.logger.logLevel = .critical
         let server = FakeWebhookServer(app: app)
         app.post("open-apis", "bot", "v2", "hook", ":token") { req in try server.feishu(req) }
         app.post("cgi-bin", "webhook", "send") { req in try server.wecom(req) }
         app.post("sms", "send") { req in try server.sms(req) }
-        try await app.asyncBoot()
-        try await app.server.start(address: .hostname("127.0.0.1", port: 0))
-        guard let port = app.http.server.shared.localAddress?.port else { throw Abort(.internalServerError) }
-        server.port = port
+        server.port = try await LocalHTTP.serve(app)
         return server
     }
 

@@ -27,14 +27,10 @@ final class FakeSpeechServer: @unchecked Sendable {
 
     static func start() async throws -> FakeSpeechServer {
         let app = try await Application.make(.testing)
-        app.logger.logLevel = .critical
         let server = FakeSpeechServer(app: app)
         app.on(.POST, "v1", "audio", "transcriptions", body: .collect(maxSize: "30mb")) { req in try await server.transcribe(req) }
         app.on(.POST, "v1", "chat", "completions", body: .collect(maxSize: "1mb")) { req in try await server.complete(req) }
-        try await app.asyncBoot()
-        try await app.server.start(address: .hostname("127.0.0.1", port: 0))
-        guard let port = app.http.server.shared.localAddress?.port else { throw Abort(.internalServerError) }
-        server.port = port
+        server.port = try await LocalHTTP.serve(app)
         return server
     }
 
