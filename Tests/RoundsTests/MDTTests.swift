@@ -46,7 +46,11 @@ import VaporTesting
             #expect(mdt.summary.contains("【患者】\(patient.name)") && mdt.status == "open")
             let otherCase = try await breastDoctor.json(.POST, "/api/v1/patients/\(other.id!)/mdt", Self.body([wu.id!], [])).decode(MDTCaseDTO.self)
 
-            // Experts by name and by department see it in their inbox; a nurse of the invited ward does not.
+            // Experts by name and by department are told and see it in their inbox; a nurse of the invited ward is not.
+            let notices = try await StaffNotice.query(on: app.db).filter(\.$kind == "mdt_invited").filter(\.$subjectID == mdt.id).all()
+            let zhao = try await Demo.staff("zhao.min", app), zhou = try await Demo.staff("zhou.ting", app)
+            #expect(Set(notices.map(\.staffID)).isSuperset(of: [wu.id!, zhao.id!]) && !notices.contains { $0.staffID == zhou.id! })
+            #expect(notices.allSatisfy { !$0.textZH.contains(patient.name) })
             #expect(try await gi.get("/api/v1/mdt").decode([MDTCaseDTO].self).map(\.id).contains(mdt.id))
             #expect(try await breastDoctor.get("/api/v1/mdt").decode([MDTCaseDTO].self).map(\.id).contains(mdt.id))
             #expect(try await breastNurse.get("/api/v1/mdt/\(mdt.id)").status == .forbidden)

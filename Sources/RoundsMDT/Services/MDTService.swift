@@ -120,10 +120,31 @@ public struct MDTService: Sendable {
                 e.id = ids.next(); e.caseID = row.id!; e.staffID = staffID; e.invitedAt = clock.now()
                 try await e.create(on: tx)
             }
+            // The experts are told (without the patient's name: a notice is not a patient record);
+            // the case waits in their MDT inbox.
+            let departmentDoctors = departments.isEmpty ? [] : try await StaffRole.query(on: tx).filter(\.$departmentID ~~ departments)
+                .filter(\.$role ~~ [Role.doctor, Role.consultant]).all().map(\.staffID)
+            let when = Self.shortTime(input.scheduledAt)
+            for staffID in Set(experts + departmentDoctors) where staffID != context.principal.id {
+                let notice = StaffNotice()
+                notice.id = ids.next(); notice.staffID = staffID; notice.kind = "mdt_invited"; notice.subjectID = row.id
+                notice.textZH = "\(context.principal.displayName) 邀请您参加 MDT 会诊（\(input.type.titleZH)，\(when)），请在“MDT”中查看病例并发表意见"
+                notice.textEN = "\(context.principal.displayName) invites you to an MDT (\(input.type.titleEN), \(when)); open MDT to read the case and give your opinion"
+                notice.createdAt = clock.now()
+                try await notice.create(on: tx)
+            }
             try await audit.record("mdt.request", entityType: "mdt_case", entityID: row.id, patientID: patient.id, hospitalID: patient.hospitalID,
                                    detail: "\(input.type.rawValue) experts=\(experts.count) departments=\(departments.count)", context: context, on: tx)
         }
         return row
+    }
+
+    static func shortTime(_ date: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: ProcessInfo.processInfo.environment["ROUNDS_TIME_ZONE"] ?? "Asia/Shanghai")
+        f.dateFormat = "MM-dd HH:mm"
+        return f.string(from: date)
     }
 
     // MARK: Access

@@ -131,8 +131,12 @@ enum RoundNoteViews {
             let text = report.text.replacingOccurrences(of: "\n", with: " ")
             lines.append("\(report.title)：\(text.count > 80 ? String(text.prefix(80)) + "…" : text)（\(Formatting.dateTime(report.createdAt))）")
         }
+        // The patient's diagnoses as the last signed note has them, then what was ordered and tested.
+        let notes = (try? await req.rounds.roundNotes.notes(patientID: patientID, query: nil, context: req.context(), on: req.db).1) ?? []
+        let diagnoses = notes.first { $0.signedVersion > 0 }?.sections.diagnosis
+            .split(whereSeparator: { "，,。；;、\n".contains($0) }).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? []
         var vocabulary: [String] = []
-        for name in chart.orders.map(\.description) + chart.results.map(\.name) + chart.reports.map(\.title) where !vocabulary.contains(name) {
+        for name in diagnoses + chart.orders.map(\.description) + chart.results.map(\.name) + chart.reports.map(\.title) where !vocabulary.contains(name) {
             vocabulary.append(name)
         }
         return RoundNoteService.Chart(investigations: lines, vocabulary: Array(vocabulary.prefix(40)))
