@@ -42,6 +42,11 @@ extension TablesService {
         case .sqlite:
             try await sql.raw("PRAGMA analysis_limit = 1000").run()
             try await sql.raw("ANALYZE \(ident: ctx.table.sqlName)").run()
+            // SQLite's other connections read the statistics only when they reload the schema,
+            // which ANALYZE alone does not make them do: a schema change (a view made and
+            // dropped) does, so every pooled connection plans with the new statistics.
+            try await sql.raw("CREATE VIEW IF NOT EXISTS rounds_reload_statistics AS SELECT 1").run()
+            try await sql.raw("DROP VIEW IF EXISTS rounds_reload_statistics").run()
         case .postgres:
             try await sql.raw("ANALYZE \(ident: ctx.table.sqlName)").run()
         }
