@@ -55,6 +55,11 @@ import VaporTesting
             #expect(try await breastDoctor.get("/api/v1/mdt").decode([MDTCaseDTO].self).map(\.id).contains(mdt.id))
             #expect(try await breastNurse.get("/api/v1/mdt/\(mdt.id)").status == .forbidden)
             #expect(try await breastNurse.json(.POST, "/api/v1/mdt/\(mdt.id)/opinions", MDTOpinionBody(department: "x", recommendation: "y")).status == .forbidden)
+            #expect(try await nurse.json(.POST, "/api/v1/mdt/\(mdt.id)/opinions", MDTOpinionBody(department: "x", recommendation: "y")).status == .forbidden)
+            #expect(try await Demo.audit("mdt.opinion", app).contains { $0.outcome == "denied" && $0.actorName == "王芳" })
+            // Only doctors of the group are experts.
+            let itStaff = try await Demo.staff("hu.bin", app)
+            #expect(try await doctor.json(.POST, "/api/v1/patients/\(patient.id!)/mdt", Self.body([itStaff.id!], [])).status == .unprocessableEntity)
             #expect(try await nurse.get("/api/v1/mdt/\(mdt.id)").status == .ok)  // the patient's care team reads
             #expect(try await gi.json(.POST, "/api/v1/mdt/\(mdt.id)/opinions", MDTOpinionBody(department: "胃肠外科", recommendation: "建议新辅助化疗联合免疫治疗 2 周期后评估手术",
                                                                                              evidence: "CheckMate 816", text: nil)).status == .created)
@@ -85,6 +90,9 @@ import VaporTesting
             // The guest sees this case only: another case, the staff pages and the API are closed.
             #expect(try await guest.page("/mdt-guest/case/\(otherCase.id)").status == .forbidden)
             #expect(try await Demo.audit("mdt.read", app).contains { $0.actorKind == "guest" && $0.outcome == "denied" && $0.entityID == otherCase.id })
+            let foreignPost = try await guest.form("/mdt-guest/case/\(otherCase.id)/opinions", ["recommendation": "x", "_csrf": csrf], includeCSRF: false)
+            #expect(foreignPost.status == .forbidden)
+            #expect(try await Demo.audit("mdt.opinion", app).contains { $0.actorKind == "guest" && $0.outcome == "denied" && $0.entityID == otherCase.id })
             #expect(try await guest.get("/api/v1/mdt/\(mdt.id)").status == .unauthorized)
             #expect(try await guest.page("/patients/\(patient.id!)").status != .ok)
             // The code works once.

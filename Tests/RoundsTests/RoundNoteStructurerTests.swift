@@ -100,6 +100,11 @@ import Testing
         #expect(result.findings.map(\.section) == [.examination, .examination, .investigations, .investigations])
         #expect(RuleStructurer().structure("Potassium is 6.9, temperature was 38.2 degrees.").findings.map { "\($0.name) \($0.value) \($0.unit)" }
                 == ["Potassium 6.9 mmol/L", "temperature 38.2 ℃"])
+        // What only looks like a vital sign stays as written: a stage, a gene, a resection, a vitamin.
+        for text in ["分期T2N1M0", "p53阳性", "R0切除", "维生素K1 10mg口服"] {
+            let r = RuleStructurer().structure(text)
+            #expect(r.findings.isEmpty && NoteSection.allCases.map { r.sections[$0] }.joined() == text + "。", "\(text) → \(r.sections)")
+        }
         // Words that look like numbers stay words.
         #expect(RuleStructurer().structure("一般情况可，一过性头晕").sections.complaint == "一般情况可，一过性头晕。")
     }

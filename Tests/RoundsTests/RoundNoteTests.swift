@@ -51,7 +51,7 @@ import VaporTesting
             let hospital = try await Demo.hospital("HK01", app)
             let patient = try await Demo.patient(onWard: "LUNG", app)
             let it = Client(app), doctor = Client(app)
-            try await it.login("hu.bin")
+            try await it.login("admin")
             try await doctor.login("li.ming")
 
             // No recogniser configured: the draft is made, empty, with the reason.
@@ -69,6 +69,15 @@ import VaporTesting
                                       RoundNoteService.SettingsChange(asrURL: "ftp://x")).status == .unprocessableEntity)
             #expect(try await doctor.json(.PUT, "/api/v1/hospitals/\(hospital.id!)/round-note-settings",
                                           RoundNoteService.SettingsChange(asrURL: fake.base)).status == .forbidden)
+            // IT runs the organisation, not where patient audio goes; a key in the address is refused.
+            let itStaff = Client(app)
+            try await itStaff.login("hu.bin")
+            #expect(try await itStaff.json(.PUT, "/api/v1/hospitals/\(hospital.id!)/round-note-settings",
+                                           RoundNoteService.SettingsChange(asrURL: "http://elsewhere.example")).status == .forbidden)
+            #expect(try await it.json(.PUT, "/api/v1/hospitals/\(hospital.id!)/round-note-settings",
+                                      RoundNoteService.SettingsChange(asrURL: "http://u:secret@asr.local")).status == .unprocessableEntity)
+            #expect(try await it.json(.PUT, "/api/v1/hospitals/\(hospital.id!)/round-note-settings",
+                                      RoundNoteService.SettingsChange(llmURL: "http://llm.local/v1?api-key=secret")).status == .unprocessableEntity)
 
             // The recogniser hears it; the rules section it (no model yet).
             let heard = try await Self.record(doctor, patient.id!, key: "rec-1")
@@ -167,6 +176,9 @@ import VaporTesting
             #expect(conflict.status == .conflict)
             let current = try first.decode(RoundNoteDTO.self)
             #expect(current.sections.plan == "明日拔除引流管，复查胸片。")
+            // A refused save is audited (and the refusal kept).
+            #expect(try await nurse.json(.PUT, "/api/v1/round-notes/\(note.id)", SaveRoundNoteBody(sections: stale, revision: current.revision)).status == .forbidden)
+            #expect(try await Demo.audit("round_note.update", app).contains { $0.outcome == "denied" && $0.actorName == "王芳" })
             // An empty note, or a nurse, cannot sign.
             #expect(try await nurse.json(.POST, "/api/v1/round-notes/\(note.id)/sign", SaveRoundNoteBody(sections: nil, revision: current.revision)).status == .forbidden)
             #expect(try await doctor.json(.POST, "/api/v1/round-notes/\(note.id)/sign",

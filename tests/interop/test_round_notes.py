@@ -88,7 +88,7 @@ def upload(session, patient_id, audio):
 
 def test_a_real_recogniser_hears_the_drug_and_the_value(world):
     rounds = world["rounds"]
-    it, doctor = Session(rounds.base, "hu.bin"), Session(rounds.base, "li.ming")
+    it, doctor = Session(rounds.base, "admin"), Session(rounds.base, "li.ming")
     hospital, patient = lung_patient(doctor)
     status, _ = it.put(f"/api/v1/hospitals/{hospital['id']}/round-note-settings",
                        {"asrURL": world["whisper"], "asrModel": "base", "asrLanguage": "en", "vocabulary": ["amoxicillin", "potassium"]})
@@ -108,7 +108,7 @@ def test_a_real_recogniser_hears_the_drug_and_the_value(world):
 
 def test_chinese_audio_goes_the_same_way_to_the_recogniser(world):
     rounds = world["rounds"]
-    it, doctor = Session(rounds.base, "hu.bin"), Session(rounds.base, "li.ming")
+    it, doctor = Session(rounds.base, "admin"), Session(rounds.base, "li.ming")
     hospital, patient = lung_patient(doctor)
     status, _ = it.put(f"/api/v1/hospitals/{hospital['id']}/round-note-settings",
                        {"asrURL": world["fake"], "asrModel": "paraformer-zh", "asrLanguage": "zh", "vocabulary": ["头孢曲松"]})

@@ -4,6 +4,7 @@ import Foundation
 import RoundsCore
 import RoundsDirectory
 import RoundsStore
+import SQLKit
 
 /// Multidisciplinary team consultations: the responsible doctor requests one for a patient
 /// (question, type, departments and experts, time) with a case summary from Rounds' data;
@@ -87,10 +88,16 @@ public struct MDTService: Sendable {
         let departments = Array(Set(input.departmentIDs.filter { !$0.isEmpty }))
         guard !experts.isEmpty || !departments.isEmpty else { throw RoundsError.validation("invite at least one department or expert") }
         let hospital = try await Hospital.find(patient.hospitalID, on: db)
-        let foundStaff = try await Staff.query(on: db).filter(\.$id ~~ experts).filter(\.$isActive == true).all()
-        if let missing = experts.first(where: { id in !foundStaff.contains { $0.id == id } }) { throw RoundsError.validation("expertIds: no active staff \(missing)") }
-        let foundDepartments = try await Department.query(on: db).filter(\.$id ~~ departments).all()
         let groupHospitals = Set(try await Hospital.query(on: db).filter(\.$groupID == (hospital?.groupID ?? "")).all().compactMap(\.id))
+        // An expert is a doctor (or consultant) of the hospital group, active.
+        let foundStaff = try await Staff.query(on: db).filter(\.$id ~~ experts).filter(\.$isActive == true).all()
+        let expertRoles = experts.isEmpty ? [] : try await StaffRole.query(on: db).filter(\.$staffID ~~ experts).filter(\.$role ~~ [Role.doctor, Role.consultant]).all()
+        for id in experts {
+            guard foundStaff.contains(where: { $0.id == id }), expertRoles.contains(where: { $0.staffID == id && groupHospitals.contains($0.hospitalID) }) else {
+                throw RoundsError.validation("expertIds: \(id) is not an active doctor of the hospital group")
+            }
+        }
+        let foundDepartments = try await Department.query(on: db).filter(\.$id ~~ departments).all()
         for id in departments {
             guard let d = foundDepartments.first(where: { $0.id == id }), groupHospitals.contains(d.hospitalID) else {
                 throw RoundsError.validation("departmentIds: no department \(id) in the hospital group")
@@ -174,6 +181,18 @@ public struct MDTService: Sendable {
         }
     }
 
+    /// The case and the viewer's standing, checked before any transaction (so a refusal's audit
+    /// row is kept); `allowed` empty: any standing may.
+    func access(_ caseID: String, _ viewer: Viewer, action: String, allowed: Set<Standing> = [], refusal: String, on db: any Database) async throws -> (MDTCase, Standing) {
+        let mdt = try await find(caseID, on: db)
+        let standing = try await standing(mdt, viewer, action: action, on: db)
+        guard allowed.isEmpty || allowed.contains(standing) else {
+            try await record(action, mdt, outcome: .denied, detail: standing.rawValue, viewer: viewer, on: db)
+            throw RoundsError.forbidden(refusal)
+        }
+        return (mdt, standing)
+    }
+
     func isExpert(_ p: Principal, of mdt: MDTCase, on db: any Database) async throws -> Bool {
         guard p.kind == .staff else { return false }
         if try await MDTExpert.query(on: db).filter(\.$caseID == mdt.id!).filter(\.$staffID == p.id).first() != nil { return true }
@@ -242,7 +261,10 @@ public struct MDTService: Sendable {
         let caseIDs = cases.compactMap(\.id)
         let opinions = caseIDs.isEmpty ? [] : try await MDTOpinion.query(on: db).filter(\.$caseID ~~ caseIDs).all()
         let patients = Dictionary(uniqueKeysWithValues: try await Patient.query(on: db).filter(\.$id ~~ cases.map(\.patientID)).all().map { ($0.id!, $0) })
-        try await audit.record("mdt.inbox", entityType: "mdt_case", entityID: nil, detail: "\(cases.count) cases", context: context, on: db)
+        // The inbox names each case's patient: a read of each.
+        for c in cases {
+            try await audit.record("mdt.inbox", entityType: "mdt_case", entityID: c.id, patientID: c.patientID, hospitalID: c.hospitalID, context: context, on: db)
+        }
         return cases.map { c in
             InboxItem(mdt: c, patient: patients[c.patientID], standing: c.requesterID == p.id ? .requester : .expert,
                       opinions: opinions.filter { $0.caseID == c.id }.count,
@@ -255,17 +277,25 @@ public struct MDTService: Sendable {
     /// The responsible doctor edits the case summary (a save from an older revision is a 409).
     public func updateSummary(_ caseID: String, summary: String, revision: Int, context: RequestContext, on db: any Database) async throws -> MDTCase {
         guard summary.count <= 20_000 else { throw RoundsError.validation("summary: at most 20000 characters") }
+        _ = try await access(caseID, .staff(context), action: "mdt.summary", allowed: [.requester], refusal: "the summary is the responsible doctor's", on: db)
         return try await db.transaction { tx in
+            try await Self.claim(caseID, revision: revision, on: tx)
             let mdt = try await find(caseID, on: tx)
-            guard try await standing(mdt, .staff(context), action: "mdt.summary", on: tx) == .requester else { throw RoundsError.forbidden("the summary is the responsible doctor's") }
-            guard mdt.revision == revision else { throw RoundsError.conflict("the summary changed at revision \(mdt.revision); reload it") }
             guard mdt.status == .open else { throw RoundsError.conflict("the case is \(mdt.status.rawValue)") }
             mdt.summary = summary
-            mdt.revision += 1
+            mdt.revision = revision + 1
             try await mdt.save(on: tx)
             try await record("mdt.summary", mdt, detail: "revision \(mdt.revision)", viewer: .staff(context), on: tx)
             return mdt
         }
+    }
+
+    /// One conditional UPDATE moves the case on from `revision`: two saves at once cannot both pass.
+    static func claim(_ caseID: String, revision: Int, on db: any Database) async throws {
+        guard let sql = db as? any SQLDatabase else { throw RoundsError.conflict("no SQL database") }
+        let rows = try await sql.raw("UPDATE mdt_cases SET revision = revision + 1 WHERE id = \(bind: caseID) AND revision = \(bind: revision) RETURNING id").all()
+        guard rows.isEmpty else { return }
+        throw RoundsError.conflict("the summary was changed; reload it before saving")
     }
 
     public struct OpinionInput: Sendable {
@@ -285,13 +315,10 @@ public struct MDTService: Sendable {
         guard input.department.count <= 100, input.evidence.count <= 4000, input.text.count <= 8000 else {
             throw RoundsError.validation("department ≤ 100, evidence ≤ 4000, text ≤ 8000 characters")
         }
+        _ = try await access(caseID, viewer, action: "mdt.opinion", allowed: [.expert, .guest, .requester],
+                             refusal: "opinions are given by the case's invited experts", on: db)
         return try await db.transaction { tx in
             let mdt = try await find(caseID, on: tx)
-            let standing = try await standing(mdt, viewer, action: "mdt.opinion", on: tx)
-            guard [.expert, .guest, .requester].contains(standing) else {
-                try await record("mdt.opinion", mdt, outcome: .denied, viewer: viewer, on: tx)
-                throw RoundsError.forbidden("opinions are given by the case's invited experts")
-            }
             guard mdt.status == .open else { throw RoundsError.conflict("the report is signed; the case takes no more opinions") }
             let opinion = MDTOpinion()
             opinion.id = ids.next(); opinion.caseID = caseID
@@ -314,10 +341,10 @@ public struct MDTService: Sendable {
     public func post(_ caseID: String, text: String, viewer: Viewer, on db: any Database) async throws -> MDTMessage {
         let text = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty, text.count <= 4000 else { throw RoundsError.validation("text: 1–4000 characters") }
+        _ = try await access(caseID, viewer, action: "mdt.message", allowed: [.requester, .expert, .careTeam, .guest],
+                             refusal: "oversight reads the discussion", on: db)
         return try await db.transaction { tx in
             let mdt = try await find(caseID, on: tx)
-            let standing = try await standing(mdt, viewer, action: "mdt.message", on: tx)
-            guard standing != .oversight else { throw RoundsError.forbidden("oversight reads the discussion") }
             let message = MDTMessage()
             message.id = ids.next(); message.caseID = caseID; message.authorName = viewer.name
             if case .guest = viewer { message.isGuest = true } else { message.isGuest = false }
@@ -356,11 +383,9 @@ public struct MDTService: Sendable {
         }
         let lifetime = hours ?? guestHours
         guard (1...Self.maximumGuestHours).contains(lifetime) else { throw RoundsError.validation("hours: 1–\(Self.maximumGuestHours)") }
+        _ = try await access(caseID, .staff(context), action: "mdt.invite_guest", allowed: [.requester], refusal: "guests are invited by the responsible doctor", on: db)
         return try await db.transaction { tx in
             let mdt = try await find(caseID, on: tx)
-            guard try await standing(mdt, .staff(context), action: "mdt.invite_guest", on: tx) == .requester else {
-                throw RoundsError.forbidden("guests are invited by the responsible doctor")
-            }
             guard mdt.status == .open else { throw RoundsError.conflict("the case is \(mdt.status.rawValue)") }
             let token = Self.secret(), code = String(format: "%06d", Int.random(in: 0...999_999))
             let guest = MDTGuest()
@@ -376,10 +401,9 @@ public struct MDTService: Sendable {
     }
 
     public func revokeGuest(_ caseID: String, guestID: String, context: RequestContext, on db: any Database) async throws {
+        let (mdt, _) = try await access(caseID, .staff(context), action: "mdt.revoke_guest", allowed: [.requester], refusal: "guests are withdrawn by the responsible doctor", on: db)
         try await db.transaction { tx in
-            let mdt = try await find(caseID, on: tx)
-            guard try await standing(mdt, .staff(context), action: "mdt.revoke_guest", on: tx) == .requester,
-                  let guest = try await MDTGuest.find(guestID, on: tx), guest.caseID == caseID else { throw RoundsError.forbidden() }
+            guard let guest = try await MDTGuest.find(guestID, on: tx), guest.caseID == caseID else { throw RoundsError.notFound("guest", id: guestID) }
             guest.revokedAt = clock.now(); guest.sessionHash = nil
             try await guest.save(on: tx)
             try await record("mdt.revoke_guest", mdt, detail: guest.name, viewer: .staff(context), on: tx)
@@ -406,13 +430,19 @@ public struct MDTService: Sendable {
             try await record("mdt.guest_sign_in", mdt, outcome: .denied, detail: "code already used", viewer: viewer, on: db)
             throw RoundsError(code: "code_used", status: 409, zh: "验证码已使用，请向邀请医生索取新的邀请", en: "The code was already used; ask for a new invitation", detail: nil)
         }
-        guard guest.failedCodes < Self.maximumFailedCodes else { throw RoundsError.forbidden("too many wrong codes; ask for a new invitation") }
+        // Every attempt is counted before the code is compared, in one conditional UPDATE, so
+        // attempts sent at once cannot get past the limit together.
+        guard let sql = db as? any SQLDatabase else { throw RoundsError.conflict("no SQL database") }
+        let counted = try await sql.raw("""
+            UPDATE mdt_guests SET failed_codes = failed_codes + 1
+            WHERE id = \(bind: guest.id!) AND failed_codes < \(bind: Self.maximumFailedCodes) AND code_used_at IS NULL RETURNING id
+            """).all()
+        guard !counted.isEmpty else {
+            try await record("mdt.guest_sign_in", mdt, outcome: .denied, detail: "locked: too many wrong codes", viewer: viewer, on: db)
+            throw RoundsError.forbidden("too many wrong codes; ask for a new invitation")
+        }
         guard Self.hash(guest.id! + code.trimmingCharacters(in: .whitespaces)) == guest.codeHash else {
-            // Counted in its own write: the refusal must not roll the count back.
-            try await db.transaction { tx in
-                try await MDTGuest.query(on: tx).filter(\.$id == guest.id!).set(\.$failedCodes, to: guest.failedCodes + 1).update()
-                try await record("mdt.guest_sign_in", mdt, outcome: .denied, detail: "wrong code \(guest.failedCodes + 1)", viewer: viewer, on: tx)
-            }
+            try await record("mdt.guest_sign_in", mdt, outcome: .denied, detail: "wrong code", viewer: viewer, on: db)
             throw RoundsError.validation("the code is not right")
         }
         let session = Self.secret(), csrf = Self.secret(), now = clock.now()
@@ -420,8 +450,9 @@ public struct MDTService: Sendable {
             // Only one redemption wins, even when two arrive at once.
             let claimed = try await MDTGuest.query(on: tx).filter(\.$id == guest.id!).filter(\.$codeUsedAt == nil).count()
             guard claimed == 1 else { throw RoundsError.conflict("the code was already used") }
+            // The right code's attempt is not a failure.
             try await MDTGuest.query(on: tx).filter(\.$id == guest.id!).set(\.$codeUsedAt, to: now).set(\.$sessionHash, to: Self.hash(session))
-                .set(\.$csrf, to: csrf).update()
+                .set(\.$csrf, to: csrf).set(\.$failedCodes, to: max(0, guest.failedCodes)).update()
             try await record("mdt.guest_sign_in", mdt, viewer: viewer, on: tx)
         }
         guest.codeUsedAt = now; guest.sessionHash = Self.hash(session); guest.csrf = csrf
@@ -447,13 +478,14 @@ public struct MDTService: Sendable {
     public func sign(_ caseID: String, conclusion: String, recommendation: String, context: RequestContext, on db: any Database) async throws -> MDTReport {
         let conclusion = conclusion.trimmingCharacters(in: .whitespacesAndNewlines), recommendation = recommendation.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !recommendation.isEmpty, recommendation.count <= 8000, conclusion.count <= 8000 else { throw RoundsError.validation("recommendation: 1–8000 characters") }
+        _ = try await access(caseID, .staff(context), action: "mdt.sign", allowed: [.requester], refusal: "the report is signed by the responsible doctor", on: db)
         return try await db.transaction { tx in
-            let mdt = try await find(caseID, on: tx)
-            guard try await standing(mdt, .staff(context), action: "mdt.sign", on: tx) == .requester else {
-                try await record("mdt.sign", mdt, outcome: .denied, viewer: .staff(context), on: tx)
-                throw RoundsError.forbidden("the report is signed by the responsible doctor")
+            // Only one signing wins, even two at once.
+            guard let sql = tx as? any SQLDatabase,
+                  try await !sql.raw("UPDATE mdt_cases SET status = 'reported' WHERE id = \(bind: caseID) AND status = 'open' RETURNING id").all().isEmpty else {
+                throw RoundsError.conflict("the report is already signed")
             }
-            guard mdt.status == .open else { throw RoundsError.conflict("the report is already signed") }
+            let mdt = try await find(caseID, on: tx)
             let opinions = try await MDTOpinion.query(on: tx).filter(\.$caseID == caseID).count()
             guard opinions > 0 else { throw RoundsError.conflict("no expert has given an opinion yet") }
             let report = MDTReport()
@@ -495,7 +527,8 @@ public struct MDTService: Sendable {
 
     /// Cases requested in [from, to) in the hospitals the viewer oversees (medical affairs,
     /// quality control, administrators).
-    public func statistics(from: Date, to: Date, context: RequestContext, on db: any Database) async throws -> Statistics {
+    /// `export`: the rows leave Rounds as CSV (said in the audit row, with each patient).
+    public func statistics(from: Date, to: Date, export: Bool, context: RequestContext, on db: any Database) async throws -> Statistics {
         let hospitals = try await Hospital.query(on: db).all().compactMap(\.id).filter { context.principal.seesAllPatients(ofHospital: $0) }
         guard !hospitals.isEmpty, context.principal.kind == .staff else {
             try await audit.record("mdt.statistics", entityType: "mdt_case", entityID: nil, outcome: .denied, context: context, on: db)
@@ -514,7 +547,14 @@ public struct MDTService: Sendable {
         let hours = rows.compactMap(\.hoursToReport).sorted()
         var byDepartment: [String: Int] = [:]
         for row in rows { for d in row.departments { byDepartment[d, default: 0] += 1 } }
-        try await audit.record("mdt.statistics", entityType: "mdt_case", entityID: nil, detail: "\(cases.count) cases", context: context, on: db)
+        try await audit.record(export ? "mdt.statistics.export" : "mdt.statistics", entityType: "mdt_case", entityID: nil,
+                               detail: "\(cases.count) cases" + (export ? " csv" : ""), context: context, on: db)
+        if export {
+            for c in cases {
+                try await audit.record("mdt.statistics.export", entityType: "mdt_case", entityID: c.id, patientID: c.patientID, hospitalID: c.hospitalID,
+                                       detail: "csv row", context: context, on: db)
+            }
+        }
         return Statistics(
             rows: rows,
             byType: MDTType.allCases.map { t in (t, cases.filter { $0.type == t }.count) }.filter { $0.1 > 0 },

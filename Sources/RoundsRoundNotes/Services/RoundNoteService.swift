@@ -109,15 +109,16 @@ public struct RoundNoteService: Sendable {
 
     /// A hospital's settings, for its administrators and IT.
     public func settings(hospitalID: String, context: RequestContext, on db: any Database) async throws -> Settings {
-        guard context.principal.canManageOrganisation(hospitalID: hospitalID) else { throw RoundsError.forbidden("set by the hospital's administrators and IT") }
+        guard context.principal.canAdministerConnectors(hospitalID: hospitalID) else { throw RoundsError.forbidden("set by the hospital's administrators") }
         return Self.settings(try await RoundNoteSettingsRecord.query(on: db).filter(\.$hospitalID == hospitalID).first())
     }
 
     public func updateSettings(hospitalID: String, _ change: SettingsChange, context: RequestContext, on db: any Database) async throws -> Settings {
-        guard context.principal.canManageOrganisation(hospitalID: hospitalID) else {
+        // Where patient audio and chart text go: administrators only, as for every outside destination.
+        guard context.principal.canAdministerConnectors(hospitalID: hospitalID) else {
             try await audit.record("round_note.settings", entityType: "hospital", entityID: hospitalID, hospitalID: hospitalID, outcome: .denied,
                                    context: context, on: db)
-            throw RoundsError.forbidden("set by the hospital's administrators and IT")
+            throw RoundsError.forbidden("set by the hospital's administrators")
         }
         guard try await Hospital.find(hospitalID, on: db) != nil else { throw RoundsError.notFound("hospital", id: hospitalID) }
         let row = try await RoundNoteSettingsRecord.query(on: db).filter(\.$hospitalID == hospitalID).first() ?? {
@@ -131,6 +132,10 @@ public struct RoundNoteService: Sendable {
         func address(_ value: String?, _ name: String) throws -> String? {
             guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
             do { _ = try OpenAITranscriber.endpoint(value, "x") } catch { throw RoundsError.validation("\(name): not an http(s) address") }
+            // A key belongs in the key field (kept secret), never in the address (shown and audited).
+            guard let url = URL(string: value), url.user == nil, url.password == nil, url.query == nil, url.fragment == nil else {
+                throw RoundsError.validation("\(name): an address without a user, password or query (put the key in its own field)")
+            }
             return value
         }
         if let url = change.asrURL { row.asrURL = try address(url, "asrURL") }
@@ -289,19 +294,32 @@ public struct RoundNoteService: Sendable {
         note.createdAt = clock.now()
         note.updatedAt = note.createdAt
         let audioType = contentType, detail = "\(note.source.rawValue) \(by.rawValue)" + (transcriptionError.map { " transcription failed: \($0)" } ?? "")
+        do {
+            try await insert(note, audio: input.audio, audioType: audioType, retentionDays: settings.audioRetentionDays, detail: detail, context: context, on: db)
+        } catch {
+            // A resend that arrived while the first was being transcribed: the first's note.
+            if let first = try await RoundNote.query(on: db).filter(\.$idempotencyKey == key).first(), first.patientID == patientID,
+               first.authorID == context.principal.id { return first }
+            throw error
+        }
+        return note
+    }
+
+    private func insert(_ note: RoundNote, audio: Data?, audioType: String, retentionDays: Int, detail: String, context: RequestContext,
+                        on db: any Database) async throws {
+        let patientID = note.patientID
         try await db.transaction { tx in
             try await note.create(on: tx)
-            if let audio = input.audio {
+            if let audio {
                 let row = RoundNoteAudio()
                 row.id = ids.next(); row.noteID = note.id!; row.patientID = patientID; row.hospitalID = note.hospitalID
                 row.contentType = audioType; row.data = audio; row.size = audio.count; row.createdAt = clock.now()
-                row.deleteAfter = clock.now().addingTimeInterval(TimeInterval(settings.audioRetentionDays) * 86_400)
+                row.deleteAfter = clock.now().addingTimeInterval(TimeInterval(retentionDays) * 86_400)
                 try await row.create(on: tx)
             }
             try await audit.record("round_note.create", entityType: "round_note", entityID: note.id, patientID: patientID, hospitalID: note.hospitalID,
                                    detail: detail, context: context, on: tx)
         }
-        return note
     }
 
     /// The recogniser's prompt: the words it should expect, in the dictation's language.
@@ -337,15 +355,17 @@ public struct RoundNoteService: Sendable {
     /// refused (409) with nothing overwritten. Editing a signed note starts its correction.
     public func save(_ noteID: String, sections: NoteSections, revision: Int, context: RequestContext, on db: any Database) async throws -> RoundNote {
         let clean = try sections.validated()
+        // The check (and a refusal's audit row) outside the transaction, so a refusal is kept.
+        _ = try await note(noteID, write: true, action: "round_note.update", context: context, on: db)
         return try await db.transaction { tx in
-            let (note, _) = try await note(noteID, write: true, action: "round_note.update", context: context, on: tx)
-            guard note.revision == revision else {
-                throw RoundsError.conflict("the note was changed by \(note.authorName) at revision \(note.revision); reload it before saving")
-            }
+            try await Self.claim(noteID, revision: revision, on: tx)
+            guard let note = try await RoundNote.find(noteID, on: tx) else { throw RoundsError.notFound("note", id: noteID) }
             note.sections = clean
-            note.revision += 1
+            note.revision = revision + 1
             note.status = .draft
-            note.structuredBy = note.structuredBy == .doctor ? .doctor : note.structuredBy
+            // The doctor's text now: its values are read again from it, and it is hers.
+            note.structuredBy = .doctor
+            note.findings = String(decoding: try JSONEncoder().encode(structurer.findings(in: clean)), as: UTF8.self)
             note.searchText = Self.searchText(clean, note.transcript)
             note.updatedAt = clock.now()
             try await note.save(on: tx)
@@ -355,16 +375,31 @@ public struct RoundNoteService: Sendable {
         }
     }
 
+    /// Moves the note on from `revision`, or refuses (409) when someone else already did: one
+    /// conditional UPDATE, so two saves at once cannot both pass (on PostgreSQL the row stays
+    /// locked until the transaction ends).
+    static func claim(_ noteID: String, revision: Int, on db: any Database) async throws {
+        guard let sql = db as? any SQLDatabase else { throw RoundsError.conflict("no SQL database") }
+        let rows = try await sql.raw("""
+            UPDATE round_notes SET revision = revision + 1 WHERE id = \(bind: noteID) AND revision = \(bind: revision) RETURNING id
+            """).all()
+        guard rows.isEmpty else { return }
+        let current = try await RoundNote.find(noteID, on: db)
+        throw RoundsError.conflict("the note was changed (now revision \(current?.revision ?? 0)); reload it before saving")
+    }
+
     /// Signs the draft as it stands (after saving `sections` when given): a new version, kept
     /// for ever; an event for the HIS and the patient's group. An empty note is not signed.
     public func sign(_ noteID: String, sections: NoteSections?, revision: Int, context: RequestContext, on db: any Database) async throws -> RoundNoteVersion {
         let clean = try sections.map { try $0.validated() }
+        let (_, stay) = try await note(noteID, write: true, action: "round_note.sign", context: context, on: db)
         return try await db.transaction { tx in
-            let (note, stay) = try await note(noteID, write: true, action: "round_note.sign", context: context, on: tx)
-            guard note.revision == revision else {
-                throw RoundsError.conflict("the note was changed at revision \(note.revision); reload it before signing")
+            try await Self.claim(noteID, revision: revision, on: tx)
+            guard let note = try await RoundNote.find(noteID, on: tx) else { throw RoundsError.notFound("note", id: noteID) }
+            if let clean {
+                if clean != note.sections { note.structuredBy = .doctor }
+                note.sections = clean
             }
-            if let clean { note.sections = clean }
             let text = note.sections
             guard !text.isEmpty else { throw RoundsError.validation("the note is empty: write at least one section before signing") }
             guard note.status == .draft else { throw RoundsError.conflict("version \(note.signedVersion) is already signed; edit the note to correct it") }
@@ -382,7 +417,7 @@ public struct RoundNoteService: Sendable {
             try await version.create(on: tx)
             note.status = .signed
             note.signedVersion = version.version
-            note.revision += 1
+            note.revision = revision + 1
             note.signedAt = version.signedAt
             note.searchText = Self.searchText(text, note.transcript)
             note.updatedAt = version.signedAt
@@ -402,6 +437,14 @@ public struct RoundNoteService: Sendable {
     }
 
     // MARK: Lists
+
+    /// The patient's newest signed note version (what other pages may quote: never a draft).
+    public func latestSigned(patientID: String, context: RequestContext, on db: any Database) async throws -> RoundNoteVersion? {
+        _ = try await stay(patientID: patientID, encounterID: nil, write: false, action: "round_note.read", context: context, on: db)
+        let ids = try await RoundNote.query(on: db).filter(\.$patientID == patientID).filter(\.$signedVersion > 0).all().compactMap(\.id)
+        guard !ids.isEmpty else { return nil }
+        return try await RoundNoteVersion.query(on: db).filter(\.$noteID ~~ ids).sort(\.$signedAt, .descending).first()
+    }
 
     /// A patient's notes, newest first; `query` searches their text (Chinese included).
     public func notes(patientID: String, query: String?, context: RequestContext, on db: any Database) async throws -> (Stay, [RoundNote]) {

@@ -23,6 +23,8 @@ enum Measurements {
         var unit: String
         /// Units as said, each with the canonical unit it means.
         var spoken: [(String, String)]
+        /// Values outside it are not this measurement ("T2" is a tumour stage, not 2 ℃).
+        var plausible: ClosedRange<Double>? = nil
     }
 
     static let perMinute = [("次每分钟", "次/分"), ("次每分", "次/分"), ("次/分钟", "次/分"), ("次/分", "次/分"), ("次/min", "次/分"),
@@ -30,12 +32,14 @@ enum Measurements {
     static let mmol = [("毫摩尔每升", "mmol/L"), ("毫摩尔/升", "mmol/L"), ("毫摩", "mmol/L"), ("mmol/l", "mmol/L"), ("mmol/L", "mmol/L"),
                        ("millimoles per liter", "mmol/L"), ("millimoles per litre", "mmol/L"), ("millimole per liter", "mmol/L"), ("mmol", "mmol/L")]
     static let kinds: [Kind] = [
-        Kind(names: "体温|temperature|T", unit: "℃", spoken: [("摄氏度", "℃"), ("℃", "℃"), ("°C", "℃"), ("degrees celsius", "℃"), ("degrees", "℃"), ("度", "℃")]),
-        Kind(names: "脉搏|心率|heart rate|pulse|HR|P", unit: "次/分", spoken: perMinute),
-        Kind(names: "呼吸频率|呼吸(?!音|困难|急促|道|科|机)|respiratory rate|RR|R", unit: "次/分", spoken: perMinute),
-        Kind(names: "血氧饱和度|氧饱和度|血氧|指脉氧|oxygen saturation|saturation|SpO2", unit: "%", spoken: [("%", "%"), ("percent", "%")]),
-        Kind(names: "血钾|钾离子|(?<![补化])钾|potassium|K", unit: "mmol/L", spoken: mmol),
-        Kind(names: "血钠|钠离子|sodium|Na", unit: "mmol/L", spoken: mmol),
+                // One capital letter (T, P, R) only as written, and only with a value a body can have.
+        Kind(names: "体温|temperature|(?-i:T)", unit: "℃", spoken: [("摄氏度", "℃"), ("℃", "℃"), ("°C", "℃"), ("degrees celsius", "℃"), ("degrees", "℃"), ("度", "℃")],
+             plausible: 30...45),
+        Kind(names: "脉搏|心率|heart rate|pulse|(?-i:HR)|(?-i:P)", unit: "次/分", spoken: perMinute, plausible: 20...250),
+        Kind(names: "呼吸频率|呼吸(?!音|困难|急促|道|科|机)|respiratory rate|(?-i:RR)|(?-i:R)", unit: "次/分", spoken: perMinute, plausible: 4...80),
+        Kind(names: "血氧饱和度|氧饱和度|血氧|指脉氧|oxygen saturation|saturation|SpO2", unit: "%", spoken: [("%", "%"), ("percent", "%")], plausible: 40...100),
+        Kind(names: "血钾|钾离子|(?<![补化])钾|potassium", unit: "mmol/L", spoken: mmol, plausible: 1...12),
+        Kind(names: "血钠|钠离子|sodium", unit: "mmol/L", spoken: mmol, plausible: 90...200),
         Kind(names: "空腹血糖|随机血糖|血糖|glucose", unit: "mmol/L", spoken: mmol),
         Kind(names: "尿素氮|BUN", unit: "mmol/L", spoken: mmol),
         Kind(names: "乳酸|lactate", unit: "mmol/L", spoken: mmol),
@@ -78,6 +82,7 @@ enum Measurements {
             text = replace(pattern, in: text, caseInsensitive: true) { groups in
                 guard var value = ChineseNumerals.value(groups[2]) else { return nil }
                 if !groups[4].isEmpty, !groups[2].contains("点"), !groups[2].contains("."), let d = ChineseNumerals.value(groups[4]) { value += d / 10 }
+                if let range = kind.plausible, !range.contains(value) { return nil }
                 let spokenUnit = kind.spoken.first { $0.0.lowercased() == groups[3].lowercased() }?.1
                 var unit = spokenUnit ?? kind.unit
                 if latin && unit == "次/分" { unit = "/min" }

@@ -91,6 +91,14 @@ public struct RuleStructurer: Sendable {
         return Result(sections: sections, findings: findings)
     }
 
+    /// The values in edited sections, each in its section.
+    public func findings(in sections: NoteSections) -> [Finding] {
+        NoteSection.allCases.flatMap { section in
+            Measurements.rewrite(sections[section], latin: Self.isLatin(sections[section])).1
+                .map { Finding(name: $0.name, value: $0.value, unit: $0.unit, section: section) }
+        }
+    }
+
     static let delimiters: Set<Character> = ["。", "！", "？", "；", ";", "，", ",", "\n", "!", "?", "、"]
 
     struct Clause { var text: String; var delimiter: String }

@@ -39,7 +39,7 @@ struct MDTGuestPages {
             let (guest, session) = try await req.rounds.mdt.redeem(linkToken: token, code: form.code, clientAddress: req.clientAddress, on: req.db)
             let response = req.redirect(to: "/mdt-guest/case/\(guest.caseID)")
             response.cookies[Self.cookie] = HTTPCookies.Value(string: session, expires: guest.expiresAt, path: "/mdt-guest",
-                                                              isSecure: req.application.http.server.configuration.tlsConfiguration != nil,
+                                                              isSecure: req.rounds.configuration.secureCookies,
                                                               isHTTPOnly: true, sameSite: .strict)
             return response
         } catch let error as RoundsError where [409, 422].contains(error.status) {

@@ -40,7 +40,8 @@ struct MDTPages {
         let group = try await Hospital.query(on: req.db).filter(\.$groupID == (hospital?.groupID ?? "")).all()
         let names = Dictionary(uniqueKeysWithValues: group.map { ($0.id!, $0.name) })
         let departments = try await Department.query(on: req.db).filter(\.$hospitalID ~~ group.compactMap(\.id)).sort(\.$name).all()
-        let doctorRoles = try await StaffRole.query(on: req.db).filter(\.$role ~~ [Role.doctor, Role.consultant]).all()
+        let doctorRoles = try await StaffRole.query(on: req.db).filter(\.$role ~~ [Role.doctor, Role.consultant])
+            .filter(\.$hospitalID ~~ group.compactMap(\.id)).all()
         let doctors = try await Staff.query(on: req.db).filter(\.$id ~~ Array(Set(doctorRoles.map(\.staffID)))).filter(\.$isActive == true).sort(\.$displayName).all()
         let departmentNames = Dictionary(uniqueKeysWithValues: departments.map { ($0.id!, $0.name) })
         let f = DateFormatter()
@@ -236,18 +237,22 @@ struct MDTPages {
     static func range(_ req: Request) throws -> (Date, Date) {
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX"); f.timeZone = Formatting.hospitalTimeZone; f.dateFormat = "yyyy-MM-dd"
-        let now = req.rounds.configuration.clock.now()
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = Formatting.hospitalTimeZone
+        // Whole days in hospital time: to the end of `to` (today when not given).
+        let today = calendar.startOfDay(for: req.rounds.configuration.clock.now())
         let from = try req.query[String.self, at: "from"].map { try f.date(from: $0) ?? { throw RoundsError.validation("from: YYYY-MM-DD") }() }
-            ?? now.addingTimeInterval(-90 * 86_400)
+            ?? today.addingTimeInterval(-90 * 86_400)
         let to = try req.query[String.self, at: "to"].map { try f.date(from: $0).map { $0.addingTimeInterval(86_400) } ?? { throw RoundsError.validation("to: YYYY-MM-DD") }() }
-            ?? now.addingTimeInterval(60)
+            ?? today.addingTimeInterval(86_400)
         return (from, to)
     }
 
     @Sendable func statistics(req: Request) async throws -> Response {
         let (from, to) = try Self.range(req)
-        let stats = try await req.rounds.mdt.statistics(from: from, to: to, context: req.context(), on: req.db)
-        if req.query[String.self, at: "format"] == "csv" {
+        let csvWanted = req.query[String.self, at: "format"] == "csv"
+        let stats = try await req.rounds.mdt.statistics(from: from, to: to, export: csvWanted, context: req.context(), on: req.db)
+        if csvWanted {
             var csv = "\u{FEFF}" + ["case", "patient", "type", "departments", "requested", "reported", "hours_to_report", "opinions"].joined(separator: ",") + "\r\n"
             let patients = Dictionary(uniqueKeysWithValues: try await Patient.query(on: req.db).filter(\.$id ~~ stats.rows.map(\.mdt.patientID)).all().map { ($0.id!, $0.mrn) })
             for row in stats.rows {

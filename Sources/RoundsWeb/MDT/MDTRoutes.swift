@@ -158,7 +158,7 @@ struct MDTRoutes {
         api.on(.GET, "mdt-statistics", summary: "Cases by type and department, time from request to report, opinions per case (?from=&to=)",
                tag: "mdt", returns: MDTStatisticsDTO.self, query: ["from", "to"]) { req in
             let (from, to) = try MDTPages.range(req)
-            let s = try await req.rounds.mdt.statistics(from: from, to: to, context: req.context(), on: req.db)
+            let s = try await req.rounds.mdt.statistics(from: from, to: to, export: false, context: req.context(), on: req.db)
             return MDTStatisticsDTO(total: s.rows.count, reported: s.rows.filter { $0.mdt.status == .reported }.count,
                                     byType: s.byType.map { .init(label: $0.0.rawValue, count: $0.1) }, byDepartment: s.byDepartment.map { .init(label: $0.0, count: $0.1) },
                                     averageHoursToReport: s.averageHoursToReport, medianHoursToReport: s.medianHoursToReport, opinionsPerCase: s.opinionsPerCase)

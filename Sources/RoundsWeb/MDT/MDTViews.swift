@@ -41,8 +41,8 @@ enum MDTViews {
             }
             if !scores.isEmpty { lines.append("【护理评分】" + scores.joined(separator: "；")) }
         }
-        if let notes = try? await req.rounds.roundNotes.notes(patientID: patientID, query: nil, context: context, on: req.db).1,
-           let signed = notes.first(where: { $0.signedVersion > 0 }) {
+        // The newest signed version only: a correction being written is not yet the record.
+        if let signed = try? await req.rounds.roundNotes.latestSigned(patientID: patientID, context: context, on: req.db) {
             let s = signed.sections
             let parts = [("诊断", s.diagnosis), ("病情", s.complaint), ("计划", s.plan)].filter { !$0.1.isEmpty }.map { "\($0.0)：\($0.1)" }
             if !parts.isEmpty { lines.append("【查房记录 \(Formatting.dateTime(signed.signedAt))】" + parts.joined(separator: " ")) }

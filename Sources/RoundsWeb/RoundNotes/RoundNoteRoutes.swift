@@ -132,8 +132,8 @@ enum RoundNoteViews {
             lines.append("\(report.title)：\(text.count > 80 ? String(text.prefix(80)) + "…" : text)（\(Formatting.dateTime(report.createdAt))）")
         }
         // The patient's diagnoses as the last signed note has them, then what was ordered and tested.
-        let notes = (try? await req.rounds.roundNotes.notes(patientID: patientID, query: nil, context: req.context(), on: req.db).1) ?? []
-        let diagnoses = notes.first { $0.signedVersion > 0 }?.sections.diagnosis
+        let signed = try? await req.rounds.roundNotes.latestSigned(patientID: patientID, context: req.context(), on: req.db)
+        let diagnoses = signed?.sections.diagnosis
             .split(whereSeparator: { "，,。；;、\n".contains($0) }).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? []
         var vocabulary: [String] = []
         for name in diagnoses + chart.orders.map(\.description) + chart.results.map(\.name) + chart.reports.map(\.title) where !vocabulary.contains(name) {

@@ -45,6 +45,9 @@
     function tick() { seconds += 1; clock.textContent = Math.floor(seconds / 60) + ':' + ('0' + seconds % 60).slice(-2); }
     function newKey() { return (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : d.key + '-' + Date.now(); }
 
+    function isMine(i) { return i.patient === d.patient && i.staff === d.staff; }
+
+    // One upload at a time; what waits stays on the device and goes next.
     function upload(item) {
       if (uploading) return Promise.resolve();
       uploading = true;
@@ -54,21 +57,31 @@
         xhr.setRequestHeader('Content-Type', item.type);
         xhr.setRequestHeader('X-CSRF-Token', d.csrf);
         xhr.setRequestHeader('Accept', 'application/json');
-        show(bar, true); bar.value = 0; say(d.tRecording ? d.tUploading : '');
+        show(bar, true); bar.value = 0; say(d.tUploading);
         xhr.upload.onprogress = function (e) { if (e.lengthComputable) { bar.value = Math.round(e.loaded * 100 / e.total); } };
         xhr.onload = function () {
           uploading = false;
-          if (xhr.status === 201 || xhr.status === 200) {
-            forget(item.key).then(function () { window.location.href = JSON.parse(xhr.responseText).url; });
-          } else if (xhr.status >= 500 || xhr.status === 429) {
-            say(d.tOffline);  // kept; tried again when the network or the server is back
-          } else {
-            var detail = '';
-            try { var p = JSON.parse(xhr.responseText); detail = p.detail || p.title || ''; } catch (e) { detail = 'HTTP ' + xhr.status; }
-            forget(item.key);
-            say(d.tFailed + detail);
+          show(bar, false);
+          var answer = null;
+          try { answer = JSON.parse(xhr.responseText); } catch (e) { answer = null; }
+          if ((xhr.status === 201 || xhr.status === 200) && answer && answer.url) {
+            // Forgotten only once the server has it; then the next waiting one, else the new note.
+            forget(item.key).then(pending).then(function (items) {
+              var next = items.filter(isMine)[0];
+              if (next) { upload(next).then(resolve); } else { window.location.href = answer.url; resolve(); }
+            });
+            return;
           }
-          show(bar, false); resolve();
+          if (xhr.status === 409 || xhr.status === 413 || xhr.status === 422) {
+            // The server will never take this one: say why, and let it go.
+            forget(item.key);
+            say(d.tFailed + ((answer && (answer.detail || answer.title)) || ('HTTP ' + xhr.status)));
+          } else if (xhr.status === 401 || xhr.status === 403 || !answer) {
+            say(d.tSignin);  // kept: sent once she has signed in again
+          } else {
+            say(d.tOffline);  // kept; tried again when the network or the server is back
+          }
+          resolve();
         };
         xhr.onerror = function () { uploading = false; show(bar, false); say(d.tOffline); resolve(); };
         xhr.send(item.blob);
@@ -76,8 +89,9 @@
     }
 
     function retryPending() {
+      if (uploading) return;
       pending().then(function (items) {
-        var mine = items.filter(function (i) { return i.patient === d.patient; });
+        var mine = items.filter(isMine);
         if (mine.length) { say(d.tPending); upload(mine[0]); }
       });
     }
@@ -99,8 +113,9 @@
           stream.getTracks().forEach(function (t) { t.stop(); });
           clearInterval(ticker);
           var mime = (recorder.mimeType || 'audio/webm').split(';')[0];
-          var item = { key: newKey(), patient: d.patient, type: mime, blob: new Blob(chunks, { type: mime }), at: Date.now() };
-          keep(item).then(function () { upload(item); });
+          // Kept with whose it is: on a shared iPad, another doctor's session never sends it.
+          var item = { key: newKey(), patient: d.patient, staff: d.staff, type: mime, blob: new Blob(chunks, { type: mime }), at: Date.now() };
+          keep(item).then(function () { if (uploading) { say(d.tPending); } else { upload(item); } });
           show(start, true); show(pause, false); show(resume, false); show(stop, false);
         };
         recorder.start(1000);

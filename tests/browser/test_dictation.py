@@ -42,7 +42,7 @@ def world():
     while not os.path.exists(port_file) and time.time() < deadline:
         time.sleep(0.1)
     server = Rounds().start()  # its own server: the notes and cards stay out of the other tests' counts
-    it = Session(server.base, "hu.bin")
+    it = Session(server.base, "admin")
     hospital, patient = patient_on_ward(Session(server.base, "li.ming"), "HK01", "LUNG")
     status, _ = it.put(f"/api/v1/hospitals/{hospital['id']}/round-note-settings",
                        {"asrURL": f"http://127.0.0.1:{open(port_file).read().strip()}", "asrLanguage": "zh"})
