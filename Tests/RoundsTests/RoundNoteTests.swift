@@ -266,6 +266,14 @@ import VaporTesting
         }
     }
 
+    @Test func whyARecordingWasNotTranscribedReadsInTheDoctorsLanguage() {
+        #expect(RoundNotePages.reason("the speech recogniser answered HTTP 500", .zhCN) == "语音识别服务返回错误（HTTP 500）")
+        #expect(RoundNotePages.reason("the language model did not answer in time", .zhCN) == "语言模型响应超时")
+        #expect(RoundNotePages.reason("no speech recogniser is configured for this hospital", .zhCN) == "本院尚未配置语音识别服务")
+        #expect(RoundNotePages.reason("the language model's note has no plan", .zhCN) == "语言模型的回答无法使用")
+        #expect(RoundNotePages.reason("the speech recogniser heard nothing", .en) == "the speech recogniser heard nothing")
+    }
+
     @Test func theMDMMessageCarriesThePatientTheAuthorAndEachSection() throws {
         let patient = Patient()
         patient.id = "p"; patient.mrn = "MRN|1"; patient.name = "张三"; patient.birthDate = "1956-03-12"; patient.gender = .male; patient.hospitalID = "h"

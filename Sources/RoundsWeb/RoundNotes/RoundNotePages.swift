@@ -122,7 +122,8 @@ struct RoundNotePages {
             bed: bed ?? "", author: n.authorName, isDraft: n.status == .draft, canWrite: detail.canWrite, revision: n.revision,
             signedVersion: n.signedVersion, source: t["round_note_source_\(n.source.rawValue)"] ?? n.source.rawValue,
             structuredBy: t["round_note_by_\(n.structuredBy.rawValue)"] ?? n.structuredBy.rawValue,
-            structureNote: n.structureNote, transcript: n.transcript, transcriptionError: n.transcriptionError,
+            structureNote: n.structureNote.map { Self.reason($0, req.locale) }, transcript: n.transcript,
+            transcriptionError: n.transcriptionError.map { Self.reason($0, req.locale) },
             findings: n.decodedFindings.map { "\($0.name) \($0.value)\($0.unit)" }.joined(separator: "；"),
             sections: views(n.sections),
             versions: versions.map { v in
@@ -137,6 +138,20 @@ struct RoundNotePages {
         let done = req.query[String.self, at: "done"]
         return try await req.page("round_note", title: "round_note_title", data: data,
                                   flash: done.map { t["round_note_done_\($0)"] ?? t["saved"] ?? "" }, error: req.query[String.self, at: "error"])
+    }
+
+    /// Why the recogniser or the model gave nothing usable, in the reader's language (the
+    /// services' reasons are kept in English on the note and in the API).
+    static func reason(_ text: String, _ locale: RoundsCore.Locale) -> String {
+        guard locale != .en else { return text }
+        let service = text.contains("language model") ? "语言模型" : "语音识别服务"
+        if text.hasPrefix("no speech recogniser is configured") { return "本院尚未配置语音识别服务" }
+        if let range = text.range(of: "answered HTTP ") { return "\(service)返回错误（HTTP \(text[range.upperBound...])）" }
+        if text.contains("did not answer in time") { return "\(service)响应超时" }
+        if text.hasPrefix("could not reach") { return "无法连接\(service)" }
+        if text.contains("heard nothing") { return "没有识别到语音" }
+        if text.contains("is not an http(s) address") { return "\(service)地址无效" }
+        return "\(service)的回答无法使用"
     }
 
     @Sendable func saveOrSign(req: Request) async throws -> Response {
