@@ -68,17 +68,18 @@ public struct InboundPipeline: Sendable {
     }
 
     /// Processes one message. Returns nil only when the message could not be stored.
-    public func receive(_ bytes: [UInt8], peer: String?, replayOf: String? = nil, submitter: HL7Submitter? = nil,
+    /// `port`: the listening port it came in on (a channel may own one).
+    public func receive(_ bytes: [UInt8], peer: String?, port: Int? = nil, replayOf: String? = nil, submitter: HL7Submitter? = nil,
                         on db: any Database) async -> Receipt? {
         let started = DispatchTime.now()
-        let receipt = await process(bytes, peer: peer, replayOf: replayOf, submitter: submitter, on: db)
+        let receipt = await process(bytes, peer: peer, port: port, replayOf: replayOf, submitter: submitter, on: db)
         // Exported on /metrics: rounds_hl7_messages_total{outcome=…} and the time to an answer.
         Counter(label: "rounds_hl7_messages_total", dimensions: [("outcome", receipt?.outcome.rawValue ?? "not_stored")]).increment()
         Metrics.Timer(label: "rounds_hl7_processing_seconds").recordInterval(since: started)
         return receipt
     }
 
-    private func process(_ bytes: [UInt8], peer: String?, replayOf: String?, submitter: HL7Submitter?, on db: any Database) async -> Receipt? {
+    private func process(_ bytes: [UInt8], peer: String?, port: Int?, replayOf: String?, submitter: HL7Submitter?, on db: any Database) async -> Receipt? {
         let now = clock.now()
         let parsed: HL7Message
         let charset: HL7Charset
@@ -104,7 +105,7 @@ public struct InboundPipeline: Sendable {
         let channel: ResolvedChannel
         do {
             rules = ["ORU", "MDM"].contains(parsed.messageType) ? try await ruleCache.rules(on: db) : []
-            channel = try await channels.channel(for: parsed, on: db)
+            channel = try await channels.channel(for: parsed, port: port, on: db)
         } catch { return nil }
         guard channel.settings.allows(type: parsed.messageType, trigger: parsed.triggerEvent) else {
             return await storeRefusal(bytes, message: parsed, charset: charset, status: .rejected, ack: .reject,

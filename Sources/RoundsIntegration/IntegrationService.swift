@@ -55,15 +55,49 @@ public final class IntegrationService: BackgroundListener {
     /// Binds the MLLP port and starts serving; returns the bound port.
     @discardableResult
     public func start() async throws -> Int {
-        let pipeline = self.pipeline, database = self.database, limit = settings.maximumMessageSize, logger = self.logger
+        let limit = settings.maximumMessageSize
         let listener = try await MLLPListener.bind(.init(
             host: settings.host, port: settings.port, maximumMessageSize: limit,
             idleTimeout: .seconds(settings.idleTimeoutSeconds), maximumConnections: settings.maximumConnections, tls: settings.tls
-        )) { frame, peer in
+        ), handler: handler(port: nil))
+        let serving = Task {
+            do { try await listener.run() } catch { logger.error("MLLP listener stopped: \(error)") }
+        }
+        var feed: Task<Void, Never>?
+        if settings.demoFeedRate > 0, settings.tls == nil {
+            feed = Self.demoFeed(port: listener.port, rate: settings.demoFeedRate, logger: logger)
+        }
+        // The ports channels own (read once at start: a port added later opens at the next start).
+        var own: [(MLLPListener, Task<Void, Never>)] = []
+        do {
+            for (port, name) in try await pipeline.channels.listenPorts(on: database()) where port != listener.port {
+                do {
+                    let extra = try await MLLPListener.bind(.init(
+                        host: settings.host, port: port, maximumMessageSize: limit, idleTimeout: .seconds(settings.idleTimeoutSeconds),
+                        maximumConnections: settings.maximumConnections, tls: settings.tls), handler: handler(port: port))
+                    let logger = self.logger
+                    own.append((extra, Task { do { try await extra.run() } catch { logger.error("MLLP listener \(port) stopped: \(error)") } }))
+                    logger.notice("MLLP listener on \(settings.host):\(port) for channel '\(name)'")
+                } catch {
+                    logger.error("could not listen on port \(port) for channel '\(name)': \(error)")
+                }
+            }
+        } catch {
+            logger.error("could not read the channels' ports: \(error)")
+        }
+        state.set(listener: listener, serving: serving, tasks: [feed].compactMap { $0 }, extra: own)
+        logger.notice("MLLP listener on \(settings.host):\(listener.port)\(settings.tls == nil ? "" : " (TLS)")")
+        return listener.port
+    }
+
+    /// What a listener does with each frame; `port`: a channel's own port (nil: the main one).
+    func handler(port: Int?) -> MLLPListener.Handler {
+        let pipeline = self.pipeline, database = self.database, limit = settings.maximumMessageSize, logger = self.logger
+        return { frame, peer in
             switch frame {
             case .message(let bytes):
                 // Not stored means not acknowledged: close, so the sender resends.
-                guard let receipt = await pipeline.receive(bytes, peer: peer.address, on: database()) else { return .close }
+                guard let receipt = await pipeline.receive(bytes, peer: peer.address, port: port, on: database()) else { return .close }
                 return .reply(receipt.acknowledgement)
             case .tooLarge(let size, let head):
                 return .reply(await pipeline.tooLarge(size: size, limit: limit, head: head, peer: peer.address, on: database()))
@@ -76,16 +110,6 @@ public final class IntegrationService: BackgroundListener {
                 return .nothing
             }
         }
-        let serving = Task {
-            do { try await listener.run() } catch { logger.error("MLLP listener stopped: \(error)") }
-        }
-        var feed: Task<Void, Never>?
-        if settings.demoFeedRate > 0, settings.tls == nil {
-            feed = Self.demoFeed(port: listener.port, rate: settings.demoFeedRate, logger: logger)
-        }
-        state.set(listener: listener, serving: serving, tasks: [feed].compactMap { $0 })
-        logger.notice("MLLP listener on \(settings.host):\(listener.port)\(settings.tls == nil ? "" : " (TLS)")")
-        return listener.port
     }
 
     /// The demo hospital's HIS/LIS: simulated messages over MLLP to our own port, so the demo
@@ -112,10 +136,12 @@ public final class IntegrationService: BackgroundListener {
 
     /// Stops the listener (see `MLLPListener.close(grace:)`: messages in hand finish or get no ACK).
     public func stop() async {
-        let (listener, serving, tasks) = state.take()
+        let (listener, serving, tasks, extra) = state.take()
         for task in tasks { task.cancel() }
         await listener?.close()
+        for (other, _) in extra { await other.close() }
         _ = await serving?.value
+        for (_, task) in extra { _ = await task.value }
         for task in tasks { _ = await task.value }
     }
 }
@@ -125,17 +151,18 @@ private final class LockedState: @unchecked Sendable {
     private var listener: MLLPListener?
     private var serving: Task<Void, Never>?
     private var tasks: [Task<Void, Never>] = []
+    private var extra: [(MLLPListener, Task<Void, Never>)] = []
 
-    func set(listener: MLLPListener, serving: Task<Void, Never>, tasks: [Task<Void, Never>]) {
-        lock.withLock { self.listener = listener; self.serving = serving; self.tasks = tasks }
+    func set(listener: MLLPListener, serving: Task<Void, Never>, tasks: [Task<Void, Never>], extra: [(MLLPListener, Task<Void, Never>)]) {
+        lock.withLock { self.listener = listener; self.serving = serving; self.tasks = tasks; self.extra = extra }
     }
 
     var isStarted: Bool { lock.withLock { listener != nil } }
 
-    func take() -> (MLLPListener?, Task<Void, Never>?, [Task<Void, Never>]) {
+    func take() -> (MLLPListener?, Task<Void, Never>?, [Task<Void, Never>], [(MLLPListener, Task<Void, Never>)]) {
         lock.withLock {
-            defer { listener = nil; serving = nil; tasks = [] }
-            return (listener, serving, tasks)
+            defer { listener = nil; serving = nil; tasks = []; extra = [] }
+            return (listener, serving, tasks, extra)
         }
     }
 }

@@ -294,6 +294,35 @@ import Vapor
         }
     }
 
+    /// A sender whose header says nothing Rounds can use gets a port of its own: what arrives
+    /// there is that channel's (its hospital, its codes); the same bytes on the main port are not.
+    @Test(arguments: Backend.all)
+    func aChannelWithAPortOfItsOwnTakesWhatArrivesThere(_ backend: Backend) async throws {
+        try await TestApp.with(backend) { app, _ in
+            let main = try await Demo.hospital("HK01", app)
+            let it = Client(app)
+            try await it.login("hu.bin")
+            let port = Int.random(in: 40_000...59_000)
+            let made = try await it.json(.POST, "/api/v1/hl7/channels", Self.body("旧检验系统（专用端口）", application: "OLDLAB", hospital: main) { $0.listenPort = port })
+            #expect(made.status == .created, "\(made.body.string)")
+            #expect(try made.decode(ChannelDTO.self).settings.listenPort == port)
+            #expect(try await it.json(.POST, "/api/v1/hl7/channels", Self.body("另一个", application: "OTHER", hospital: main) { $0.listenPort = port }).status == .conflict)
+            #expect(try await it.json(.POST, "/api/v1/hl7/channels", Self.body("低端口", application: "LOW", hospital: main) { $0.listenPort = 80 }).status == .unprocessableEntity)
+            app.rounds.hl7.channels.invalidate()
+
+            let (service, mainPort) = try await MLLPEngineTests.start(app)
+            let bytes = try HL7Fixtures.bytes("custom_delimiters.hl7")  // MSH-4 SITE: no hospital of the group
+            let onMain = try await MLLPClient.withConnection(host: "127.0.0.1", port: mainPort) { try await $0.send(bytes) }
+            #expect(try MLLPEngineTests.ackCode(onMain).0 == "AE")
+            let again = Array(String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "MSG00006", with: "PORT0006").utf8)
+            let onOwn = try await MLLPClient.withConnection(host: "127.0.0.1", port: port) { try await $0.send(again) }
+            let stored = try #require(try await HL7MessageRecord.query(on: app.db).filter(\.$controlID == "PORT0006").first())
+            let answer = try MLLPEngineTests.ackCode(onOwn).1.encode()
+            #expect(stored.hospitalID == main.id, "\(answer)")
+            await service.stop()
+        }
+    }
+
     @Test(arguments: Backend.all)
     func outboundChannelsRouteTransformAndRetryTheirOwnWay(_ backend: Backend) async throws {
         try await TestApp.with(backend) { app, clock in

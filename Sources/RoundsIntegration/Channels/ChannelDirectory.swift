@@ -38,8 +38,15 @@ public final class ChannelDirectory: Sendable {
 
     public func invalidate() { box.withLockedValue { $0 = nil } }
 
-    public func channel(for message: HL7Message, on db: any Database) async throws -> ResolvedChannel {
-        try await channel(application: message.sendingApplication, facility: message.sendingFacility, on: db)
+    /// `port`: the listening port it arrived on; a channel with that port of its own wins.
+    public func channel(for message: HL7Message, port: Int? = nil, on db: any Database) async throws -> ResolvedChannel {
+        if let port, let own = try await load(on: db).first(where: { $0.enabled && $0.resolved.settings.listenPort == port }) { return own.resolved }
+        return try await channel(application: message.sendingApplication, facility: message.sendingFacility, on: db)
+    }
+
+    /// The ports enabled channels listen on, each with its channel's name.
+    public func listenPorts(on db: any Database) async throws -> [(port: Int, channel: String)] {
+        try await load(on: db).filter(\.enabled).compactMap { e in e.resolved.settings.listenPort.map { ($0, e.resolved.name) } }
     }
 
     /// The most specific enabled channel for MSH-3/MSH-4 (application beats facility).

@@ -152,6 +152,10 @@ public struct ChannelService: Sendable {
 
     private func ensureUnique(_ d: Draft, except id: String?, on db: any Database) async throws {
         if let same = try await channel(matching: d.application, facility: d.facility, except: id, on: db) { throw RoundsError.conflict("channel '\(same.name)' already matches MSH-3 '\(d.application)' and MSH-4 '\(d.facility)'") }
+        if let port = d.settings.listenPort,
+           let other = try await HL7Channel.query(on: db).all().first(where: { $0.id != id && $0.settings.listenPort == port }) {
+            throw RoundsError.conflict("channel '\(other.name)' already listens on port \(port)")
+        }
     }
 
     private func save(_ channel: HL7Channel, _ d: Draft, action: String, context: RequestContext, on db: any Database) async throws {

@@ -41,6 +41,9 @@ public struct ChannelSettings: Codable, Sendable, Equatable {
     public var unknownWard: Unknown = .queue
     public var unknownStaff: Unknown = .create
     public var unknownPatient: Unknown = .queue
+    /// A port of its own: every message arriving there is this channel's, whatever its MSH-3/MSH-4
+    /// (senders that cannot be told apart by their header). Opened when Rounds starts.
+    public var listenPort: Int?
 
     public init() {}
 
@@ -59,6 +62,7 @@ public struct ChannelSettings: Codable, Sendable, Equatable {
         unknownWard = try c.decodeIfPresent(Unknown.self, forKey: .unknownWard) ?? d.unknownWard
         unknownStaff = try c.decodeIfPresent(Unknown.self, forKey: .unknownStaff) ?? d.unknownStaff
         unknownPatient = try c.decodeIfPresent(Unknown.self, forKey: .unknownPatient) ?? d.unknownPatient
+        listenPort = try c.decodeIfPresent(Int.self, forKey: .listenPort)
     }
 
     /// Problems a person can fix, in the words of the form; empty when the settings are usable.
@@ -71,6 +75,7 @@ public struct ChannelSettings: Codable, Sendable, Equatable {
             out.append("ward code '\(from)' → '\(to)' needs both codes")
         }
         if unknownWard == .create { out.append("unknownWard cannot be create: add wards under Organisation") }
+        if let port = listenPort, !(1024...65535).contains(port) { out.append("listenPort must be 1024–65535") }
         let known: Set<String> = ["ADT", "ORM", "OML", "OMG", "RDE", "OMP", "ORU", "MDM"]
         for type in messageTypes where !known.contains(String(type.uppercased().prefix { $0 != "^" })) {
             out.append("message type '\(type)' is not one Rounds reads")

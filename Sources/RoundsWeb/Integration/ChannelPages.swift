@@ -49,6 +49,7 @@ struct ChannelPages {
         var unknownWard: String?
         var unknownStaff: String?
         var unknownPatient: String?
+        var listenPort: String?
         var version: Int?
 
         static func list(_ text: String?) -> [String] {
@@ -93,6 +94,8 @@ struct ChannelPages {
             if let v = unknownWard { s.unknownWard = ChannelSettings.Unknown(rawValue: v) ?? s.unknownWard }
             if let v = unknownStaff { s.unknownStaff = ChannelSettings.Unknown(rawValue: v) ?? s.unknownStaff }
             if let v = unknownPatient { s.unknownPatient = ChannelSettings.Unknown(rawValue: v) ?? s.unknownPatient }
+            // Empty: the channel has no port of its own; not a number: refused by the settings' check.
+            if let text = listenPort?.trimmingCharacters(in: .whitespaces) { s.listenPort = text.isEmpty ? nil : (Int(text) ?? 0) }
             return .init(name: name, application: application ?? "", facility: facility ?? "",
                          hospitalID: (hospitalId ?? "").isEmpty ? nil : hospitalId, enabled: enabled != nil, settings: s, version: version)
         }
@@ -141,6 +144,7 @@ struct ChannelPages {
         var hospitals: [Option]; var wardComponents: [Option]; var bedComponents: String; var wardCodes: String
         var attendingSources: [Option]; var attendingRoleCodes: String; var nurseRoleCodes: String; var criticalFlags: String
         var messageTypes: String; var unknownWard: [Option]; var unknownStaff: [Option]; var unknownPatient: [Option]
+        var listenPort: String
         var versions: [VersionRow]; var sample: String; var result: TestResult?
     }
     struct VersionRow: Encodable { var version: Int; var savedAt: String; var savedBy: String }
@@ -170,6 +174,7 @@ struct ChannelPages {
             attendingRoleCodes: s.attendingRoleCodes.joined(separator: ", "), nurseRoleCodes: s.nurseRoleCodes.joined(separator: ", "),
             criticalFlags: s.criticalFlags.joined(separator: ", "), messageTypes: s.messageTypes.joined(separator: ", "),
             unknownWard: unknown(s.unknownWard, allowCreate: false), unknownStaff: unknown(s.unknownStaff), unknownPatient: unknown(s.unknownPatient),
+            listenPort: s.listenPort.map(String.init) ?? "",
             versions: versions.map { VersionRow(version: $0.version, savedAt: Formatting.dateTime($0.savedAt), savedBy: $0.savedBy ?? "") },
             sample: sample,
             result: result.map { r in
