@@ -11,6 +11,7 @@ import time
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -76,7 +77,7 @@ def test_dictate_check_edit_sign_and_the_group_sees_it(world):
     base, patient = world["server"].base, world["patient"]
     driver = ipad_with_microphone(world["wav"])
     try:
-        wait = WebDriverWait(driver, 60)
+        wait = WebDriverWait(driver, 60, ignored_exceptions=(WebDriverException,))
         sign_in(driver, base, "li.ming")
         driver.get(f"{base}/patients/{patient['id']}")
         driver.find_element(By.ID, "patient-round-notes").click()
@@ -137,7 +138,7 @@ def test_a_recording_made_offline_is_uploaded_once_the_network_returns(world):
     base, patient = world["server"].base, world["patient"]
     driver = ipad_with_microphone(world["wav"], 768, 1024)
     try:
-        wait = WebDriverWait(driver, 60)
+        wait = WebDriverWait(driver, 60, ignored_exceptions=(WebDriverException,))
         sign_in(driver, base, "li.ming")
         driver.get(f"{base}/patients/{patient['id']}/round-notes")
         before = len(driver.find_elements(By.CSS_SELECTOR, "#note-list li"))

@@ -16,6 +16,8 @@ struct AdminPages {
     }
     struct HospitalData: Encodable {
         var hospital: HospitalDTO; var departments: [DepartmentRow]; var parents: [Option]; var canManage: Bool
+        /// Sets where ward-round dictation goes (administrators of this hospital).
+        var canSetDictation: Bool
     }
     struct WardData: Encodable { var ward: DepartmentDTO; var hospital: HospitalDTO; var beds: [BedDTO]; var canManage: Bool }
 
@@ -129,7 +131,8 @@ struct AdminPages {
         let parents = departments.filter { $0.kind == .department }.map { Option(value: $0.id!, label: $0.name) }
         return try await req.page("admin_hospital", title: "admin_hospital",
                                   data: HospitalData(hospital: HospitalDTO(hospital), departments: rows, parents: parents,
-                                                     canManage: context.principal.canManageOrganisation(hospitalID: id)),
+                                                     canManage: context.principal.canManageOrganisation(hospitalID: id),
+                                                     canSetDictation: context.principal.canAdministerConnectors(hospitalID: id)),
                                   flash: okParam(req), error: errorParam(req))
     }
 
