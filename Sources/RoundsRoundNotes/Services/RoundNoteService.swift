@@ -228,8 +228,8 @@ public struct RoundNoteService: Sendable {
             guard Self.audioTypes.contains(contentType) else { throw RoundsError.validation("audio: \(contentType.isEmpty ? "no type" : contentType) is not a recording Rounds takes") }
         }
         if let typed = input.transcript, typed.count > 20_000 { throw RoundsError.validation("transcript: at most 20000 characters") }
-        let settings = Self.settings(try await RoundNoteSettingsRecord.query(on: db).filter(\.$hospitalID == stay.encounter.hospitalID).first())
         let keys = try await RoundNoteSettingsRecord.query(on: db).filter(\.$hospitalID == stay.encounter.hospitalID).first()
+        let settings = Self.settings(keys)
 
         // Outside any transaction: the recogniser and the model may take their time.
         var transcript = input.transcript?.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -235,15 +235,13 @@ struct MDTPages {
     }
 
     static func range(_ req: Request) throws -> (Date, Date) {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX"); f.timeZone = Formatting.hospitalTimeZone; f.dateFormat = "yyyy-MM-dd"
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = Formatting.hospitalTimeZone
         // Whole days in hospital time: to the end of `to` (today when not given).
         let today = calendar.startOfDay(for: req.rounds.configuration.clock.now())
-        let from = try req.query[String.self, at: "from"].map { try f.date(from: $0) ?? { throw RoundsError.validation("from: YYYY-MM-DD") }() }
+        let from = try req.query[String.self, at: "from"].map { try Formatting.day($0) ?? { throw RoundsError.validation("from: YYYY-MM-DD") }() }
             ?? today.addingTimeInterval(-90 * 86_400)
-        let to = try req.query[String.self, at: "to"].map { try f.date(from: $0).map { $0.addingTimeInterval(86_400) } ?? { throw RoundsError.validation("to: YYYY-MM-DD") }() }
+        let to = try req.query[String.self, at: "to"].map { try Formatting.day($0).map { $0.addingTimeInterval(86_400) } ?? { throw RoundsError.validation("to: YYYY-MM-DD") }() }
             ?? today.addingTimeInterval(86_400)
         return (from, to)
     }
@@ -266,11 +264,9 @@ struct MDTPages {
             response.headers.replaceOrAdd(name: .contentDisposition, value: "attachment; filename=\"mdt-statistics.csv\"")
             return response
         }
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX"); f.timeZone = Formatting.hospitalTimeZone; f.dateFormat = "yyyy-MM-dd"
         let hours = { (h: Double?) in h.map { String(format: "%.1f", $0) } ?? "—" }
         return try await req.page("mdt_statistics", title: "mdt_statistics_title", data: StatisticsData(
-            from: f.string(from: from), to: f.string(from: to.addingTimeInterval(-86_400)), total: stats.rows.count,
+            from: Formatting.day(from), to: Formatting.day(to.addingTimeInterval(-86_400)), total: stats.rows.count,
             reported: stats.rows.filter { $0.mdt.status == .reported }.count,
             byType: stats.byType.map { Count(label: $0.0.title(req.locale), count: $0.1) },
             byDepartment: stats.byDepartment.map { Count(label: $0.0, count: $0.1) },

@@ -96,16 +96,11 @@ enum MDTViews {
             base: base, csrf: csrf, guestName: isGuest ? d.opinions.first?.authorName : nil, newInvitation: invitation)
     }
 
-    /// A stored attachment of the case, served so it can never run in the reader's session.
+    /// A stored attachment of the case, served as every untrusted file is (`ChatPages.serve`).
     static func attachment(_ mdt: MDTCase, _ attachmentID: String, req: Request) async throws -> Response {
         guard mdt.attachmentIDs.contains(attachmentID), let file = try await RoundsStore.Attachment.find(attachmentID, on: req.db) else {
             throw RoundsError.notFound("attachment", id: attachmentID)
         }
-        let response = Response(status: .ok, body: .init(data: file.data))
-        let parts = file.contentType.split(separator: "/")
-        response.headers.contentType = HTTPMediaType(type: String(parts.first ?? "application"), subType: String(parts.last ?? "octet-stream"))
-        response.headers.replaceOrAdd(name: "Content-Security-Policy", value: "sandbox; default-src 'none'")
-        response.headers.replaceOrAdd(name: .cacheControl, value: "private, no-store")
-        return response
+        return ChatPages.serve(file)
     }
 }

@@ -25,9 +25,7 @@ struct RoundNotePages {
 
     static func day(_ req: Request) throws -> Date {
         guard let text = req.query[String.self, at: "day"], !text.isEmpty else { return req.rounds.configuration.clock.now() }
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX"); f.timeZone = Formatting.hospitalTimeZone; f.dateFormat = "yyyy-MM-dd"
-        guard let date = f.date(from: text) else { throw RoundsError.validation("day: YYYY-MM-DD") }
+        guard let date = Formatting.day(text) else { throw RoundsError.validation("day: YYYY-MM-DD") }
         return date
     }
 
@@ -205,11 +203,9 @@ struct RoundNotePages {
         let encounters = Dictionary(uniqueKeysWithValues: try await Encounter.query(on: req.db).filter(\.$id ~~ Array(Set(notes.map(\.encounterID)))).all().map { ($0.id!, $0) })
         let bedIDs = Array(Set(encounters.values.compactMap(\.bedID)))
         let beds = Dictionary(uniqueKeysWithValues: try await Bed.query(on: req.db).filter(\.$id ~~ bedIDs).all().map { ($0.id!, $0.label) })
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX"); f.timeZone = Formatting.hospitalTimeZone; f.dateFormat = "yyyy-MM-dd"
         return try await req.page("round_notes_ward", title: "round_notes_ward_title", data: WardData(
-            wardId: ward.id!, ward: ward.name, day: f.string(from: day), previous: f.string(from: day.addingTimeInterval(-86_400)),
-            next: f.string(from: day.addingTimeInterval(86_400)),
+            wardId: ward.id!, ward: ward.name, day: Formatting.day(day), previous: Formatting.day(day.addingTimeInterval(-86_400)),
+            next: Formatting.day(day.addingTimeInterval(86_400)),
             notes: notes.map { n in
                 Self.row(n, t, patient: patients[n.patientID]?.name, bed: encounters[n.encounterID]?.bedID.flatMap { beds[$0] })
             }))

@@ -33,12 +33,17 @@ enum Formatting {
     }
 
     /// "2026-12-03" in the hospital's time zone: the day separators of a conversation.
-    static func day(_ date: Date) -> String {
+    static func day(_ date: Date) -> String { dayFormatter().string(from: date) }
+
+    /// The start of a day written "2026-12-03" (hospital time), or nil.
+    static func day(_ text: String) -> Date? { dayFormatter().date(from: text) }
+
+    private static func dayFormatter() -> DateFormatter {
         let f = DateFormatter()
         f.locale = Foundation.Locale(identifier: "en_US_POSIX")
         f.timeZone = hospitalTimeZone
         f.dateFormat = "yyyy-MM-dd"
-        return f.string(from: date)
+        return f
     }
 
     /// "12 分钟前" / "12 min ago"; hours past the first hour.
